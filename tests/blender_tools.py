@@ -1,0 +1,53 @@
+"""Helpers the tests share: Blender's extension tool, building the zip, running code in a fresh Blender."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = "bl_ext.user_default.promptscape"
+
+
+def blender_ext_tool() -> Path:
+    """Blender's own extension validator and builder, shipped inside the bpy wheel."""
+    bpy_dir = Path(importlib.util.find_spec("bpy").submodule_search_locations[0])
+    (tool,) = bpy_dir.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    return tool
+
+
+def run_blender_ext(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(blender_ext_tool()), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def build_zip(out_dir: Path, source: Path = ROOT) -> Path:
+    done = run_blender_ext("build", "--source-dir", str(source), "--output-dir", str(out_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (zip_path,) = Path(out_dir).glob("promptscape-*.zip")
+    return zip_path
+
+
+def run_in_fresh_blender(code: str, timeout: float = 180, block_imports: tuple[str, ...] = ()) -> str:
+    """Run `code` in a new Python with bpy and its own empty Blender user folder; return its stdout.
+
+    `block_imports` names packages made unimportable there, as on a Blender without them.
+    The code fails the test by raising; its stdout is returned for further checks.
+    """
+    user_dir = tempfile.mkdtemp(prefix="promptscape-fresh-")
+    prelude = f"import sys\nfor _name in {block_imports!r}:\n    sys.modules[_name] = None\n"
+    env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(ROOT / "tests"),
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
+    return done.stdout

@@ -1,0 +1,80 @@
+"""Test harness: real Blender (the bpy module) with Promptscape installed the way a user installs it.
+
+Before bpy is imported, Blender's user folders are pointed at a temp folder (nothing touches ~), and
+Hugging Face is put offline: a test that reaches for the network fails.
+"""
+
+import importlib
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+_session_dir = Path(tempfile.mkdtemp(prefix="promptscape-tests-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_session_dir / "blender-user")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = str(_session_dir / "hf-home")
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import bpy  # noqa: E402
+
+import blender_tools  # noqa: E402  (after the environment above is set)
+
+# Tiny models are rebuilt only when their builder's version changes, so keep them between runs.
+TINY_MODEL_CACHE = Path(os.environ.get("PROMPTSCAPE_TEST_CACHE", ROOT / ".cache" / "tiny-models"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """Refuse every connection that leaves the machine."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"test tried to reach the network: {address!r}")
+        return real_connect(sock, address)
+
+    socket.socket.connect = guarded_connect
+    yield
+    socket.socket.connect = real_connect
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory) -> Path:
+    """The extension built with Blender's own builder, as it would be published."""
+    return blender_tools.build_zip(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def addon(extension_zip):
+    """The installed, enabled extension module: `bl_ext.user_default.promptscape`."""
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(extension_zip), repo="user_default", enable_on_install=True
+    )
+    assert result == {"FINISHED"}
+    module = importlib.import_module(blender_tools.MODULE)
+    yield module
+    # Stop any worker thread before Blender's module is torn down with the process.
+    worker = sys.modules.get(blender_tools.MODULE + ".generation.worker")
+    if worker is not None and hasattr(worker, "shutdown_worker"):
+        worker.shutdown_worker()
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(addon) -> Path:
+    """A tiny random-weight SD1.x-style diffusers folder, built offline."""
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    return tiny_models.ensure_tiny_pipeline("sd", TINY_MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(addon) -> Path:
+    """A tiny random-weight SDXL-style diffusers folder, built offline."""
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    return tiny_models.ensure_tiny_pipeline("sdxl", TINY_MODEL_CACHE)
