@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
 _session_dir = Path(tempfile.mkdtemp(prefix="promptscape-tests-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(_session_dir / "blender-user")
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -54,12 +53,7 @@ def extension_zip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def addon(extension_zip):
     """The installed, enabled extension module: `bl_ext.user_default.promptscape`."""
-    result = bpy.ops.extensions.package_install_files(
-        filepath=str(extension_zip), repo="user_default", enable_on_install=True
-    )
-    assert result == {"FINISHED"}
-    module = importlib.import_module(blender_tools.MODULE)
-    yield module
+    yield blender_tools.install_extension(extension_zip)
     # Stop any worker thread before Blender's module is torn down with the process.
     worker = sys.modules.get(blender_tools.MODULE + ".generation.worker")
     if worker is not None and hasattr(worker, "shutdown_worker"):

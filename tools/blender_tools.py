@@ -1,4 +1,7 @@
-"""Helpers the tests share: Blender's extension tool, building the zip, running code in a fresh Blender."""
+"""Blender's extension tool, building and installing the zip, running code in a fresh Blender.
+
+Shared by the tests, the demo (the main job) and the benchmarks.
+"""
 
 import importlib.util
 import os
@@ -27,9 +30,22 @@ def run_blender_ext(*args: str) -> subprocess.CompletedProcess:
 
 def build_zip(out_dir: Path, source: Path = ROOT) -> Path:
     done = run_blender_ext("build", "--source-dir", str(source), "--output-dir", str(out_dir))
-    assert done.returncode == 0, done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"Blender's builder failed:\n{done.stdout}{done.stderr}")
     (zip_path,) = Path(out_dir).glob("promptscape-*.zip")
     return zip_path
+
+
+def install_extension(zip_path: Path):
+    """Install and enable the zip the way a user does; return the extension's module."""
+    import bpy
+
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(zip_path), repo="user_default", enable_on_install=True
+    )
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"Installing {zip_path} failed: {result}")
+    return importlib.import_module(MODULE)
 
 
 def run_in_fresh_blender(code: str, timeout: float = 180, block_imports: tuple[str, ...] = ()) -> str:
