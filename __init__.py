@@ -5,9 +5,9 @@ This file only registers. Nothing here imports torch or diffusers: the extension
 its panel explain what is missing, on a Blender without them.
 """
 
-from . import operators, panels, preferences, properties
+from . import cli, job_runner, operators, panels, preferences, properties
 
-_modules = (preferences, properties, operators, panels)
+_modules = (preferences, properties, job_runner, operators, panels, cli)
 
 
 def register():

@@ -2,7 +2,9 @@
 
 import bpy
 
-classes = ()
+from . import from_image, generate, history
+
+classes = generate.classes + from_image.classes + history.classes
 
 
 def register():

@@ -1,17 +1,21 @@
-"""The sidebar panels (View3D > Sidebar > Promptscape): UI only, no logic."""
+"""The sidebar panels (View3D > Sidebar > Promptscape) and the status-bar progress: UI only, no logic."""
 
 import bpy
 
-from . import main
+from . import history, main, previews
 
-classes = main.classes
+classes = main.classes + history.classes
 
 
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
+    previews.register()
+    bpy.types.STATUSBAR_HT_header.append(main.draw_status_bar)
 
 
 def unregister():
+    bpy.types.STATUSBAR_HT_header.remove(main.draw_status_bar)
+    previews.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -1,8 +1,24 @@
-"""The Promptscape sidebar tab."""
+"""The Promptscape sidebar tab and the status-bar progress: UI only, no logic."""
 
 import bpy
 
+from .. import job_runner
 from ..generation import dependencies
+from ..scene import world as world_nodes
+from .previews import live_icon
+
+
+def progress_text(task) -> tuple[float, str]:
+    """(fraction, words) describing where a task is: queued, loading, step i of n with ETA, ..."""
+    job = task.job
+    state = getattr(job, "state", "")
+    step, steps = getattr(job, "step", 0), getattr(job, "steps", 0)
+    if state == "running" and steps:
+        eta = getattr(job, "eta", None)
+        eta_text = f", {eta:.0f} s left" if eta is not None else ""
+        return step / steps, f"Step {step}/{steps}{eta_text}"
+    words = {"queued": "Waiting", "loading": "Loading model", "postprocessing": "Making HDR and maps"}
+    return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize())
 
 
 class PROMPTSCAPE_PT_main(bpy.types.Panel):
@@ -21,8 +37,64 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
             box.label(text=f"Missing: {', '.join(missing)}", icon="ERROR")
             box.label(text="Install them in Preferences > Add-ons > Promptscape")
         layout.row().prop(props, "mode", expand=True)
-        layout.prop(props, "prompt", text="")
-        layout.prop(props, "negative_prompt", text="")
+        layout.prop(props, "prompt", text="", placeholder="Prompt")
+        layout.prop(props, "negative_prompt", text="", placeholder="Negative prompt")
+        row = layout.row(align=True)
+        row.prop(props, "random_seed", text="", icon="FILE_REFRESH")
+        sub = row.row(align=True)
+        sub.enabled = not props.random_seed
+        sub.prop(props, "seed")
+        col = layout.column(align=True)
+        col.prop(props, "steps")
+        col.prop(props, "guidance")
+        col.prop(props, "world_size" if props.mode == "WORLD" else "texture_size")
+
+        header, body = layout.panel("promptscape_advanced", default_closed=True)
+        header.label(text="HDR" if props.mode == "WORLD" else "Material")
+        if body:
+            names = ("exposure", "sun", "sun_strength", "hdr_width", "strength")
+            if props.mode == "MATERIAL":
+                names = ("tiling", "normal_strength", "height_mode")
+            for name in names:
+                body.prop(props, name)
+
+        generate = layout.row()
+        generate.scale_y = 1.5
+        generate.operator("promptscape.generate", icon="SHADERFX")
+        self.draw_tasks(layout)
+        if error := job_runner.last_error():
+            box = layout.box()
+            box.alert = True
+            box.label(text=error, icon="ERROR")
+
+        row = layout.row(align=True)
+        row.operator("promptscape.world_from_image", icon="WORLD")
+        row.operator("promptscape.material_from_image", icon="MATERIAL")
+        mapping = world_nodes.mapping_node(context.scene.world)
+        if mapping is not None:
+            layout.prop(mapping.inputs["Rotation"], "default_value", index=2, text="World Rotation")
+
+    def draw_tasks(self, layout):
+        tasks = job_runner.tasks()
+        if not tasks:
+            return
+        box = layout.box()
+        if icon := live_icon(tasks[0].job):
+            box.template_icon(icon_value=icon, scale=6.0)
+        for task in tasks:
+            fraction, text = progress_text(task)
+            box.label(text=f"{task.kind.capitalize()}: {task.label[:40]}")
+            box.progress(factor=fraction, text=text)
+        box.operator("promptscape.cancel", icon="CANCEL")
+
+
+def draw_status_bar(self, context):
+    """Progress in the status bar, visible with the sidebar closed."""
+    tasks = job_runner.tasks()
+    if tasks:
+        fraction, text = progress_text(tasks[0])
+        more = f" (+{len(tasks) - 1} queued)" if len(tasks) > 1 else ""
+        self.layout.progress(factor=fraction, text=f"Promptscape: {text}{more}")
 
 
 classes = (PROMPTSCAPE_PT_main,)

@@ -1,0 +1,92 @@
+"""Promptscape from Python: the console, scripts and `blender -b`.
+
+    from bl_ext.user_default.promptscape import api
+    world = api.generate_world("alpine meadow at golden hour, snowy peaks", seed=7)
+    mat = api.generate_material("mossy cobblestones", objects=[bpy.context.active_object])
+
+Every function waits for its result by default and returns the new World or Material. With
+`wait=False` it returns a `Generation` at once: poll `progress`, call `cancel()`, or `result()`.
+Options have the same names as the sidebar's and the CLI's: prompt, negative_prompt, seed, steps,
+guidance, width, height, model, scheduler, device, precision; worlds also take exposure, sun
+("auto", "on", "off"), sun_strength, hdr_width, strength, pack; materials tiling, normal_strength,
+height_mode ("BUMP", "DISPLACEMENT"), pack. Errors a user can fix raise `PromptscapeError`.
+"""
+
+import bpy
+
+from . import actions, job_runner
+from .generation.errors import Cancelled, PromptscapeError
+
+__all__ = [
+    "Generation",
+    "PromptscapeError",
+    "generate_material",
+    "generate_world",
+    "material_from_image",
+    "world_from_image",
+]
+
+
+class Generation:
+    """A generation in flight: its progress, cancel() and result()."""
+
+    def __init__(self, task: job_runner.Task):
+        self._task = task
+
+    @property
+    def state(self) -> str:
+        """queued, loading, running, postprocessing, done, failed or cancelled."""
+        return getattr(self._task.job, "state", "done")
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(step, steps) of the denoising loop."""
+        job = self._task.job
+        return getattr(job, "step", 0), getattr(job, "steps", 0)
+
+    @property
+    def done(self) -> bool:
+        return self._task.finished
+
+    def cancel(self):
+        """Stop it; nothing is applied to the scene."""
+        self._task.cancel()
+
+    def result(self, timeout: float | None = None):
+        """Wait for it (applying it to the scene) and return the World or Material; raises on failure."""
+        if not job_runner.wait(self._task, timeout):
+            raise TimeoutError(f"Promptscape is still generating after {timeout} s")
+        if self._task.error:
+            raise PromptscapeError(self._task.error)
+        if not self._task.applied:
+            raise Cancelled("The generation was cancelled")
+        return self._task.result
+
+
+def _finish(task: job_runner.Task, wait: bool):
+    generation = Generation(task)
+    return generation.result() if wait else generation
+
+
+def generate_world(prompt: str, *, scene=None, wait: bool = True, **options):
+    """Generate a 360° HDRI from `prompt` and make it the world of `scene` (default: the current one)."""
+    scene = scene or bpy.context.scene
+    return _finish(actions.start_world(scene, prompt=prompt, **options), wait)
+
+
+def generate_material(prompt: str, objects=None, *, scene=None, wait: bool = True, **options):
+    """Generate a seamless PBR material from `prompt` and put it on `objects` (default: the selection)."""
+    scene = scene or bpy.context.scene
+    return _finish(actions.start_material(scene, objects, prompt=prompt, **options), wait)
+
+
+def world_from_image(path: str, *, scene=None, wait: bool = True, **options):
+    """Make the world of `scene` from a 2:1 panorama file (PNG, JPEG, EXR, HDR...); no model needed."""
+    scene = scene or bpy.context.scene
+    return _finish(actions.world_from_image(scene, path, **options), wait)
+
+
+def material_from_image(path: str, objects=None, *, scene=None, wait: bool = True, **options):
+    """Make a PBR material from a texture image and put it on `objects`; no model needed."""
+    scene = scene or bpy.context.scene
+    return _finish(actions.material_from_image(scene, path, objects, **options), wait)

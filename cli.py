@@ -1,0 +1,134 @@
+"""`blender -c promptscape ...`: worlds and materials from the command line.
+
+    blender -c promptscape world "misty pine forest at dawn" --blend in.blend --output out.blend --seed 7
+    blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
+    blender -c promptscape world-from-image pano.jpg --output out.blend
+    blender -c promptscape selftest
+
+Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Exit code 0 on
+success, 1 on a failure, with the reason on stderr and a progress line per denoising step.
+"""
+
+import argparse
+import sys
+
+import bpy
+
+from . import actions, api, job_runner
+from .generation.errors import PromptscapeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blender -c promptscape", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    world = commands.add_parser("world", help="generate a world HDRI")
+    material = commands.add_parser("material", help="generate a seamless PBR material")
+    world_image = commands.add_parser("world-from-image", help="a world from a panorama file")
+    material_image = commands.add_parser("material-from-image", help="a material from a texture file")
+    commands.add_parser("selftest", help="check the install with a tiny built-in model")
+    for sub in (world, material):
+        sub.add_argument("prompt")
+        sub.add_argument("--negative-prompt", "--negative_prompt", dest="negative_prompt")
+        sub.add_argument("--seed", type=int)
+        sub.add_argument("--steps", type=int)
+        sub.add_argument("--guidance", type=float)
+        sub.add_argument("--width", type=int)
+        sub.add_argument("--height", type=int)
+        sub.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file")
+        sub.add_argument("--scheduler")
+        sub.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
+        sub.add_argument("--precision", choices=("auto", "fp16", "bf16", "fp32"))
+    for sub in (world_image, material_image):
+        sub.add_argument("path", help="the image file")
+    for sub in (world, world_image):
+        sub.add_argument("--exposure", type=float)
+        sub.add_argument("--sun", choices=("auto", "on", "off"))
+        sub.add_argument("--sun-strength", "--sun_strength", dest="sun_strength", type=float)
+        sub.add_argument(
+            "--hdr-width", "--hdr_width", dest="hdr_width", type=int, choices=(0, 2048, 4096, 8192)
+        )
+        sub.add_argument("--strength", type=float)
+    for sub in (material, material_image):
+        sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
+        sub.add_argument("--tiling", type=float)
+        sub.add_argument(
+            "--height-mode", "--height_mode", dest="height_mode", choices=("BUMP", "DISPLACEMENT")
+        )
+    for sub in (world, material, world_image, material_image):
+        sub.add_argument("--blend", help="open this .blend first")
+        sub.add_argument("--output", help="save the result as this .blend")
+        sub.add_argument("--pack", action="store_true", default=None, help="pack images into the .blend")
+    return parser
+
+
+def print_progress(task: job_runner.Task, _last=[None]):  # noqa: B006  (remembers the last line printed)
+    job = task.job
+    line = f"{getattr(job, 'state', '')} {getattr(job, 'step', 0)}/{getattr(job, 'steps', 0)}"
+    if line != _last[0]:
+        _last[0] = line
+        print(f"promptscape: {line}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "selftest":
+        from .generation import self_test
+
+        print(self_test.run().summary())
+        return 0
+    if args.blend:
+        bpy.ops.wm.open_mainfile(filepath=args.blend)
+    if args.output:
+        # Saving first puts the generated files in //promptscape/ beside the output .blend.
+        bpy.ops.wm.save_as_mainfile(filepath=args.output)
+    skip = {"command", "blend", "output", "prompt", "path", "objects"}
+    options = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
+    scene = bpy.context.scene
+    objects = None
+    if getattr(args, "objects", None):
+        missing = [name for name in args.objects if name not in bpy.data.objects]
+        if missing:
+            raise PromptscapeError(f"No object named {', '.join(missing)} in the file")
+        objects = [bpy.data.objects[name] for name in args.objects]
+    if args.command == "world":
+        task = actions.start_world(scene, prompt=args.prompt, **options)
+    elif args.command == "material":
+        task = actions.start_material(scene, objects, prompt=args.prompt, **options)
+    elif args.command == "world-from-image":
+        task = actions.world_from_image(scene, args.path, **options)
+    else:
+        task = actions.material_from_image(scene, args.path, objects, **options)
+    job_runner.wait(task, progress=print_progress)
+    result = api.Generation(task).result()
+    print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)
+    if args.output:
+        bpy.ops.wm.save_as_mainfile(filepath=args.output)
+        print(f"promptscape: saved {args.output}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run a command line (without the program name); the exit code is 0 on success, 1 on failure."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help or a usage error: argparse already printed why
+        return int(exit_.code or 0)
+    try:
+        return run(args)
+    except PromptscapeError as error:
+        print(f"promptscape: error: {error}", file=sys.stderr)
+        return 1
+
+
+_handle = None
+
+
+def register():
+    global _handle
+    _handle = bpy.utils.register_cli_command("promptscape", main)
+
+
+def unregister():
+    global _handle
+    if _handle is not None:
+        bpy.utils.unregister_cli_command(_handle)
+        _handle = None

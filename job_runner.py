@@ -1,0 +1,186 @@
+"""The main-thread half of a generation: watch the worker's jobs and apply finished ones to the scene.
+
+The worker thread never touches bpy. Here `tick()` looks at the jobs in flight and, for each finished
+one, runs its apply step on the main thread. In the UI a `bpy.app.timers` timer calls `tick()`; in
+background mode (`blender -b`, the bpy module) timers never fire, so `wait()` pumps `tick()` itself.
+A tick with nothing finished does almost nothing: it reads a few attributes per job.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import bpy
+
+from .generation.errors import PromptscapeError
+
+log = logging.getLogger(__name__)
+TICK_INTERVAL = 0.1
+
+
+@dataclass
+class Task:
+    """One request's way through Promptscape: the worker's job plus what applies its result."""
+
+    job: object  # a generation.worker.Job (or any object with the same state/outputs/error/cancel)
+    kind: str  # "world" or "material"
+    label: str  # shown in the panel: the prompt, or the image's file name
+    apply: Callable[["Task"], object]  # task -> the World or Material; runs on the main thread
+    file_key: str = ""  # which .blend the task belongs to; a task from another file is never applied
+    metadata: dict = field(default_factory=dict)  # the resolved request, once the job is done
+    result: object = None  # the applied World or Material
+    error: str = ""
+    applied: bool = False
+    finished: bool = False
+    on_finish: list[Callable[["Task"], None]] = field(default_factory=list)
+
+    @property
+    def cancelled(self) -> bool:
+        return getattr(self.job, "state", "") == "cancelled"
+
+    def cancel(self):
+        self.job.cancel()
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A finished result of this session: its files stay on disk and can be applied again."""
+
+    kind: str
+    label: str
+    metadata: dict
+    outputs: object  # generation.outputs.WorldOutputs or MaterialOutputs
+
+
+_tasks: list[Task] = []
+_history: list[HistoryEntry] = []
+_last_error = ""
+
+
+def file_key() -> str:
+    """Identifies the open .blend (its path, or the unsaved session), to keep results out of other files."""
+    return bpy.data.filepath or "<unsaved>"
+
+
+def tasks() -> list[Task]:
+    """Tasks still running or waiting, oldest first."""
+    return list(_tasks)
+
+
+def history() -> list[HistoryEntry]:
+    """This session's results, newest first; they survive opening another file."""
+    return list(reversed(_history))
+
+
+def last_error() -> str:
+    return _last_error
+
+
+def clear_error():
+    global _last_error
+    _last_error = ""
+
+
+def start(task: Task) -> Task:
+    """Track a submitted task; in the UI, make sure the timer that applies results is running."""
+    task.file_key = task.file_key or file_key()
+    _tasks.append(task)
+    if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=TICK_INTERVAL, persistent=False)
+    return task
+
+
+def tick():
+    """Apply what the worker has finished, oldest first. Cheap when nothing is ready."""
+    for task in [task for task in _tasks if task.job.done]:
+        _tasks.remove(task)
+        _finish(task)
+
+
+def _finish(task: Task):
+    global _last_error
+    job = task.job
+    if job.state == "done":
+        task.metadata = getattr(job, "metadata", None) or job.result.request.to_metadata()
+        _history.append(HistoryEntry(task.kind, task.label, task.metadata, job.outputs))
+    if job.state == "done" and task.file_key != file_key():
+        task.error = "The file changed while generating; the result is on disk and in the history"
+    elif job.state == "done":
+        try:
+            task.result = task.apply(task)
+            task.applied = True
+        except PromptscapeError as error:
+            task.error = str(error)
+        except Exception as error:  # a bug: keep Blender running, say where the files are
+            log.exception("Applying a Promptscape result failed")
+            task.error = f"Applying the result failed ({error}); the files are on disk"
+    elif job.state == "failed":
+        task.error = getattr(job, "message", None) or str(job.error)
+    task.finished = True
+    if task.error:
+        _last_error = task.error
+    for callback in task.on_finish:
+        callback(task)
+    if task.applied and not bpy.app.background:
+        bpy.ops.ed.undo_push(message=f"Promptscape: apply {task.kind}")
+
+
+def wait(task: Task, timeout: float | None = None, progress: Callable[[Task], None] | None = None) -> bool:
+    """Block until `task` is applied or ended (background mode and scripts); True when it finished.
+
+    `progress` is called with the task about 20 times a second while it runs (the CLI prints steps).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not task.finished:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        task.job.wait(0.05 if remaining is None else min(0.05, remaining))
+        tick()
+        if progress is not None and not task.finished:
+            progress(task)
+    return True
+
+
+def cancel_all():
+    for task in _tasks:
+        task.cancel()
+
+
+def _timer():
+    tick()
+    _redraw()
+    return TICK_INTERVAL if _tasks else None
+
+
+def _redraw():
+    """Redraw the 3D viewports' sidebars and the status bar, where progress shows."""
+    for window in getattr(bpy.context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "STATUSBAR"}:
+                area.tag_redraw()
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_):
+    # Results of a file being closed must not land in the next one: finished tasks are applied
+    # now, the rest keep their files on disk (tick() checks the file key).
+    tick()
+
+
+def register():
+    bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister():
+    """Cancel everything, stop the worker thread and remove the timer and handler."""
+    cancel_all()
+    from .generation import worker
+
+    worker.shutdown_worker()
+    _tasks.clear()
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)

@@ -1,0 +1,72 @@
+"""Images in Blender: load generated files (not packed), tag them with their request, read pixels."""
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..generation.errors import InvalidImage
+
+METADATA_KEY = "promptscape"
+
+
+def tag(idblock, metadata: dict[str, str]):
+    """Store the request on an image, world or material, so it can be re-applied or re-generated."""
+    idblock[METADATA_KEY] = dict(metadata)
+
+
+def metadata_of(idblock) -> dict[str, str]:
+    """The request stored on a datablock by `tag`, as plain strings (empty when there is none)."""
+    group = idblock.get(METADATA_KEY)
+    return {str(key): str(value) for key, value in group.items()} if group is not None else {}
+
+
+def load(path: Path, colorspace: str | None, metadata: dict[str, str], pack: bool = False):
+    """Load an image file as a new datablock, in the given colour space (None: the file's), tagged."""
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as error:
+        raise InvalidImage(f"Blender cannot read {path}: {error}") from None
+    if not image.has_data and image.size[0] == 0:  # reading the size decodes the file
+        bpy.data.images.remove(image)
+        raise InvalidImage(f"Blender cannot decode {path}: is it a complete image file?")
+    if colorspace:
+        image.colorspace_settings.name = colorspace
+    tag(image, metadata)
+    if pack:
+        image.pack()
+    return image
+
+
+def load_all(paths: dict[str, tuple[Path, str]], metadata: dict[str, str], pack: bool = False) -> dict:
+    """Load several images ({role: (path, colour space)}); if one fails, none is left behind."""
+    loaded = {}
+    try:
+        for role, (path, colorspace) in paths.items():
+            loaded[role] = load(path, colorspace, metadata, pack)
+    except Exception:
+        for image in loaded.values():
+            bpy.data.images.remove(image)
+        raise
+    return loaded
+
+
+def read_pixels(path: Path) -> tuple[np.ndarray, bool]:
+    """An image file's pixels as float32 rows top first (H, W, 3), and whether they are HDR radiance.
+
+    Blender reads every format it supports; 8/16-bit files come back in their own (sRGB) encoding,
+    float files (EXR, HDR) as linear radiance.
+    """
+    if not Path(path).is_file():
+        raise InvalidImage(f"No image file at {path}: check the path")
+    image = load(Path(path), None, {})
+    try:
+        width, height = image.size
+        flat = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(flat)
+        pixels = flat.reshape(height, width, image.channels)[::-1]
+        if image.channels == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
+        return np.ascontiguousarray(pixels[:, :, :3]), bool(image.is_float)
+    finally:
+        bpy.data.images.remove(image)

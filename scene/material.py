@@ -1,0 +1,125 @@
+"""A PBR material from the map files: albedo, roughness, normal, height and AO into a Principled BSDF."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from . import images, nodes
+
+
+@dataclass(frozen=True)
+class MaterialMaps:
+    """The map files of one material, as written by the generation layer."""
+
+    albedo: Path
+    normal: Path
+    roughness: Path
+    height: Path
+    ao: Path
+
+
+def objects_to_texture(context, objects=None) -> list:
+    """The objects a material goes on: the given ones, else the selected, else the active object."""
+    if objects is None:
+        objects = list(getattr(context, "selected_objects", None) or [])
+        if not objects and getattr(context, "active_object", None) is not None:
+            objects = [context.active_object]
+    return [obj for obj in objects if obj is not None and hasattr(obj.data, "materials")]
+
+
+def needs_box_mapping(objects) -> bool:
+    """True when an object has no UV map, so image textures must be projected instead."""
+    return any(obj.type == "MESH" and not obj.data.uv_layers for obj in objects)
+
+
+def build_material(
+    name: str,
+    maps: MaterialMaps,
+    metadata: dict[str, str],
+    tiling: float = 1.0,
+    normal_strength: float = 1.0,
+    height_mode: str = "BUMP",
+    box_mapping: bool = False,
+    pack: bool = False,
+):
+    """A new material wired from the maps; images are loaded first, so a bad file changes nothing."""
+    loaded = images.load_all(
+        {
+            "albedo": (maps.albedo, "sRGB"),
+            "roughness": (maps.roughness, "Non-Color"),
+            "normal": (maps.normal, "Non-Color"),
+            "height": (maps.height, "Non-Color"),
+            "ao": (maps.ao, "Non-Color"),
+        },
+        metadata,
+        pack,
+    )
+    material = bpy.data.materials.new(name)
+    tree = nodes.ensure_node_tree(material)
+    bsdf = nodes.output_node(tree, "ShaderNodeBsdfPrincipled", (200, 300))
+    output = nodes.output_node(tree, "ShaderNodeOutputMaterial", (500, 300))
+    coords = nodes.ours(tree, "Coordinates", "ShaderNodeTexCoord", (-1200, 300))
+    mapping = nodes.ours(tree, "Mapping", "ShaderNodeMapping", (-1000, 300))
+    mapping.inputs["Scale"].default_value = (tiling, tiling, tiling)
+    # Without UVs, project from object space in a box; with UVs, follow the mesh's own layout.
+    nodes.link(tree, coords.outputs["Object" if box_mapping else "UV"], mapping.inputs["Vector"])
+
+    textures = {}
+    for row, (role, image) in enumerate(loaded.items()):
+        texture = nodes.ours(tree, role.capitalize(), "ShaderNodeTexImage", (-700, 500 - row * 280))
+        texture.image = image
+        if box_mapping:
+            texture.projection = "BOX"
+            texture.projection_blend = 0.2
+        nodes.link(tree, mapping.outputs["Vector"], texture.inputs["Vector"])
+        textures[role] = texture
+
+    # AO darkens crevices the renderer's own occlusion misses; half strength avoids doubling it.
+    ao_mix = nodes.ours(tree, "AO Multiply", "ShaderNodeMix", (-250, 550))
+    ao_mix.data_type = "RGBA"
+    ao_mix.blend_type = "MULTIPLY"
+    ao_mix.inputs["Factor"].default_value = 0.5
+    nodes.link(tree, textures["albedo"].outputs["Color"], ao_mix.inputs[6])
+    nodes.link(tree, textures["ao"].outputs["Color"], ao_mix.inputs[7])
+    nodes.link(tree, ao_mix.outputs[2], bsdf.inputs["Base Color"])
+    nodes.link(tree, textures["roughness"].outputs["Color"], bsdf.inputs["Roughness"])
+
+    normal_map = nodes.ours(tree, "Normal Map", "ShaderNodeNormalMap", (-250, 0))
+    normal_map.inputs["Strength"].default_value = normal_strength
+    nodes.link(tree, textures["normal"].outputs["Color"], normal_map.inputs["Color"])
+    if height_mode == "DISPLACEMENT":
+        displacement = nodes.ours(tree, "Displacement", "ShaderNodeDisplacement", (200, -250))
+        displacement.inputs["Scale"].default_value = 0.05
+        nodes.link(tree, textures["height"].outputs["Color"], displacement.inputs["Height"])
+        nodes.link(tree, displacement.outputs["Displacement"], output.inputs["Displacement"])
+        nodes.link(tree, normal_map.outputs["Normal"], bsdf.inputs["Normal"])
+        material.displacement_method = "BOTH"
+    else:
+        bump = nodes.ours(tree, "Bump", "ShaderNodeBump", (0, -100))
+        bump.inputs["Strength"].default_value = 0.3
+        nodes.link(tree, textures["height"].outputs["Color"], bump.inputs["Height"])
+        nodes.link(tree, normal_map.outputs["Normal"], bump.inputs["Normal"])
+        nodes.link(tree, bump.outputs["Normal"], bsdf.inputs["Normal"])
+    images.tag(material, metadata)
+    return material
+
+
+def assign(material, objects) -> list[str]:
+    """Put `material` in each object's active slot (adding one if it has none).
+
+    A material it replaces is kept in the file with a fake user when nothing else uses it, so assigning
+    never loses the user's work. Returns the names of the materials kept that way.
+    """
+    kept = []
+    for obj in objects:
+        if not obj.material_slots:
+            obj.data.materials.append(material)
+            continue
+        slot = obj.material_slots[obj.active_material_index]
+        previous = slot.material
+        slot.material = material
+        if previous is not None and previous.users == 0 and images.METADATA_KEY not in previous:
+            previous.use_fake_user = True
+            kept.append(previous.name)
+    return kept

@@ -1,0 +1,55 @@
+"""Node-tree helpers shared by the world and material writers: find or make our nodes, never the user's."""
+
+import bpy
+
+# Our nodes carry this prefix in their name, so re-applying swaps them in place and leaves the user's alone.
+PREFIX = "Promptscape "
+
+
+def ensure_node_tree(idblock):
+    """The node tree of a world or material, turning nodes on where Blender 4.x still needs it."""
+    if idblock.node_tree is None or (bpy.app.version < (5, 0, 0) and not idblock.use_nodes):
+        idblock.use_nodes = True
+    return idblock.node_tree
+
+
+def ours(tree, role: str, bl_idname: str, location: tuple[float, float]):
+    """Our node for `role` in `tree`: the one made earlier, else a new one."""
+    name = PREFIX + role
+    node = tree.nodes.get(name)
+    if node is not None and node.bl_idname != bl_idname:
+        tree.nodes.remove(node)
+        node = None
+    if node is None:
+        node = tree.nodes.new(bl_idname)
+        node.name = name
+        node.label = role
+        node.location = location
+    return node
+
+
+def output_node(tree, bl_idname: str, location: tuple[float, float]):
+    """The active output node of that type, or a new one when the tree has none."""
+    outputs = [node for node in tree.nodes if node.bl_idname == bl_idname]
+    for node in outputs:
+        if node.is_active_output:
+            return node
+    if outputs:
+        return outputs[0]
+    node = tree.nodes.new(bl_idname)
+    node.location = location
+    return node
+
+
+def link(tree, from_socket, to_socket):
+    """Connect two sockets, replacing whatever fed `to_socket` (the user's node stays, just unlinked)."""
+    for old in list(to_socket.links):
+        tree.links.remove(old)
+    tree.links.new(from_socket, to_socket)
+
+
+def remove_ours(tree, keep: set[str]):
+    """Remove our nodes whose role is not in `keep` (an option turned off since the last apply)."""
+    for node in list(tree.nodes):
+        if node.name.startswith(PREFIX) and node.name[len(PREFIX) :] not in keep:
+            tree.nodes.remove(node)

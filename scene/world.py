@@ -1,0 +1,54 @@
+"""The scene's world: Texture Coordinate -> Mapping -> Environment Texture -> Background -> World Output."""
+
+from pathlib import Path
+
+import bpy
+
+from . import images, nodes
+
+
+def target_world(scene):
+    """The world to write into: the scene's own, a copy when other scenes share it, or a new one."""
+    world = scene.world
+    if world is None:
+        world = bpy.data.worlds.new("Promptscape World")
+        scene.world = world
+    elif world.users - int(world.use_fake_user) > 1:
+        # Other scenes use this world: give this scene its own copy rather than relight theirs.
+        world = world.copy()
+        scene.world = world
+    return world
+
+
+def apply_world(scene, exr_path: Path, metadata: dict[str, str], strength: float = 1.0, pack: bool = False):
+    """Light `scene` with the HDRI at `exr_path`; re-applying swaps the image in place.
+
+    Only nodes named 'Promptscape ...' are made or changed; the user's other nodes stay in the tree.
+    The image is loaded first, so a file Blender cannot read leaves the world untouched.
+    """
+    image = images.load(exr_path, "Linear Rec.709", metadata, pack=pack)
+    world = target_world(scene)
+    tree = nodes.ensure_node_tree(world)
+    coords = nodes.ours(tree, "Coordinates", "ShaderNodeTexCoord", (-900, 300))
+    mapping = nodes.ours(tree, "Mapping", "ShaderNodeMapping", (-700, 300))
+    environment = nodes.ours(tree, "Environment", "ShaderNodeTexEnvironment", (-450, 300))
+    background = nodes.ours(tree, "Background", "ShaderNodeBackground", (-150, 300))
+    output = nodes.output_node(tree, "ShaderNodeOutputWorld", (100, 300))
+
+    previous = environment.image
+    environment.image = image
+    environment.interpolation = "Linear"
+    background.inputs["Strength"].default_value = strength
+    nodes.link(tree, coords.outputs["Generated"], mapping.inputs["Vector"])
+    nodes.link(tree, mapping.outputs["Vector"], environment.inputs["Vector"])
+    nodes.link(tree, environment.outputs["Color"], background.inputs["Color"])
+    nodes.link(tree, background.outputs["Background"], output.inputs["Surface"])
+    images.tag(world, metadata)
+    if previous is not None and previous.users == 0:
+        bpy.data.images.remove(previous)  # its file stays on disk and in the history
+    return world
+
+
+def mapping_node(world):
+    """Our Mapping node in `world`, whose Z rotation turns the HDRI; None before the first apply."""
+    return world.node_tree.nodes.get(nodes.PREFIX + "Mapping") if world and world.node_tree else None

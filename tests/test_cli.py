@@ -1,0 +1,60 @@
+"""`blender -c promptscape ...`: the command line's code path, exit codes and messages."""
+
+import importlib
+
+import bpy
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cli(addon):
+    return importlib.import_module(addon.__name__ + ".cli")
+
+
+@pytest.fixture
+def fresh_file():
+    yield
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_world_command_saves_the_blend_with_the_new_world(cli, tiny_sd, tmp_path, capfd, fresh_file):
+    out = tmp_path / "out.blend"
+    argv = ["world", "misty pine forest", "--model", str(tiny_sd), "--steps", "3", "--seed", "11"]
+    code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert "running 3/3" in err and "saved" in err
+    assert (tmp_path / "promptscape").is_dir()  # files beside the output .blend
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    world = bpy.context.scene.world
+    assert world["promptscape"]["prompt"] == "misty pine forest" and world["promptscape"]["seed"] == "11"
+    image = world.node_tree.nodes["Promptscape Environment"].image
+    assert image.filepath.startswith("//promptscape/")
+
+
+def test_material_command_on_a_named_object(cli, tiny_sd, tmp_path, fresh_file):
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.name = "Crate"
+    source = tmp_path / "in.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(source))
+    out = tmp_path / "out.blend"
+    argv = ["material", "old planks", "--object", "Crate", "--model", str(tiny_sd), "--steps", "2"]
+    code = cli.main([*argv, "--width", "64", "--height", "64", "--blend", str(source), "--output", str(out)])
+    assert code == 0
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert bpy.data.objects["Crate"].active_material["promptscape"]["prompt"] == "old planks"
+
+
+def test_help_and_usage_errors(cli, capsys):
+    assert cli.main(["--help"]) == 0
+    assert "world" in capsys.readouterr().out
+    assert cli.main(["world"]) == 2  # no prompt: argparse's usage error
+    assert "prompt" in capsys.readouterr().err
+
+
+def test_failures_exit_non_zero_with_the_reason(cli, tmp_path, capfd, fresh_file):
+    code = cli.main(["world", "sky", "--model", str(tmp_path / "no-such-model"), "--steps", "2"])
+    assert code == 1
+    assert "error" in capfd.readouterr().err
+    assert cli.main(["material", "bricks", "--object", "Nope"]) == 1

@@ -1,0 +1,78 @@
+"""A world and a material from existing image files: no model, no torch needed."""
+
+import importlib
+
+import bpy
+import numpy as np
+import pytest
+from scene_helpers import new_scene, read_exr, sky_panorama, write_exr, write_png
+
+
+@pytest.fixture(scope="module")
+def api(addon):
+    return importlib.import_module(addon.__name__ + ".api")
+
+
+def test_world_from_ldr_panorama_has_real_dynamic_range(api, tmp_path):
+    path = write_png(tmp_path / "meadow.png", sky_panorama())
+    scene = new_scene()
+    assert bpy.ops.promptscape.world_from_image(filepath=str(path)) == {"FINISHED"}
+    image = scene.world.node_tree.nodes["Promptscape Environment"].image
+    radiance = read_exr(bpy.path.abspath(image.filepath))
+    assert radiance.shape == (128, 256, 3)
+    assert radiance.max() > 100 * np.median(radiance)  # the clipped sun became a light source
+    assert scene.world["promptscape"]["source_image"] == str(path)
+
+
+def test_world_from_hdr_file_keeps_its_values(api, tmp_path):
+    sky = np.full((32, 64, 3), 0.5, np.float32)
+    sky[4, 10] = 5000.0
+    scene = new_scene()
+    world = api.world_from_image(str(write_exr(tmp_path / "studio.exr", sky)), scene=scene)
+    radiance = read_exr(bpy.path.abspath(world.node_tree.nodes["Promptscape Environment"].image.filepath))
+    assert radiance.shape == sky.shape and radiance.max() == pytest.approx(5000.0, rel=1e-3)
+
+
+def test_material_from_image(api, tmp_path):
+    rng = np.random.default_rng(1)
+    texture = np.fft.ifft2(np.fft.fft2(rng.random((64, 64, 3)), axes=(0, 1)) * 0.5, axes=(0, 1)).real
+    path = write_png(tmp_path / "rock.png", np.clip(texture, 0, 1))
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    material = api.material_from_image(str(path), objects=[cube])
+    assert cube.active_material == material
+    assert material.node_tree.nodes["Promptscape Normal"].image.colorspace_settings.name == "Non-Color"
+
+
+def test_not_a_panorama_is_a_clear_error(api, tmp_path):
+    path = write_png(tmp_path / "square.png", np.full((64, 64, 3), 0.5))
+    scene = new_scene()
+    before = scene.world
+    with pytest.raises(api.PromptscapeError, match="2:1"):
+        api.world_from_image(str(path), scene=scene)
+    assert scene.world == before
+
+
+def test_missing_file_is_a_clear_error(api, tmp_path):
+    with pytest.raises(api.PromptscapeError, match="No image file"):
+        api.world_from_image(str(tmp_path / "nothing.png"), scene=new_scene())
+
+
+def test_world_from_image_works_on_a_blender_without_torch(extension_zip, tmp_path):
+    from blender_tools import MODULE, run_in_fresh_blender
+
+    path = write_png(tmp_path / "sky.png", sky_panorama(128, 64))
+    out = run_in_fresh_blender(
+        f"""
+        import importlib, sys, bpy
+        import blender_tools
+        blender_tools.install_extension(r"{extension_zip}")
+        api = importlib.import_module("{MODULE}.api")
+        world = api.world_from_image(r"{path}")
+        assert sys.modules.get("torch") is None and sys.modules.get("diffusers") is None
+        print("WORLD", world.name, world.node_tree.nodes["Promptscape Environment"].image.size[:])
+        """,
+        block_imports=("torch", "diffusers", "transformers"),
+    )
+    assert "WORLD" in out and "[128, 64]" in out

@@ -1,0 +1,137 @@
+"""Generating worlds and materials through the operators and the Python API, on the tiny offline model."""
+
+import importlib
+
+import bpy
+import numpy as np
+import pytest
+from PIL import Image
+from scene_helpers import new_scene, read_exr
+
+FAST = {"steps": 2, "width": 128, "height": 64, "seed": 5, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def api(addon):
+    return importlib.import_module(addon.__name__ + ".api")
+
+
+@pytest.fixture(scope="module")
+def errors(addon):
+    return importlib.import_module(addon.__name__ + ".generation.errors")
+
+
+def environment_image(world):
+    return world.node_tree.nodes["Promptscape Environment"].image
+
+
+def test_generate_world_operator_builds_a_lit_world(tiny_sd):
+    scene = new_scene()
+    scene.promptscape.prompt = "sunny alpine meadow"
+    result = bpy.ops.promptscape.generate_world(model=str(tiny_sd), steps=2, width=128, height=64, seed=5)
+    assert result == {"FINISHED"}
+    world = scene.world
+    image = environment_image(world)
+    exr = read_exr(bpy.path.abspath(image.filepath))
+    assert exr.shape == (64, 128, 3) and exr.dtype == np.float32
+    assert np.isfinite(exr).all() and exr.min() > 0
+    assert image.colorspace_settings.name == "Linear Rec.709"
+    request = dict(world["promptscape"])
+    assert (
+        request["prompt"] == "sunny alpine meadow" and request["seed"] == "5" and request["mode"] == "world"
+    )
+    assert dict(image["promptscape"]) == request
+
+
+def test_same_seed_same_world_file(api, tiny_sd):
+    first = api.generate_world("a night sky", scene=new_scene(), model=str(tiny_sd), **FAST)
+    second = api.generate_world("a night sky", scene=new_scene(), model=str(tiny_sd), **FAST)
+    a = read_exr(bpy.path.abspath(environment_image(first).filepath))
+    b = read_exr(bpy.path.abspath(environment_image(second).filepath))
+    assert environment_image(first).filepath != environment_image(second).filepath  # never overwritten
+    assert np.array_equal(a, b)
+
+
+def test_generate_material_operator_textures_the_selection(tiny_sd):
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.select_set(True)
+    result = bpy.ops.promptscape.generate_material(
+        prompt="mossy cobblestones", model=str(tiny_sd), steps=2, width=64, height=64, seed=1
+    )
+    assert result == {"FINISHED"}
+    material = cube.active_material
+    assert material["promptscape"]["prompt"] == "mossy cobblestones"
+    assert material["promptscape"]["mode"] == "texture"
+    nodes = material.node_tree.nodes
+    albedo = Image.open(bpy.path.abspath(nodes["Promptscape Albedo"].image.filepath))
+    assert albedo.size == (64, 64) and albedo.mode == "RGB"
+    height = Image.open(bpy.path.abspath(nodes["Promptscape Height"].image.filepath))
+    assert height.size == (64, 64) and height.mode.startswith("I")  # 16-bit
+
+
+def test_api_returns_world_and_material(api, tiny_sd):
+    scene = new_scene()
+    world = api.generate_world("desert dunes at noon", scene=scene, model=str(tiny_sd), **FAST)
+    assert world == scene.world and world["promptscape"]["prompt"] == "desert dunes at noon"
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.active_object
+    material = api.generate_material(
+        "cracked mud", objects=[plane], scene=scene, model=str(tiny_sd), **{**FAST, "width": 64}
+    )
+    assert plane.active_material == material
+
+
+def test_random_seed_is_reported_back(api, tiny_sd):
+    options = {**FAST, "seed": None}
+    world = api.generate_world("stormy sea", scene=new_scene(), model=str(tiny_sd), **options)
+    assert int(world["promptscape"]["seed"]) >= 0
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"prompt": "   "}, "prompt"),
+        ({"width": 100}, "width"),
+        ({"steps": 0}, "steps"),
+        ({"guidance": float("nan")}, "guidance"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_options_raise_before_any_work_and_leave_the_scene(api, errors, tiny_sd, options, field):
+    scene = new_scene()
+    before = scene.world
+    prompt = options.pop("prompt", "a valid prompt")
+    with pytest.raises(errors.PromptscapeError, match=field):
+        api.generate_world(prompt, scene=scene, model=str(tiny_sd), **{**FAST, **options})
+    assert scene.world == before
+
+
+def test_missing_model_is_a_clear_error(api, errors, tmp_path):
+    scene = new_scene()
+    before = scene.world
+    with pytest.raises(errors.PromptscapeError, match="Preferences"):
+        api.generate_world("sky", scene=scene, model=str(tmp_path / "nowhere"), **FAST)
+    assert scene.world == before
+
+
+def test_material_without_objects_says_what_to_do(api, errors, tiny_sd):
+    new_scene()
+    with pytest.raises(errors.PromptscapeError, match="Select"):
+        api.generate_material("bricks", objects=[], model=str(tiny_sd), **FAST)
+
+
+def test_cancelled_generation_leaves_the_scene_as_it_was(api, errors, tiny_sd):
+    scene = new_scene()
+    before = (scene.world, len(bpy.data.worlds), len(bpy.data.images))
+    generation = api.generate_world(
+        "a canyon", scene=scene, wait=False, model=str(tiny_sd), **{**FAST, "steps": 50}
+    )
+    generation.cancel()
+    with pytest.raises(errors.Cancelled):
+        generation.result(timeout=60)
+    assert generation.state == "cancelled"
+    assert (scene.world, len(bpy.data.worlds), len(bpy.data.images)) == before
+    # The worker serves the next job.
+    assert api.generate_world("a canyon", scene=scene, model=str(tiny_sd), **FAST) == scene.world

@@ -1,0 +1,70 @@
+"""The UI's side of a job, driven by pumping the main-thread tick as Blender's timer would."""
+
+import importlib
+import time
+
+import bpy
+import pytest
+from scene_helpers import new_scene
+
+FAST = {"steps": 3, "width": 128, "height": 64, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def modules(addon):
+    name = addon.__name__
+    return importlib.import_module(name + ".actions"), importlib.import_module(name + ".job_runner")
+
+
+def pump(runner, tasks, timeout=120):
+    """Call tick() every 10 ms like the UI timer until the tasks end; return the states seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while not all(task.finished for task in tasks):
+        assert time.monotonic() < deadline, "tasks did not finish"
+        runner.tick()
+        job = tasks[0].job
+        seen.append((job.state, job.step))
+        time.sleep(0.01)
+    return seen
+
+
+def test_progress_advances_and_queued_jobs_apply_in_order(modules, tiny_sd):
+    actions, runner = modules
+    scene = new_scene()
+    first = actions.start_world(scene, prompt="first sky", model=str(tiny_sd), seed=1, **FAST)
+    second = actions.start_world(scene, prompt="second sky", model=str(tiny_sd), seed=2, **FAST)
+    assert second.job.state == "queued"
+    order = []
+    first.on_finish.append(lambda task: order.append("first"))
+    second.on_finish.append(lambda task: order.append("second"))
+    seen = pump(runner, [first, second])
+    steps = [step for state, step in seen if state == "running"]
+    assert steps == sorted(steps) and max(steps) == FAST["steps"]
+    assert order == ["first", "second"] and first.applied and second.applied
+    assert scene.world["promptscape"]["prompt"] == "second sky"
+    assert runner.tasks() == []
+
+
+def test_cancel_operator_stops_running_and_queued(modules, tiny_sd):
+    actions, runner = modules
+    scene = new_scene()
+    before = scene.world
+    tasks = [
+        actions.start_world(scene, prompt=f"sky {i}", model=str(tiny_sd), **{**FAST, "steps": 100})
+        for i in range(2)
+    ]
+    while tasks[0].job.state in ("queued", "loading"):
+        time.sleep(0.01)
+    assert bpy.ops.promptscape.cancel() == {"FINISHED"}
+    pump(runner, tasks, timeout=30)
+    assert [task.job.state for task in tasks] == ["cancelled", "cancelled"]
+    assert not any(task.applied for task in tasks) and scene.world == before
+
+
+def test_a_result_is_not_applied_to_another_file(modules, tiny_sd):
+    actions, runner = modules
+    task = actions.start_world(new_scene(), prompt="old file sky", model=str(tiny_sd), seed=3, **FAST)
+    task.file_key = "/some/other/file.blend"  # as if the user opened another file meanwhile
+    pump(runner, [task])
+    assert not task.applied and "history" in task.error
