@@ -20,7 +20,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = str(_session_dir / "hf-home")
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import bpy  # noqa: E402
 
 import blender_tools  # noqa: E402  (after the environment above is set)
 

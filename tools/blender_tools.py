@@ -56,7 +56,8 @@ def run_in_fresh_blender(code: str, timeout: float = 180, block_imports: tuple[s
     """
     user_dir = tempfile.mkdtemp(prefix="promptscape-fresh-")
     prelude = f"import sys\nfor _name in {block_imports!r}:\n    sys.modules[_name] = None\n"
-    env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, HF_HUB_OFFLINE="1")
+    path = os.pathsep.join([str(ROOT / "tools"), str(ROOT / "tests")])
+    env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, HF_HUB_OFFLINE="1", PYTHONPATH=path)
     done = subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
         capture_output=True,
