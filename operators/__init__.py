@@ -2,14 +2,20 @@
 
 import bpy
 
-classes = ()
+from . import dependencies, models
+
+classes = dependencies.classes + models.classes
 
 
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
+    dependencies.activate_installed()
 
 
 def unregister():
+    dependencies.unregister_timers()
+    models.unregister_timers()
+    dependencies.deactivate_installed()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
