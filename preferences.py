@@ -1,9 +1,11 @@
-"""Preferences > Add-ons > Promptscape: model, device, output folder, and the dependency status."""
+"""Preferences > Add-ons > Promptscape: dependencies and their install, models, device, output folder."""
+
+from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from .generation import dependencies
+from .generation import dependencies, installer, model_catalog
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 
@@ -39,6 +41,27 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         description="Where images go when the .blend is unsaved (empty: the extension's user folder)",
         subtype="DIR_PATH",
     )
+    torch_build: EnumProperty(
+        name="torch Build",
+        description="Which build of torch to install",
+        items=(
+            ("default", "Automatic", "PyPI's build: CUDA on Linux, Apple Metal on macOS, CPU on Windows"),
+            ("cu128", "CUDA 12.8", "NVIDIA GPUs with a recent driver (RTX 50xx needs this)"),
+            ("cu126", "CUDA 12.6", "NVIDIA GPUs with an older driver"),
+            ("cpu", "CPU Only", "Smallest download; slow generation"),
+        ),
+    )
+    wheel_folder: StringProperty(
+        name="Wheel Folder",
+        description="Install from this folder of .whl files, not the internet (offline or studio mirror)",
+        subtype="DIR_PATH",
+    )
+    site_packages: StringProperty(
+        name="Use Existing Environment",
+        description="A site-packages folder of a Python of the same version as Blender's, with torch and "
+        "diffusers already installed (takes effect when the extension is enabled)",
+        subtype="DIR_PATH",
+    )
     allow_pickle: BoolProperty(
         name="Allow .ckpt/.bin Models",
         description="Pickle checkpoints can run arbitrary code when loaded: only enable for files you trust",
@@ -48,14 +71,73 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         draw_dependency_status(layout)
-        col = layout.column(heading="Model")
-        col.prop(self, "model")
+        self.draw_install(layout.box())
+        self.draw_models(layout.box())
+        col = layout.column(heading="Generation")
         col.prop(self, "device")
         col.prop(self, "precision")
         col.prop(self, "output_folder")
         row = col.row()
         row.alert = self.allow_pickle
         row.prop(self, "allow_pickle")
+
+    def draw_install(self, box):
+        from .operators import dependencies as install_ops
+
+        box.label(text="Install", icon="IMPORT")
+        install = install_ops.current_install()
+        if install is not None and not install.done:
+            box.progress(
+                factor=install.fraction, text=(install.lines[-1] if install.lines else "Starting pip")[:90]
+            )
+            box.operator("promptscape.cancel_install", icon="CANCEL")
+        else:
+            if install is not None and install.state != "done":
+                for line in install.message.splitlines()[-6:]:
+                    box.label(text=line[:120], icon="ERROR")
+            if not bpy.app.online_access and not self.wheel_folder:
+                box.label(
+                    text="Online access is off: allow it in Preferences > System > Network,", icon="INFO"
+                )
+                box.label(text="or set a Wheel Folder or an existing environment below")
+            row = box.row()
+            row.prop(self, "torch_build", text="")
+            row.operator("promptscape.install_dependencies", icon="IMPORT")
+            row.operator("promptscape.uninstall_dependencies", text="Uninstall", icon="TRASH")
+        box.prop(self, "wheel_folder")
+        box.prop(self, "site_packages")
+        if self.site_packages:
+            for problem in installer.check_site_packages(Path(bpy.path.abspath(self.site_packages))):
+                box.label(text=problem, icon="ERROR")
+        for problem in installer.clashes(install_ops.site_packages_folder()):
+            box.label(text=problem, icon="ERROR")
+        box.operator("promptscape.self_test", icon="CHECKMARK")
+
+    def draw_models(self, box):
+        from .operators import models as model_ops
+
+        box.label(text="Models", icon="FILE_3D")
+        box.prop(self, "model")
+        for entry in model_catalog.CURATED:
+            row = box.row()
+            text = f"{entry.name}: {entry.vram_gb:g} GB, {entry.licence}"
+            row.operator(
+                "promptscape.use_model", text=text, depress=self.model == entry.repo_id
+            ).model = entry.repo_id
+            row.label(text=entry.note)
+        cached = model_catalog.cached_models()
+        if cached:
+            box.label(text="In the local cache (work offline):")
+            for repo_id in cached:
+                box.operator("promptscape.use_model", text=repo_id, icon="CHECKMARK").model = repo_id
+        download = model_ops.current_download()
+        if download is not None and download.state == "running":
+            box.progress(factor=download.fraction, text=f"Downloading {download.repo_id}")
+            box.operator("promptscape.cancel_download", icon="CANCEL")
+        else:
+            if download is not None and download.state != "done":
+                box.label(text=download.message[:120], icon="ERROR")
+            box.operator("promptscape.download_model", icon="IMPORT")
 
 
 def draw_dependency_status(layout):
@@ -66,6 +148,8 @@ def draw_dependency_status(layout):
         required = name in dependencies.REQUIRED
         icon = "CHECKMARK" if version else ("ERROR" if required else "INFO")
         box.label(text=f"{name}: {version or 'not installed'}", icon=icon)
+    if summary := dependencies.torch_devices():
+        box.label(text=summary, icon="MEMORY")
     if missing := dependencies.missing():
         box.label(text=f"Generating needs {', '.join(missing)}; from-image tools work without them")
 

@@ -102,6 +102,10 @@ class RecordingLayout:
     def prop(self, data, name, text=None, **_):
         self.texts.append(f"prop:{name}")
 
+    def operator(self, idname, text="", **_):
+        self.texts.append(text or idname)
+        return RecordingLayout(self.texts)  # takes the operator's properties as attributes
+
     def __getattr__(self, _name):
         # row(), box(), column(), split(), operator(), ...: a nested layout that records into the same list.
         return lambda *args, **kwargs: RecordingLayout(self.texts)

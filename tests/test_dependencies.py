@@ -1,0 +1,153 @@
+"""Installing packages for Blender (end to end with pip and small wheels built here), models, self-test."""
+
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+
+import bpy
+import pytest
+
+
+@pytest.fixture(scope="module")
+def modules(addon):
+    name = addon.__name__
+    return (
+        importlib.import_module(name + ".operators.dependencies"),
+        importlib.import_module(name + ".generation.installer"),
+        importlib.import_module(name + ".generation.model_catalog"),
+    )
+
+
+@pytest.fixture
+def prefs(addon):
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    yield prefs
+    prefs.wheel_folder = prefs.site_packages = ""
+
+
+def build_wheel(folder: Path, name: str, version: str, value: int) -> Path:
+    """A pure-Python wheel made by hand (a zip with dist-info), so pip can install it offline."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = {value}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{path},,\n" for path in files) + f"{dist}/RECORD,,\n"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for member, text in files.items():
+            wheel.writestr(member, text)
+    return path
+
+
+@pytest.fixture
+def wheels(tmp_path):
+    build_wheel(tmp_path, "psdemo", "1.0", 42)
+    return tmp_path
+
+
+def test_install_from_a_wheel_folder_lands_on_sys_path(modules, prefs, wheels):
+    ops, installer, _ = modules
+    folder = ops.site_packages_folder()
+    installer.remove(folder)
+    prefs.wheel_folder = str(wheels)
+    try:
+        assert bpy.ops.promptscape.install_dependencies(packages="psdemo==1.0") == {"FINISHED"}
+        install = ops.current_install()
+        assert install.state == "done" and install.fraction == 1.0
+        found = [line for line in install.lines if line.startswith(("Collecting", "Processing"))]
+        assert any("psdemo" in line for line in found)
+        assert any("Successfully installed psdemo" in line for line in install.lines)
+        assert str(folder) in sys.path and installer.is_complete(folder)
+        assert importlib.import_module("psdemo").VALUE == 42
+        assert not list(folder.parent.glob("site-packages.staging*"))
+        assert bpy.ops.promptscape.uninstall_dependencies() == {"FINISHED"}
+        assert str(folder) not in sys.path and not folder.exists()
+    finally:
+        sys.modules.pop("psdemo", None)
+        installer.remove(folder)
+
+
+def test_failed_install_reports_pips_words_and_changes_nothing(modules, prefs, wheels):
+    ops, installer, _ = modules
+    folder = ops.site_packages_folder()
+    path_before = list(sys.path)
+    prefs.wheel_folder = str(wheels)
+    # An operator's error report reaches a script as a RuntimeError with the same words.
+    with pytest.raises(RuntimeError, match="No matching distribution found for psmissing"):
+        bpy.ops.promptscape.install_dependencies(packages="psmissing==9.9")
+    install = ops.current_install()
+    assert install.state == "failed"
+    assert "pip failed" in install.message and "psmissing" in install.message  # pip's own last lines
+    assert sys.path == path_before
+    assert not installer.is_complete(folder)
+    assert not list(folder.parent.glob("site-packages.staging*"))
+
+
+def test_a_failed_repair_keeps_the_working_install(modules, prefs, wheels):
+    ops, installer, _ = modules
+    folder = ops.site_packages_folder()
+    prefs.wheel_folder = str(wheels)
+    try:
+        assert bpy.ops.promptscape.install_dependencies(packages="psdemo==1.0") == {"FINISHED"}
+        with pytest.raises(RuntimeError, match="nothing was changed"):
+            bpy.ops.promptscape.install_dependencies(packages="psmissing==9.9")
+        assert installer.is_complete(folder) and (folder / "psdemo" / "__init__.py").is_file()
+    finally:
+        installer.remove(folder)
+
+
+def test_without_online_access_nothing_is_started(modules, prefs, monkeypatch):
+    ops, installer, _ = modules
+    assert not bpy.app.online_access  # the bpy module runs offline, as a user who has not allowed it
+    started = []
+    monkeypatch.setattr(installer.subprocess, "Popen", lambda *a, **k: started.append(a))
+    before = ops.current_install()
+    with pytest.raises(RuntimeError, match="Allow Online Access"):
+        bpy.ops.promptscape.install_dependencies()
+    assert started == [] and ops.current_install() is before
+
+
+def test_model_download_refuses_without_online_access(modules, prefs):
+    *_, catalog = modules
+    with pytest.raises(catalog.PromptscapeError, match="Allow Online Access"):
+        catalog.Download("stabilityai/sdxl-turbo", allow_network=bpy.app.online_access)
+    with pytest.raises(RuntimeError, match="Allow Online Access"):
+        bpy.ops.promptscape.download_model()
+
+
+def test_an_environment_of_another_python_is_named(modules, tmp_path):
+    _, installer, _ = modules
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "diffusers").mkdir()
+    (tmp_path / "torch" / "_C.cpython-39-x86_64-linux-gnu.so").write_bytes(b"")
+    problems = installer.check_site_packages(tmp_path)
+    assert len(problems) == 1 and "another Python" in problems[0]
+    assert installer.check_site_packages(tmp_path / "nowhere") == [f"{tmp_path / 'nowhere'} is not a folder"]
+
+
+def test_pip_runs_with_blenders_python_and_holds_numpy(modules, tmp_path):
+    _, installer, _ = modules
+    command = installer.pip_command(tmp_path / "staging", installer.PINNED, "cu128")
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
+    assert "torch==2.13.0" in command and "--target" in command
+    constraints = Path(command[command.index("--constraint") + 1]).read_text()
+    assert constraints.startswith("numpy==1.")  # Blender's own numpy, never a second major version
+
+
+def test_preferences_page_draws_status_install_and_models(prefs):
+    from test_extension import RecordingLayout
+
+    texts = []
+    type(prefs).draw(type("P", (), {"layout": RecordingLayout(texts), **_props(prefs)})(), bpy.context)
+    assert any(text.startswith("torch: ") for text in texts)
+    assert any("Online access is off" in text for text in texts)
+    assert any(text.startswith("SDXL 1.0: 8 GB") for text in texts)
+
+
+def _props(prefs) -> dict:
+    """The preferences' values and draw helpers, for calling draw() on a recording stand-in."""
+    names = ("model", "wheel_folder", "site_packages", "allow_pickle", "draw_install", "draw_models")
+    return {name: getattr(prefs, name) for name in names}
