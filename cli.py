@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     material = commands.add_parser("material", help="generate a seamless PBR material")
     world_image = commands.add_parser("world-from-image", help="a world from a panorama file")
     material_image = commands.add_parser("material-from-image", help="a material from a texture file")
-    commands.add_parser("selftest", help="check the install with a tiny built-in model")
+    selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
+    selftest.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
     for sub in (world, material):
         sub.add_argument("prompt")
         sub.add_argument("--negative-prompt", "--negative_prompt", dest="negative_prompt")
@@ -61,20 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_progress(task: job_runner.Task, _last=[None]):  # noqa: B006  (remembers the last line printed)
-    job = task.job
-    line = f"{getattr(job, 'state', '')} {getattr(job, 'step', 0)}/{getattr(job, 'steps', 0)}"
-    if line != _last[0]:
-        _last[0] = line
-        print(f"promptscape: {line}", file=sys.stderr, flush=True)
+class ProgressPrinter:
+    """Prints a line on stderr each time the job's state or step changes (a log, not a redrawn bar)."""
+
+    def __init__(self):
+        self.last = ""
+
+    def __call__(self, task: job_runner.Task):
+        job = task.job
+        line = f"{getattr(job, 'state', '')} {getattr(job, 'step', 0)}/{getattr(job, 'steps', 0)}"
+        if line != self.last:
+            self.last = line
+            print(f"promptscape: {line}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "selftest":
         from .generation import self_test
 
-        print(self_test.run().summary())
-        return 0
+        report = self_test.run(device=args.device)
+        print(report.summary())
+        return 0 if report.ok else 1
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
     if args.output:
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         task = actions.world_from_image(scene, args.path, **options)
     else:
         task = actions.material_from_image(scene, args.path, objects, **options)
-    job_runner.wait(task, progress=print_progress)
+    job_runner.wait(task, progress=ProgressPrinter())
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)
     if args.output:

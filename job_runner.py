@@ -56,11 +56,16 @@ class HistoryEntry:
 _tasks: list[Task] = []
 _history: list[HistoryEntry] = []
 _last_error = ""
+_files_loaded = 0  # bumped by every file load (new or open); saving keeps it
 
 
 def file_key() -> str:
-    """Identifies the open .blend (its path, or the unsaved session), to keep results out of other files."""
-    return bpy.data.filepath or "<unsaved>"
+    """Identifies the file in memory, to keep results out of other files.
+
+    Not the path: File > New gives another unsaved file with a scene of the same name, and Save As
+    gives the same file a new path.
+    """
+    return f"load-{_files_loaded}"
 
 
 def tasks() -> list[Task]:
@@ -165,8 +170,10 @@ def _redraw():
 @bpy.app.handlers.persistent
 def _on_load_pre(*_):
     # Results of a file being closed must not land in the next one: finished tasks are applied
-    # now, the rest keep their files on disk (tick() checks the file key).
+    # now, the rest keep their files on disk and come back in the history (tick() checks the key).
+    global _files_loaded
     tick()
+    _files_loaded += 1
 
 
 def register():

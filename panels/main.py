@@ -9,14 +9,14 @@ from .previews import live_icon
 
 
 def progress_text(task) -> tuple[float, str]:
-    """(fraction, words) describing where a task is: queued, loading, step i of n with ETA, ..."""
+    """(fraction, words) describing where a task is: waiting, loading, step i of n with time, ..."""
     job = task.job
     state = getattr(job, "state", "")
     step, steps = getattr(job, "step", 0), getattr(job, "steps", 0)
     if state == "running" and steps:
         eta = getattr(job, "eta", None)
         eta_text = f", {eta:.0f} s left" if eta is not None else ""
-        return step / steps, f"Step {step}/{steps}{eta_text}"
+        return step / steps, f"Step {step}/{steps}, {getattr(job, 'elapsed', 0.0):.0f} s{eta_text}"
     words = {"queued": "Waiting", "loading": "Loading model", "postprocessing": "Making HDR and maps"}
     return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize())
 

@@ -51,11 +51,15 @@ def load_all(paths: dict[str, tuple[Path, str]], metadata: dict[str, str], pack:
     return loaded
 
 
+HDR_FORMATS = {"OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR"}
+
+
 def read_pixels(path: Path) -> tuple[np.ndarray, bool]:
     """An image file's pixels as float32 rows top first (H, W, 3), and whether they are HDR radiance.
 
-    Blender reads every format it supports; 8/16-bit files come back in their own (sRGB) encoding,
-    float files (EXR, HDR) as linear radiance.
+    Blender reads every format it supports. EXR and HDR files come back as linear radiance; every other
+    file comes back sRGB-encoded in [0, 1], 16-bit PNG and TIFF included (Blender decodes those to linear
+    floats, so they are encoded again here).
     """
     if not Path(path).is_file():
         raise InvalidImage(f"No image file at {path}: check the path")
@@ -65,8 +69,19 @@ def read_pixels(path: Path) -> tuple[np.ndarray, bool]:
         flat = np.empty(width * height * image.channels, dtype=np.float32)
         image.pixels.foreach_get(flat)
         pixels = flat.reshape(height, width, image.channels)[::-1]
-        if image.channels == 1:
-            pixels = np.repeat(pixels, 3, axis=2)
-        return np.ascontiguousarray(pixels[:, :, :3]), bool(image.is_float)
+        if image.channels < 3:
+            pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+        pixels = np.ascontiguousarray(pixels[:, :, :3])
+        is_hdr = image.file_format in HDR_FORMATS
+        if image.is_float and not is_hdr and image.colorspace_settings.name != "Non-Color":
+            pixels = linear_to_srgb(pixels)
+        return pixels, is_hdr
     finally:
         bpy.data.images.remove(image)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """The exact sRGB encoding of linear values in [0, 1]."""
+    linear = np.clip(linear, 0.0, 1.0)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return encoded.astype(np.float32)
