@@ -1,6 +1,8 @@
 """Installing packages for Blender (end to end with pip and small wheels built here), models, self-test."""
 
 import importlib
+import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -135,6 +137,26 @@ def test_pip_runs_with_blenders_python_and_holds_numpy(modules, tmp_path):
     assert "torch==2.13.0" in command and "--target" in command
     constraints = Path(command[command.index("--constraint") + 1]).read_text()
     assert constraints.startswith("numpy==1.")  # Blender's own numpy, never a second major version
+
+
+def test_cached_models_are_listed_for_offline_use(modules, tiny_sd):
+    *_, catalog = modules
+    # The session's Hugging Face cache (HF_HOME is a temp folder set before anything imported the hub).
+    repo = Path(os.environ["HF_HOME"]) / "hub" / "models--acme--tiny-sd"
+    if not repo.exists():
+        shutil.copytree(tiny_sd, repo / "snapshots" / ("0" * 40))
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0" * 40)
+    assert "acme/tiny-sd" in catalog.cached_models(max_age=0)
+
+
+def test_self_test_reports_device_and_wrap(addon, capfd):
+    assert bpy.ops.promptscape.self_test() == {"FINISHED"}
+    self_test = importlib.import_module(addon.__name__ + ".generation.self_test")
+    report = self_test.run(device="cpu")
+    assert report.ok
+    summary = report.summary()
+    assert "cpu" in summary.lower() and "wrap" in summary.lower()
 
 
 def test_preferences_page_draws_status_install_and_models(prefs):

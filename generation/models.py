@@ -1,0 +1,329 @@
+"""Where a model comes from, loading it safely, and keeping one loaded pipeline between requests.
+
+Sources: a local diffusers folder (has model_index.json), a Hugging Face repo id served from the local
+cache (downloads only when the request allows them), or a single-file .safetensors checkpoint.
+Pickle checkpoints (.ckpt, .bin) can run code when loaded and are refused unless the request allows them.
+"""
+
+import contextlib
+import json
+import logging
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import devices
+from .errors import MissingDependency, ModelLoadError, ModelNotFound
+from .request import LoraSpec, looks_like_path
+
+log = logging.getLogger(__name__)
+
+_HINT = "check the model in Preferences > Add-ons > Promptscape"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Pipelines AutoPipelineForText2Image turns into SD1.x/2.x or SDXL text-to-image (Turbo and LCM included).
+SUPPORTED_PIPELINES = frozenset(
+    {
+        "StableDiffusionPipeline",
+        "StableDiffusionImg2ImgPipeline",
+        "StableDiffusionInpaintPipeline",
+        "StableDiffusionXLPipeline",
+        "StableDiffusionXLImg2ImgPipeline",
+        "StableDiffusionXLInpaintPipeline",
+        "LatentConsistencyModelPipeline",
+    }
+)
+SCHEDULERS = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "ddim": ("DDIMScheduler", {}),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: kind is "folder", "repo" (a Hugging Face id) or "file" (a single checkpoint)."""
+
+    kind: str
+    location: str
+    allow_download: bool = False
+    allow_pickle: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.location)
+
+
+def resolve_source(model: str, allow_download: bool = False, allow_pickle: bool = False) -> ModelSource:
+    """Decide what `model` is without loading it; raise ModelNotFound or ModelLoadError with what to do."""
+    model = model.strip()
+    if looks_like_path(model):
+        path = Path(model).expanduser().resolve()
+        if path.is_dir():
+            if not (path / "model_index.json").is_file():
+                raise ModelLoadError(
+                    f'"{path}" is a folder but not a diffusers pipeline (it has no model_index.json): '
+                    "point at the folder that holds model_index.json, or at a single .safetensors checkpoint"
+                )
+            return ModelSource("folder", str(path), allow_download, allow_pickle)
+        if not path.is_file():
+            raise ModelNotFound(f'model "{model}" does not exist: {_HINT}')
+        suffix = path.suffix.lower()
+        if suffix in (".ckpt", ".bin", ".pt", ".pth") and not allow_pickle:
+            raise ModelLoadError(
+                f'"{path}" is a pickle checkpoint ({suffix}), which can run code when loaded: use a '
+                ".safetensors version of the model, or allow pickle checkpoints in Preferences > Add-ons > "
+                "Promptscape if you trust its source"
+            )
+        if suffix not in (".safetensors", ".ckpt", ".bin", ".pt", ".pth"):
+            raise ModelNotFound(
+                f'"{path}" is not a diffusers folder, a .safetensors file or a cached model id: {_HINT}'
+            )
+        return ModelSource("file", str(path), allow_download, allow_pickle)
+    if not _REPO_ID.match(model):
+        raise ModelNotFound(
+            f'model "{model}" is not a diffusers folder, a .safetensors file or a Hugging Face id '
+            f'like "org/name": {_HINT}'
+        )
+    if cached_model_index(model) is None and not allow_download:
+        from huggingface_hub import constants
+
+        raise ModelNotFound(
+            f'model "{model}" is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) '
+            f"and downloads are off: download it first, allow downloads, or {_HINT}"
+        )
+    return ModelSource("repo", model, allow_download, allow_pickle)
+
+
+def cached_model_index(repo_id: str) -> Path | None:
+    """model_index.json of a repo id in the local Hugging Face cache, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "model_index.json")
+    return Path(found) if isinstance(found, str) else None
+
+
+def check_safetensors(path: Path) -> dict:
+    """Read a .safetensors header and check the file holds every byte it declares; return the header.
+
+    A download cut short leaves a file whose tensors end past its end: say so instead of a Rust panic.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        raw_length = file.read(8)
+        length = struct.unpack("<Q", raw_length)[0] if len(raw_length) == 8 else -1
+        if length <= 0 or 8 + length > size:
+            header = None
+        else:
+            try:
+                header = json.loads(file.read(length))
+            except ValueError:
+                header = None
+    if header is not None:
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + length + end <= size:
+            return header
+    raise ModelLoadError(
+        f'"{path}" is truncated or corrupt ({size} bytes): the download was probably cut short; '
+        "delete it and download the model again"
+    )
+
+
+def _model_index(source: ModelSource) -> tuple[Path | None, dict]:
+    folder_index = (
+        Path(source.location) / "model_index.json"
+        if source.kind == "folder"
+        else cached_model_index(source.location)
+    )
+    if folder_index is None:
+        return None, {}
+    try:
+        return folder_index.parent, json.loads(folder_index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f'"{folder_index}" cannot be read ({error}): download the model again'
+        ) from error
+
+
+def load_pipeline(source: ModelSource, dtype_name: str):
+    """Load the text-to-image pipeline of a source on the CPU in the given precision.
+
+    Safety checker and SDXL watermarker off, progress bars off, never remote code. SDXL's VAE is upcast
+    to fp32 for decoding in fp16, where it overflows to NaN.
+    """
+    try:
+        import diffusers
+        import transformers
+    except ImportError as error:
+        raise MissingDependency(
+            f"{error.name} is not installed: install it in Preferences > Add-ons > Promptscape > Dependencies"
+        ) from error
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    dtype = devices.torch_dtype(dtype_name)
+    if source.kind == "file":
+        pipe = _load_single_file(Path(source.location), source, dtype)
+    else:
+        pipe = _load_pretrained(source, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if dtype_name == "fp16" and "XL" in type(pipe).__name__:
+        pipe.vae.register_to_config(force_upcast=True)
+    return pipe
+
+
+def _load_pretrained(source: ModelSource, dtype):
+    from diffusers import AutoPipelineForText2Image
+
+    folder, index = _model_index(source)
+    class_name = index.get("_class_name", "")
+    if index and class_name not in SUPPORTED_PIPELINES:
+        raise ModelLoadError(
+            f'"{source.location}" is a {class_name or "unknown"} model, which Promptscape cannot use: '
+            "choose a Stable Diffusion 1.x/2.x or SDXL (or Turbo) text-to-image model"
+        )
+    if folder is not None:
+        for weights in folder.glob("*/*.safetensors"):
+            check_safetensors(weights)
+    kwargs = {"dtype": dtype, "use_safetensors": None if source.allow_pickle else True}
+    if "safety_checker" in index:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if "XL" in class_name:
+        kwargs["add_watermarker"] = False
+    if source.kind == "repo":
+        kwargs["local_files_only"] = not source.allow_download
+    try:
+        return AutoPipelineForText2Image.from_pretrained(source.location, **kwargs)
+    except Exception as error:
+        raise ModelLoadError(
+            f'"{source.location}" could not be loaded: {error}. Files may be missing or the model may have '
+            f"no .safetensors weights; download it again or {_HINT}"
+        ) from error
+
+
+def _local_config(path: Path) -> Path | None:
+    """The diffusers folder describing a single-file checkpoint: a namesake beside it, or its own folder."""
+    for candidate in (path.with_suffix(""), path.parent / f"{path.stem}_config", path.parent):
+        if (candidate / "model_index.json").is_file():
+            return candidate
+    return None
+
+
+def _load_single_file(path: Path, source: ModelSource, dtype):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    is_xl = False
+    if path.suffix.lower() == ".safetensors":
+        is_xl = any(key.startswith("conditioner.embedders.1") for key in check_safetensors(path))
+    pipeline_class = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
+    config = _local_config(path)
+    kwargs = {"dtype": dtype, "local_files_only": not source.allow_download}
+    if config is not None:
+        kwargs["config"] = str(config)
+    if is_xl:
+        kwargs["add_watermarker"] = False
+    else:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        return pipeline_class.from_single_file(str(path), **kwargs)
+    except Exception as error:
+        where = f"with the config in {config}" if config else "without a local config"
+        raise ModelLoadError(
+            f'"{path}" could not be loaded as a single-file checkpoint {where}: {error}. Put its diffusers '
+            f'config folder beside it as "{path.with_suffix("").name}/" (with model_index.json), or allow '
+            "downloads so the config can be fetched"
+        ) from error
+
+
+def make_scheduler(name: str, config):
+    """A new scheduler of the named kind built from the model's scheduler config."""
+    import diffusers
+
+    class_name, options = SCHEDULERS[name]
+    return getattr(diffusers, class_name).from_config(config, **options)
+
+
+@contextlib.contextmanager
+def call_options(pipe, scheduler: str, loras: tuple[LoraSpec, ...]):
+    """Swap the scheduler and stack the LoRAs for one call; restore the pipeline on exit, even on errors."""
+    original = pipe.scheduler
+    adapters: list[str] = []
+    try:
+        if scheduler != "default":
+            pipe.scheduler = make_scheduler(scheduler, original.config)
+        if loras:
+            adapters = _load_loras(pipe, loras)
+        yield
+    finally:
+        if adapters:
+            pipe.delete_adapters(adapters)
+        pipe.scheduler = original
+
+
+def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        raise MissingDependency(
+            "LoRAs need the peft package: install it in Preferences > Add-ons > Promptscape > Dependencies"
+        )
+    names = []
+    try:
+        for number, lora in enumerate(loras):
+            name = f"promptscape_lora_{number}"
+            path = Path(lora.path_or_id).expanduser()
+            if path.is_file():
+                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+            else:
+                pipe.load_lora_weights(lora.path_or_id, adapter_name=name)
+            names.append(name)
+        pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
+    except Exception as error:
+        if names:
+            pipe.delete_adapters(names)
+        raise ModelLoadError(f"LoRA {loras[len(names)].path_or_id!r} could not be loaded: {error}") from error
+    return names
+
+
+class PipelineCache:
+    """Keeps the last loaded pipeline, keyed by source, device and precision.
+
+    One pipeline at a time: a GPU rarely holds two, so loading another model unloads the previous one.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key = None
+        self._pipe = None
+
+    @property
+    def loaded_key(self):
+        """(source key, device, precision) of the loaded pipeline, or None."""
+        return self._key
+
+    def get(self, source: ModelSource, device: str, precision: str):
+        """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device`."""
+        key = (source.key, device, precision)
+        with self._lock:
+            if self._key == key:
+                return self._pipe, 0.0, True
+            self._unload_locked()
+            start = time.perf_counter()
+            pipe = load_pipeline(source, precision)
+            placement = devices.apply_memory_options(pipe, device)
+            seconds = time.perf_counter() - start
+            log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)
+            self._key, self._pipe = key, pipe
+            return pipe, seconds, False
+
+    def unload(self) -> None:
+        """Drop the cached pipeline and give its memory back."""
+        with self._lock:
+            self._unload_locked()
+
+    def _unload_locked(self) -> None:
+        if self._pipe is not None:
+            self._key = self._pipe = None
+            devices.free_memory()

@@ -1,0 +1,36 @@
+"""A cheap look at the image while it denoises: latents mapped to RGB by a fixed linear map, no VAE."""
+
+import numpy as np
+
+# Rough linear maps from the four latent channels of each model family to RGB in [-1, 1]: a thumbnail only.
+_SD_MAP = np.array(
+    [
+        [0.30, 0.19, 0.21],
+        [0.19, 0.29, 0.17],
+        [-0.16, 0.19, 0.26],
+        [-0.18, -0.27, -0.47],
+    ],
+    dtype=np.float32,
+)
+_SD_BIAS = np.array([0.0, 0.0, 0.0], dtype=np.float32)
+_SDXL_MAP = np.array(
+    [
+        [0.37, 0.34, 0.30],
+        [0.03, 0.19, 0.27],
+        [0.14, 0.19, -0.07],
+        [-0.21, -0.14, -0.19],
+    ],
+    dtype=np.float32,
+)
+_SDXL_BIAS = np.array([0.07, 0.02, -0.10], dtype=np.float32)
+
+
+def latents_to_rgb(latents, sdxl: bool = False) -> np.ndarray:
+    """A float32 HxWx3 preview in [0, 1] of the first latent image (a torch tensor or array, 1x4xHxW)."""
+    if hasattr(latents, "detach"):
+        latents = latents[0].detach().float().cpu().numpy()
+    else:
+        latents = np.asarray(latents, dtype=np.float32)[0]
+    matrix, bias = (_SDXL_MAP, _SDXL_BIAS) if sdxl else (_SD_MAP, _SD_BIAS)
+    rgb = np.tensordot(np.moveaxis(latents[:4], 0, -1), matrix, axes=1) + bias
+    return np.clip(rgb * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)

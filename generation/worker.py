@@ -1,0 +1,296 @@
+"""The one background thread that runs generations in order, with progress, previews and cancel.
+
+The main thread submits a request and polls the Job it gets back; nothing here touches bpy. The cached
+pipeline is left as it was found after every job: seamless padding undone, scheduler and LoRAs restored.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from . import devices, models, previews
+from .errors import Cancelled, GenerationFailed, MissingDependency, PromptscapeError
+from .request import GenerationRequest
+from .seamless import seamless
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "loading", "running", "postprocessing", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+# Previews are cheap but not free, and the panel redraws a few times a second at most.
+PREVIEW_INTERVAL = 0.25
+
+
+class _CancelRequested(Exception):
+    """Raised from the step callback: aborts the pipeline call, which leaves the pipeline reusable."""
+
+
+class Job:
+    """One submitted request: its state, progress, preview and result, updated by the worker thread."""
+
+    def __init__(self, request: GenerationRequest, on_image: Callable | None = None):
+        self.request = request
+        self.resolved: GenerationRequest | None = None
+        self.metadata: dict[str, str] = {}
+        self.state = "queued"
+        self.step = 0
+        self.steps = request.steps
+        self.preview: np.ndarray | None = None
+        self.image: np.ndarray | None = None
+        self.outputs = None
+        self.timings: dict[str, float] = {}
+        self.cache_hit = False
+        self.error: BaseException | None = None
+        self.message = ""
+        self._on_image = on_image
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._started: float | None = None
+        self._ended: float | None = None
+        self._denoise_started: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<Job {self.state} step {self.step}/{self.steps} {self.request.prompt[:40]!r}>"
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the worker started this job (0 while queued)."""
+        if self._started is None:
+            return 0.0
+        return (self._ended or time.perf_counter()) - self._started
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds of denoising left, from the pace of the steps so far; None when unknown."""
+        if self.state != "running" or self.step == 0 or self._denoise_started is None:
+            return None
+        per_step = (time.perf_counter() - self._denoise_started) / self.step
+        return per_step * max(self.steps - self.step, 0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is done, failed or cancelled; False when the timeout passed first."""
+        return self._finished.wait(timeout)
+
+    def cancel(self) -> None:
+        """Stop the job: at once while queued, within one denoising step while running.
+
+        Cancelled during post-processing, the job still ends "cancelled" and the files written stay on disk.
+        """
+        with self._lock:
+            self._cancel.set()
+            if self.state == "queued":
+                self._finish("cancelled", Cancelled("cancelled before it started"))
+
+    def _begin(self) -> bool:
+        with self._lock:
+            if self._cancel.is_set() or self.done:
+                return False
+            self._started = time.perf_counter()
+            self.state = "loading"
+            return True
+
+    def _finish(self, state: str, error: BaseException | None = None, message: str | None = None) -> None:
+        self.error = error
+        self.message = message if message is not None else (str(error) if error else "")
+        self._ended = time.perf_counter() if self._started is not None else None
+        self.state = state
+        self._finished.set()
+
+
+class Worker:
+    """A daemon thread serving submitted jobs one at a time, first in first out."""
+
+    # Test seam: called as step_hook(job, step) after each denoising step (1-based), before the cancel check.
+    step_hook: Callable[[Job, int], None] | None = None
+
+    def __init__(self):
+        self.cache = models.PipelineCache()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: list[Job] = []
+        self._jobs_lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="promptscape-worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def submit(self, request: GenerationRequest, on_image: Callable | None = None) -> Job:
+        """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
+
+        `on_image(image, resolved_request)` runs in the worker thread with the float32 HxWx3 image in [0, 1];
+        what it returns becomes `job.outputs`.
+        """
+        request = request.validate()
+        models.resolve_source(request.model, request.allow_download, request.allow_pickle)
+        if self._stopping:
+            raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
+        job = Job(request, on_image)
+        with self._jobs_lock:
+            self._jobs = [queued for queued in self._jobs if not queued.done]
+            self._jobs.append(job)
+        self._queue.put(job)
+        return job
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every queued and running job, stop the thread and unload the pipeline."""
+        self._stopping = True
+        with self._jobs_lock:
+            jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.cancel()
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the Promptscape worker did not stop within %.1f s", timeout)
+        else:
+            self.cache.unload()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job._begin():
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        request = job.request.resolved()
+        job.resolved, job.metadata = request, request.to_metadata()
+        try:
+            _require_torch()
+            device = devices.resolve_device(request.device)
+            precision = devices.resolve_precision(device, request.precision)
+            source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
+            pipe, job.timings["load"], job.cache_hit = self.cache.get(source, device, precision)
+            if job.cancel_requested:
+                raise _CancelRequested
+            job.state = "running"
+            job.image = self._generate(job, pipe, request, device)
+            job.state = "postprocessing"
+            start = time.perf_counter()
+            if job._on_image is not None:
+                job.outputs = job._on_image(job.image, request)
+            job.timings["postprocess"] = time.perf_counter() - start
+            if job.cancel_requested:
+                job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
+            else:
+                job._finish("done")
+        except _CancelRequested:
+            job._finish("cancelled", Cancelled(f"cancelled at step {job.step} of {job.steps}"))
+        except PromptscapeError as error:
+            job._finish("failed", error)
+        except Exception as error:
+            if _is_out_of_memory(error):
+                devices.free_memory()
+                job._finish("failed", GenerationFailed(_OUT_OF_MEMORY.format(request=request)))
+            else:
+                log.exception("generation failed for %r", request.prompt)
+                job._finish("failed", error, f"generation failed: {type(error).__name__}: {error}")
+        log.info("job %s in %.2f s %s", job.state, job.elapsed, job.timings)
+
+    def _generate(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
+        import torch
+
+        generator = torch.Generator(device=device).manual_seed(request.seed)
+        sdxl = "XL" in type(pipe).__name__
+        last = {"preview": 0.0, "step": None}
+
+        def on_step_end(pipeline, index, timestep, tensors):
+            now = time.perf_counter()
+            job.step, job.steps = index + 1, getattr(pipeline, "num_timesteps", job.steps)
+            last["step"] = now
+            if now - last["preview"] >= PREVIEW_INTERVAL or job.step == job.steps:
+                job.preview = previews.latents_to_rgb(tensors["latents"], sdxl)
+                last["preview"] = now
+            hook = self.step_hook
+            if hook is not None:
+                hook(job, job.step)
+            if job.cancel_requested:
+                raise _CancelRequested
+            return tensors
+
+        job._denoise_started = start = time.perf_counter()
+        with (
+            models.call_options(pipe, request.scheduler, request.loras),
+            seamless(pipe, request.wrap_x, request.wrap_y),
+        ):
+            result = pipe(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                width=request.width,
+                height=request.height,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=on_step_end,
+            )
+        end = time.perf_counter()
+        denoised = last["step"] or end
+        job.timings["denoise"], job.timings["decode"] = denoised - start, end - denoised
+        image = np.asarray(result.images[0], dtype=np.float32)
+        if not np.isfinite(image).all():
+            raise GenerationFailed(
+                "the model produced NaN/infinite pixels: use fp32 precision (or a fixed fp16 VAE for SDXL) "
+                "or fewer steps, and check the model file"
+            )
+        return image
+
+
+_OUT_OF_MEMORY = (
+    "out of GPU memory at {request.width}x{request.height}: try a smaller size, fp16 precision, a GPU with "
+    "model CPU offload (install accelerate), or close other GPU apps; memory was freed"
+)
+
+
+def _require_torch() -> None:
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise MissingDependency(
+            f"{error.name} is not installed: install it in Preferences > Add-ons > Promptscape > Dependencies"
+        ) from error
+
+
+def _is_out_of_memory(error: Exception) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+_worker: Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def get_worker() -> Worker:
+    """The module's worker, started on first use (and again after shutdown_worker)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.alive:
+            _worker = Worker()
+        return _worker
+
+
+def shutdown_worker(timeout: float = 5.0) -> None:
+    """Cancel everything queued or running and join the worker thread; safe when none was started."""
+    global _worker
+    with _worker_lock:
+        worker, _worker = _worker, None
+    if worker is not None:
+        worker.shutdown(timeout)
