@@ -36,7 +36,12 @@ class Generation:
     @property
     def state(self) -> str:
         """queued, loading, running, postprocessing, done, failed or cancelled."""
-        return getattr(self._task.job, "state", "done")
+        return "cancelled" if self._task.cancelled else getattr(self._task.job, "state", "done")
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds spent loading the model, denoising, decoding and post-processing."""
+        return dict(getattr(self._task.job, "timings", {}))
 
     @property
     def progress(self) -> tuple[int, int]:

@@ -63,17 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ProgressPrinter:
-    """Prints a line on stderr each time the job's state or step changes (a log, not a redrawn bar)."""
+    """Prints a line on stderr per denoising step and per change of state, like a log.
+
+    It samples the job, so steps finished between two samples are printed when seen; none is skipped.
+    """
 
     def __init__(self):
-        self.last = ""
+        self.state = ""
+        self.step = 0
 
     def __call__(self, task: job_runner.Task):
         job = task.job
-        line = f"{getattr(job, 'state', '')} {getattr(job, 'step', 0)}/{getattr(job, 'steps', 0)}"
-        if line != self.last:
-            self.last = line
-            print(f"promptscape: {line}", file=sys.stderr, flush=True)
+        state, step, steps = getattr(job, "state", ""), getattr(job, "step", 0), getattr(job, "steps", 0)
+        for shown in range(self.step + 1, step + 1):
+            print(f"promptscape: step {shown}/{steps}", file=sys.stderr, flush=True)
+        self.step = max(self.step, step)
+        if state != self.state and state != "running":
+            print(f"promptscape: {state}", file=sys.stderr, flush=True)
+        self.state = state
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         task = actions.world_from_image(scene, args.path, **options)
     else:
         task = actions.material_from_image(scene, args.path, objects, **options)
-    job_runner.wait(task, progress=ProgressPrinter())
+    progress = ProgressPrinter()
+    job_runner.wait(task, progress=progress)
+    progress(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)
     if args.output:

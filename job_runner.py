@@ -33,13 +33,16 @@ class Task:
     error: str = ""
     applied: bool = False
     finished: bool = False
+    cancel_requested: bool = False
     on_finish: list[Callable[["Task"], None]] = field(default_factory=list)
 
     @property
     def cancelled(self) -> bool:
-        return getattr(self.job, "state", "") == "cancelled"
+        return self.cancel_requested or getattr(self.job, "state", "") == "cancelled"
 
     def cancel(self):
+        """Stop the job; a result that is finished but not yet applied is kept on disk, not applied."""
+        self.cancel_requested = True
         self.job.cancel()
 
 
@@ -90,6 +93,7 @@ def clear_error():
 def start(task: Task) -> Task:
     """Track a submitted task; in the UI, make sure the timer that applies results is running."""
     task.file_key = task.file_key or file_key()
+    clear_error()  # the panel shows the latest failure only until the next attempt
     _tasks.append(task)
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TICK_INTERVAL, persistent=False)
@@ -106,22 +110,17 @@ def tick():
 def _finish(task: Task):
     global _last_error
     job = task.job
-    if job.state == "done":
-        task.metadata = getattr(job, "metadata", None) or job.result.request.to_metadata()
-        _history.append(HistoryEntry(task.kind, task.label, task.metadata, job.outputs))
-    if job.state == "done" and task.file_key != file_key():
-        task.error = "The file changed while generating; the result is on disk and in the history"
+    if job.state == "failed":
+        task.error = job.message or str(job.error)
     elif job.state == "done":
-        try:
-            task.result = task.apply(task)
-            task.applied = True
-        except PromptscapeError as error:
-            task.error = str(error)
-        except Exception as error:  # a bug: keep Blender running, say where the files are
-            log.exception("Applying a Promptscape result failed")
-            task.error = f"Applying the result failed ({error}); the files are on disk"
-    elif job.state == "failed":
-        task.error = getattr(job, "message", None) or str(job.error)
+        task.metadata = dict(job.metadata)
+        _history.append(HistoryEntry(task.kind, task.label, task.metadata, job.outputs))
+        if task.cancel_requested:
+            pass  # cancelled after the worker finished: the files stay on disk and in the history
+        elif task.file_key != file_key():
+            task.error = "The file changed while generating; the result is on disk and in the history"
+        else:
+            _apply(task)
     task.finished = True
     if task.error:
         _last_error = task.error
@@ -129,6 +128,17 @@ def _finish(task: Task):
         callback(task)
     if task.applied and not bpy.app.background:
         bpy.ops.ed.undo_push(message=f"Promptscape: apply {task.kind}")
+
+
+def _apply(task: Task):
+    try:
+        task.result = task.apply(task)
+        task.applied = True
+    except PromptscapeError as error:
+        task.error = str(error)
+    except Exception as error:  # a bug: keep Blender running, say where the files are
+        log.exception("Applying a Promptscape result failed")
+        task.error = f"Applying the result failed ({error}); the files are on disk"
 
 
 def wait(task: Task, timeout: float | None = None, progress: Callable[[Task], None] | None = None) -> bool:

@@ -1,5 +1,6 @@
 """Images in Blender: load generated files (not packed), tag them with their request, read pixels."""
 
+import contextlib
 from pathlib import Path
 
 import bpy
@@ -30,6 +31,10 @@ def load(path: Path, colorspace: str | None, metadata: dict[str, str], pack: boo
     if not image.has_data and image.size[0] == 0:  # reading the size decodes the file
         bpy.data.images.remove(image)
         raise InvalidImage(f"Blender cannot decode {path}: is it a complete image file?")
+    if bpy.data.filepath:
+        # Relative to the .blend ("//promptscape/..."), so the project folder can move with its files.
+        with contextlib.suppress(ValueError):  # another drive on Windows: keep it absolute
+            image.filepath = bpy.path.relpath(str(path))
     if colorspace:
         image.colorspace_settings.name = colorspace
     tag(image, metadata)

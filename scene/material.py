@@ -108,10 +108,11 @@ def build_material(
 def assign(material, objects) -> list[str]:
     """Put `material` in each object's active slot (adding one if it has none).
 
-    A material it replaces is kept in the file with a fake user when nothing else uses it, so assigning
-    never loses the user's work. Returns the names of the materials kept that way.
+    A material of the user's that it replaces is kept in the file with a fake user when nothing else uses
+    it, so assigning never loses the user's work; returns their names. A replaced Promptscape material
+    that nothing uses any more is removed with its images: its files stay on disk and in the history.
     """
-    kept = []
+    kept, replaced = [], set()
     for obj in objects:
         if not obj.material_slots:
             obj.data.materials.append(material)
@@ -119,7 +120,22 @@ def assign(material, objects) -> list[str]:
         slot = obj.material_slots[obj.active_material_index]
         previous = slot.material
         slot.material = material
-        if previous is not None and previous.users == 0 and images.METADATA_KEY not in previous:
+        if previous is None or previous == material or previous.users > 0:
+            continue
+        if images.METADATA_KEY in previous:
+            replaced.add(previous)
+        elif not previous.use_fake_user:
             previous.use_fake_user = True
             kept.append(previous.name)
+    for previous in replaced:
+        remove_with_images(previous)
     return kept
+
+
+def remove_with_images(material):
+    """Remove a material of ours and the images only it used."""
+    used = [node.image for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeTexImage"]
+    bpy.data.materials.remove(material)
+    for image in used:
+        if image is not None and image.users == 0:
+            bpy.data.images.remove(image)

@@ -29,13 +29,13 @@ def ours(tree, role: str, bl_idname: str, location: tuple[float, float]):
 
 
 def output_node(tree, bl_idname: str, location: tuple[float, float]):
-    """The active output node of that type, or a new one when the tree has none."""
-    outputs = [node for node in tree.nodes if node.bl_idname == bl_idname]
-    for node in outputs:
-        if node.is_active_output:
+    """The node of that type the tree uses (the active one, for outputs), or a new one when it has none."""
+    found = [node for node in tree.nodes if node.bl_idname == bl_idname]
+    for node in found:
+        if getattr(node, "is_active_output", False):
             return node
-    if outputs:
-        return outputs[0]
+    if found:
+        return found[0]
     node = tree.nodes.new(bl_idname)
     node.location = location
     return node

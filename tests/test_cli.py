@@ -23,7 +23,7 @@ def test_world_command_saves_the_blend_with_the_new_world(cli, tiny_sd, tmp_path
     code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
     err = capfd.readouterr().err
     assert code == 0, err
-    assert "running 3/3" in err and "saved" in err
+    assert "step 1/3" in err and "step 3/3" in err and "saved" in err
     assert (tmp_path / "promptscape").is_dir()  # files beside the output .blend
     bpy.ops.wm.open_mainfile(filepath=str(out))
     world = bpy.context.scene.world

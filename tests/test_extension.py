@@ -102,6 +102,9 @@ class RecordingLayout:
     def prop(self, data, name, text=None, **_):
         self.texts.append(f"prop:{name}")
 
+    def panel(self, idname, **_):
+        return RecordingLayout(self.texts), RecordingLayout(self.texts)  # header, body (drawn open)
+
     def operator(self, idname, text="", **_):
         self.texts.append(text or idname)
         return RecordingLayout(self.texts)  # takes the operator's properties as attributes
@@ -111,19 +114,24 @@ class RecordingLayout:
         return lambda *args, **kwargs: RecordingLayout(self.texts)
 
 
+def draw(panel_class, context) -> list[str]:
+    """What `panel_class.draw` puts on screen: its methods bound to a stand-in with a recording layout."""
+    texts = []
+    methods = {name: value for name, value in vars(panel_class).items() if callable(value)}
+    panel_class.draw(type("P", (), {**methods, "layout": RecordingLayout(texts)})(), context)
+    return texts
+
+
 def test_registers_without_torch_and_panel_says_what_is_missing(extension_zip):
     out = run_in_fresh_blender(
         f"""
         import sys, bpy
-        from test_extension import RecordingLayout
+        from test_extension import draw
         assert bpy.ops.extensions.package_install_files(
             filepath=r"{extension_zip}", repo="user_default", enable_on_install=True) == {{"FINISHED"}}
         assert "{blender_tools.MODULE}" in bpy.context.preferences.addons
         assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
-        texts = []
-        panel = bpy.types.PROMPTSCAPE_PT_main
-        panel.draw(type("P", (), {{"layout": RecordingLayout(texts)}})(), bpy.context)
-        print("\\n".join(texts))
+        print("\\n".join(draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)))
         """,
         block_imports=("torch", "diffusers", "transformers"),
     )

@@ -75,4 +75,4 @@ def test_world_from_image_works_on_a_blender_without_torch(extension_zip, tmp_pa
         """,
         block_imports=("torch", "diffusers", "transformers"),
     )
-    assert "WORLD" in out and "[128, 64]" in out
+    assert "WORLD" in out and "(128, 64)" in out
