@@ -6,6 +6,7 @@ background mode (`blender -b`, the bpy module) timers never fire, so `wait()` pu
 A tick with nothing finished does almost nothing: it reads a few attributes per job.
 """
 
+import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -186,16 +187,24 @@ def _on_load_pre(*_):
     _files_loaded += 1
 
 
+def _stop_worker():
+    from .generation import worker
+
+    worker.shutdown_worker(timeout=2.0)
+
+
 def register():
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    # Quitting Blender does not disable add-ons, but it runs atexit before Python shuts down: stop the
+    # worker there, so a thread in the middle of a torch call never meets a half-finalized interpreter.
+    atexit.register(_stop_worker)
 
 
 def unregister():
-    """Cancel everything, stop the worker thread and remove the timer and handler."""
+    """Cancel everything, stop the worker thread and remove the timer and handlers."""
     cancel_all()
-    from .generation import worker
-
-    worker.shutdown_worker()
+    _stop_worker()
+    atexit.unregister(_stop_worker)
     _tasks.clear()
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)

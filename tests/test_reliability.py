@@ -306,3 +306,34 @@ def test_soak_fifty_generations(mods, tiny_sd):
     # The world is updated in place; a replaced material of ours goes with its images.
     assert (len(bpy.data.worlds), len(bpy.data.materials), len(bpy.data.images)) == datablocks
     assert len(set(paths)) == 50 and all(Path(path).is_file() for path in paths)
+
+
+def test_disabling_or_quitting_with_a_job_running_stops_the_worker(extension_zip, tiny_sd):
+    from blender_tools import MODULE, run_in_fresh_blender
+
+    out = run_in_fresh_blender(
+        f"""
+        import importlib, threading, time, bpy, addon_utils
+        import blender_tools
+        blender_tools.install_extension(r"{extension_zip}")
+        api = importlib.import_module("{MODULE}.api")
+        options = dict(model=r"{tiny_sd}", steps=150, width=256, height=128, device="cpu")
+        generation = api.generate_world("a sky", wait=False, **options)
+        while generation.state in ("queued", "loading"):
+            time.sleep(0.01)
+        started = time.monotonic()
+        addon_utils.disable("{MODULE}", default_set=True)
+        took = time.monotonic() - started
+        left = [thread.name for thread in threading.enumerate() if thread.name.startswith("promptscape")]
+        print("DISABLED", generation.state, f"{{took:.2f}}", left)
+        # Enable again and quit mid-job: the process must end, not hang on the worker thread.
+        addon_utils.enable("{MODULE}", default_set=True)
+        api = importlib.import_module("{MODULE}.api")
+        api.generate_world("a sky", wait=False, **options)
+        print("QUITTING")
+        """,
+        timeout=120,
+    )
+    state, took, left = out.split("DISABLED ")[1].split("\n")[0].split(" ", 2)
+    assert state == "cancelled" and float(took) < 2.0 and left == "[]"
+    assert "QUITTING" in out
