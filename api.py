@@ -40,8 +40,8 @@ class Generation:
 
     @property
     def timings(self) -> dict[str, float]:
-        """Seconds spent loading the model, denoising, decoding and post-processing."""
-        return dict(getattr(self._task.job, "timings", {}))
+        """Seconds spent loading the model, denoising, decoding, post-processing and applying."""
+        return {**getattr(self._task.job, "timings", {}), "apply": self._task.apply_seconds}
 
     @property
     def progress(self) -> tuple[int, int]:

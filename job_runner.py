@@ -35,6 +35,7 @@ class Task:
     applied: bool = False
     finished: bool = False
     cancel_requested: bool = False
+    apply_seconds: float = 0.0
     on_finish: list[Callable[["Task"], None]] = field(default_factory=list)
 
     @property
@@ -132,9 +133,11 @@ def _finish(task: Task):
 
 
 def _apply(task: Task):
+    started = time.perf_counter()
     try:
         task.result = task.apply(task)
         task.applied = True
+        task.apply_seconds = time.perf_counter() - started
     except PromptscapeError as error:
         task.error = str(error)
     except Exception as error:  # a bug: keep Blender running, say where the files are

@@ -28,15 +28,16 @@ def load(path: Path, colorspace: str | None, metadata: dict[str, str], pack: boo
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError as error:
         raise InvalidImage(f"Blender cannot read {path}: {error}") from None
-    if not image.has_data and image.size[0] == 0:  # reading the size decodes the file
-        bpy.data.images.remove(image)
-        raise InvalidImage(f"Blender cannot decode {path}: is it a complete image file?")
+    # Path and colour space first: changing either after the pixels are decoded decodes them again.
     if bpy.data.filepath:
         # Relative to the .blend ("//promptscape/..."), so the project folder can move with its files.
         with contextlib.suppress(ValueError):  # another drive on Windows: keep it absolute
             image.filepath = bpy.path.relpath(str(path))
     if colorspace:
         image.colorspace_settings.name = colorspace
+    if not image.has_data and image.size[0] == 0:  # reading the size decodes the file
+        bpy.data.images.remove(image)
+        raise InvalidImage(f"Blender cannot decode {path}: is it a complete image file?")
     tag(image, metadata)
     if pack:
         image.pack()

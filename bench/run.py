@@ -1,0 +1,234 @@
+"""Promptscape's benchmarks: what it adds to the model it runs and to Blender's own image loading.
+
+Every figure is a ratio against a baseline measured in the same run (absolute times on a shared machine
+are noise), printed as a table with its target and written to .cache/bench/results.json.
+
+    make bench                                  # CPU, the tiny offline model
+    .venv/bin/python bench/run.py --gpu-model stabilityai/stable-diffusion-xl-base-1.0   # adds a CUDA pass
+"""
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from importlib import import_module
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="promptscape-bench-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import bpy  # noqa: E402  (after the environment above is set)
+import numpy as np  # noqa: E402
+
+import blender_tools  # noqa: E402
+
+SIZE = {"width": 512, "height": 256, "steps": 20, "seed": 3}
+REPEATS = 3
+
+
+class Bench:
+    """The installed extension's modules and the rows of the result table."""
+
+    def __init__(self):
+        addon = blender_tools.install_extension(blender_tools.build_zip(Path(tempfile.mkdtemp())))
+        generation = ("worker", "request", "models", "outputs", "hdr", "image_files", "tiny_models")
+        for name in ("api", "job_runner", "scene.world", *(f"generation.{name}" for name in generation)):
+            setattr(self, name.split(".")[-1], import_module(f"{addon.__name__}.{name}"))
+        self.rows = []
+
+    def row(self, name: str, value: float, unit: str, target: str = "", ok: bool | None = None):
+        ok = None if ok is None else bool(ok)
+        self.rows.append({"name": name, "value": float(value), "unit": unit, "target": target, "ok": ok})
+        mark = "" if ok is None else ("ok" if ok else "MISSED")
+        print(f"{name:<58} {value:>10.3f} {unit:<6} {target:<14} {mark}", flush=True)
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def new_scene():
+    scene = bpy.data.scenes.new("Bench")
+    bpy.context.window.scene = scene
+    return scene
+
+
+def generation_overhead(bench: Bench, model: str, device: str, precision: str, label: str = ""):
+    """1. The same request through Promptscape and as a bare pipe() call on the same loaded pipeline."""
+    worker = bench.worker.get_worker()
+    common = {"model": model, "device": device, "precision": precision, **SIZE}
+    request = bench.request.GenerationRequest(prompt="a bench sky", mode="image", **common)
+    bench.worker.get_worker().submit(request).wait()  # loads the model into the cache
+    source = bench.models.resolve_source(model)
+    pipe, _, _ = worker.cache.get(source, device, precision)
+
+    def bare():
+        import torch
+
+        generator = torch.Generator(device=device).manual_seed(SIZE["seed"])
+        pipe(prompt="a bench sky", num_inference_steps=SIZE["steps"], guidance_scale=7.0, width=SIZE["width"],
+             height=SIZE["height"], generator=generator, output_type="np")  # fmt: skip
+
+    def through_worker(mode):
+        job = worker.submit(bench.request.GenerationRequest(prompt="a bench sky", mode=mode, **common))
+        job.wait()
+        return job.timings["denoise"] + job.timings["decode"]
+
+    def through_api():
+        generation = bench.api.generate_world("a bench sky", scene=new_scene(), wait=False, **common)
+        seconds, _ = timed(generation.result)
+        timings = generation.timings
+        return seconds - timings["postprocess"] - timings["apply"]
+
+    samples = {"bare": [], "image": [], "world": [], "api": []}
+    for _ in range(REPEATS):  # interleaved, so drifts of the shared machine hit every variant alike
+        samples["bare"].append(timed(bare)[0])
+        samples["image"].append(through_worker("image"))
+        samples["world"].append(through_worker("world"))
+        samples["api"].append(through_api())
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    size = f"{SIZE['width']}x{SIZE['height']} x{SIZE['steps']}"
+    bench.row(f"{label}bare pipe() {size}", median["bare"], "s")
+    ratio = median["image"] / median["bare"]
+    bench.row(f"{label}worker, no wrap / bare", ratio, "x", "<= 1.03", ratio <= 1.03)
+    bench.row(f"{label}worker, world wrap / bare", median["world"] / median["bare"], "x", "(wrap cost)")
+    ratio = median["api"] / median["bare"]
+    bench.row(f"{label}api.generate_world - postprocess - apply / bare", ratio, "x", "<= 1.03", ratio <= 1.03)
+
+
+def postprocess_and_apply(bench: Bench, folder: Path):
+    """2. A 4096x2048 panorama to HDR, EXR and world, against Blender loading that EXR."""
+    rng = np.random.default_rng(0)
+    height, width = 2048, 4096
+    elevation = (0.5 - (np.arange(height) + 0.5) / height)[:, None]
+    sky = np.where(elevation > 0, 0.55 + 0.3 * elevation, 0.3)[:, :, None] * np.array([0.6, 0.8, 1.0])
+    image = np.broadcast_to(sky, (height, width, 3)).astype(np.float32).copy()
+    image += rng.normal(0, 0.01, image.shape).astype(np.float32)
+    yy, xx = np.ogrid[:height, :width]
+    image[(yy - height // 4) ** 2 + (xx - width // 3) ** 2 < 30**2] = 1.0  # a clipped sun at 45 degrees
+    image = np.clip(image, 0, 1)
+
+    meta = {"prompt": "bench", "generator": "Promptscape"}
+    hdr_seconds, radiance = timed(bench.hdr.panorama_to_hdr, image, bench.hdr.HdrOptions())
+    exr_seconds, _ = timed(bench.image_files.write_exr, folder / "stage.exr", radiance, meta)
+    total, outputs = timed(bench.outputs.write_world, image, folder, "bench", meta, bench.hdr.HdrOptions())
+
+    def force(image):
+        pixels = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
+        image.pixels.foreach_get(pixels)
+
+    def blender_load():
+        image = bpy.data.images.load(str(outputs.exr), check_existing=False)
+        force(image)
+        bpy.data.images.remove(image)
+
+    def apply():
+        world = bench.world.apply_world(new_scene(), outputs.exr, meta)
+        force(world.node_tree.nodes["Promptscape Environment"].image)
+
+    baseline = statistics.median(timed(blender_load)[0] for _ in range(REPEATS))
+    applied = statistics.median(timed(apply)[0] for _ in range(REPEATS))
+    bench.row("4096x2048 HDR conversion", hdr_seconds, "s")
+    bench.row("4096x2048 EXR write (float32)", exr_seconds, "s")
+    bench.row("4096x2048 write_world (HDR, EXR, HDR, preview)", total, "s")
+    bench.row("bpy.data.images.load + pixels (baseline)", baseline, "s")
+    bench.row("apply_world + pixels", applied, "s")
+    whole = total + applied
+    bench.row("whole path: post-process + apply", whole, "s", "<= 1.5 s", whole <= 1.5)
+    bench.row("apply / Blender's own load", applied / baseline, "x", "<= 1.5", applied / baseline <= 1.5)
+
+
+def responsiveness(bench: Bench, model: str, device: str, precision: str, label: str = ""):
+    """3. The main-thread tick every 10 ms while a generation runs: lateness and the longest tick."""
+    generation = bench.api.generate_world("a responsive sky", scene=new_scene(), wait=False, model=model,
+                                          device=device, precision=precision, **SIZE)  # fmt: skip
+    lateness, ticks, peak = [], [], rss_mb()
+    start = time.perf_counter()
+    beat = 0
+    while not generation.done:
+        beat += 1
+        due = start + beat * 0.010
+        time.sleep(max(0.0, due - time.perf_counter()))
+        lateness.append(time.perf_counter() - due)
+        seconds, _ = timed(bench.job_runner.tick)
+        ticks.append(seconds)
+        peak = max(peak, rss_mb())
+    polls = ticks[:-1]  # the last tick applied the result; the others only polled
+    p50, p99 = np.percentile(lateness, [50, 99]) * 1000
+    bench.row(f"{label}tick lateness p50", p50, "ms")
+    bench.row(f"{label}tick lateness p99", p99, "ms", "<= 20 ms", p99 <= 20)
+    bench.row(f"{label}tick lateness max", max(lateness) * 1000, "ms")
+    bench.row(f"{label}longest polling tick", max(polls) * 1000, "ms", "<= 5 ms", max(polls) <= 0.005)
+    bench.row(f"{label}applying tick (512x256 world)", ticks[-1] * 1000, "ms")
+    return peak
+
+
+def model_cache(bench: Bench, model: str):
+    """4. The first and second request to the same model."""
+    bench.worker.get_worker().cache.unload()
+    loads = []
+    for _ in range(2):
+        generation = bench.api.generate_world("cache", scene=new_scene(), wait=False, model=model,
+                                              device="cpu", steps=2, width=128, height=64)  # fmt: skip
+        generation.result()
+        loads.append(generation.timings["load"])
+    bench.row("model load, first request", loads[0], "s")
+    bench.row("model load, second request", loads[1], "s", "~0", loads[1] < 0.01)
+
+
+def memory(bench: Bench, model: str, peak: float):
+    """5. Peak RSS of one world generation and RSS growth over 20 generations."""
+    bench.row("peak RSS during one 512x256 world", peak, "MB")
+    scene = new_scene()
+    sizes = []
+    for index in range(20):
+        bench.api.generate_world("memory", scene=scene, model=model, device="cpu", **{**SIZE, "seed": index})
+        gc.collect()
+        sizes.append(rss_mb())
+    growth = sizes[-1] - sizes[0]
+    bench.row("RSS growth over 20 generations (after the first)", growth, "MB", "< 100 MB", growth < 100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu-model", help="a real model id or folder for the CUDA pass (fp16)")
+    args = parser.parse_args()
+    bench = Bench()
+    tiny = str(bench.tiny_models.ensure_tiny_pipeline("sd", ROOT / ".cache" / "tiny-models"))
+    out = ROOT / ".cache" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{'figure':<58} {'value':>10} {'unit':<6} {'target':<14}")
+    generation_overhead(bench, tiny, "cpu", "fp32")
+    postprocess_and_apply(bench, Path(tempfile.mkdtemp(prefix="promptscape-bench-files-")))
+    peak = responsiveness(bench, tiny, "cpu", "fp32")
+    model_cache(bench, tiny)
+    memory(bench, tiny, peak)
+    import torch
+
+    if args.gpu_model and torch.cuda.is_available():
+        generation_overhead(bench, args.gpu_model, "cuda", "fp16", label="CUDA ")
+        responsiveness(bench, args.gpu_model, "cuda", "fp16", label="CUDA ")
+    else:
+        print("CUDA pass skipped: " + ("no CUDA device" if args.gpu_model else "no --gpu-model given"))
+    (out / "results.json").write_text(json.dumps(bench.rows, indent=2))
+    print(f"written {out / 'results.json'}")
+    bench.worker.shutdown_worker()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
