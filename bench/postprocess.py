@@ -1,0 +1,146 @@
+"""Post-processing speed: 4096x2048 panorama -> HDR EXR, and 2048x2048 texture -> all PBR maps.
+
+Run with `.venv/bin/python bench/postprocess.py`; a bench runner calls `run()` for the figures. The
+target of issue 4 is 1.5 s for each on a 2-core machine. The generation package is loaded straight from
+the source tree (no Blender needed). Stage figures are each stage run on its own, so they overlap the
+totals rather than sum to them exactly. `fft_2048_seconds` times a plain numpy FFT round trip as a
+measure of the machine, so figures can be compared as ratios across machines.
+"""
+
+import importlib
+import importlib.util
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "promptscape_generation"
+TARGET_SECONDS = 1.5
+
+log = logging.getLogger("bench.postprocess")
+
+
+def load_generation():
+    """The source tree's generation/ as a package of its own (its __init__ and modules import no bpy)."""
+    if PACKAGE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            PACKAGE,
+            ROOT / "generation" / "__init__.py",
+            submodule_search_locations=[str(ROOT / "generation")],
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACKAGE] = module
+        spec.loader.exec_module(module)
+    return {name: importlib.import_module(f"{PACKAGE}.{name}") for name in ("hdr", "pbr", "image_files")}
+
+
+def _noise(height, width, seed):
+    """1/f noise, periodic in both axes, zero mean and unit std."""
+    rng = np.random.default_rng(seed)
+    frequency = np.hypot(np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :])
+    frequency[0, 0] = 1.0
+    spectrum = (rng.normal(size=frequency.shape) + 1j * rng.normal(size=frequency.shape)) / frequency
+    spectrum[0, 0] = 0.0
+    out = np.fft.irfft2(spectrum, s=(height, width))
+    return ((out - out.mean()) / out.std()).astype(np.float32)
+
+
+def sunny_panorama(width=4096):
+    """A clipped sunny sky with a glare blob around a sun at 45 degrees elevation."""
+    height = width // 2
+    rows = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None, None]
+    sky = (0.35 + 0.45 * rows) * np.array([0.65, 0.8, 1.0], dtype=np.float32)
+    image = np.clip(sky + 0.05 * _noise(height, width, 1)[..., None], 0.0, 1.0)
+    image[height // 2 :] = np.clip(0.3 + 0.06 * _noise(height // 2, width, 2)[..., None], 0.0, 1.0)
+    y, x = np.ogrid[:height, :width]
+    glare = (y - height // 4) ** 2 + ((x - width // 3) * np.float32(0.7071)) ** 2 < (width // 90) ** 2
+    image[glare] = 1.0
+    return image
+
+
+def stone_texture(size=2048):
+    fine, coarse = _noise(size, size, 3), _noise(size, size, 4)
+    light = 1.0 + 0.3 * np.cos(np.arange(size) / size * 2 * np.pi)[:, None, None]
+    base = np.array([0.55, 0.42, 0.3], dtype=np.float32) + 0.1 * fine[..., None] + 0.04 * coarse[..., None]
+    return np.clip(base * light, 0.0, 1.0).astype(np.float32)
+
+
+def _seconds(function, *args, repeat=2, **kwargs):
+    """Best of `repeat` runs: the least disturbed by other work on a shared machine."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run() -> dict:
+    """Measure and return the figures (seconds, and each total's ratio to the 1.5 s target)."""
+    modules = load_generation()
+    hdr, pbr, files = modules["hdr"], modules["pbr"], modules["image_files"]
+    figures: dict[str, float] = {}
+    probe = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)
+    figures["fft_2048_seconds"], _ = _seconds(lambda: np.fft.irfft2(np.fft.rfft2(probe), s=probe.shape))
+
+    panorama = sunny_panorama()
+    with tempfile.TemporaryDirectory() as folder:
+        convert, result = _seconds(hdr.convert_panorama, panorama, hdr.HdrOptions())
+        write_exr, _ = _seconds(files.write_exr, Path(folder) / "world.exr", result.radiance, {}, "none")
+        figures["world_convert_seconds"] = convert
+        figures["world_write_exr_seconds"] = write_exr
+        figures["world_to_exr_seconds"] = convert + write_exr
+        figures["world_stage_seam_blend_seconds"], _ = _seconds(hdr.blend_seam, panorama)
+        figures["world_stage_pole_cleanup_seconds"], _ = _seconds(hdr.clean_poles, panorama)
+        figures["world_stage_srgb_to_linear_seconds"], _ = _seconds(hdr.srgb_to_linear, panorama)
+        figures["world_stage_sun_detection_seconds"], _ = _seconds(hdr.find_sun_blob, panorama)
+        figures["world_write_exr_zip_seconds"], _ = _seconds(
+            files.write_exr, Path(folder) / "zip.exr", result.radiance, {}, "zip", repeat=1
+        )
+        figures["world_write_hdr_seconds"], _ = _seconds(
+            files.write_hdr, Path(folder) / "w.hdr", result.radiance
+        )
+
+        texture = stone_texture()
+        maps_seconds, maps = _seconds(pbr.texture_to_pbr, texture)
+        figures["material_maps_seconds"] = maps_seconds
+        figures["material_stage_srgb_to_linear_seconds"], _ = _seconds(hdr.srgb_to_linear, texture)
+        lum = np.log(texture.mean(axis=-1) + 1e-4)
+        figures["material_stage_one_fft_filter_seconds"], _ = _seconds(
+            lambda: np.fft.irfft2(np.fft.rfft2(lum), s=lum.shape).astype(np.float32)
+        )
+        figures["material_write_pngs_seconds"], _ = _seconds(
+            lambda: [
+                files.write_png(Path(folder) / f"{name}.png", getattr(maps, name), bits)
+                for name, bits in (("albedo", 8), ("normal", 16), ("roughness", 8), ("height", 16), ("ao", 8))
+            ],
+            repeat=1,
+        )
+    figures["world_to_exr_vs_target"] = figures["world_to_exr_seconds"] / TARGET_SECONDS
+    figures["material_maps_vs_target"] = figures["material_maps_seconds"] / TARGET_SECONDS
+    return figures
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    figures = run()
+    log.info(
+        "4096x2048 panorama -> HDR EXR: %.2f s (target %.1f s)",
+        figures["world_to_exr_seconds"],
+        TARGET_SECONDS,
+    )
+    log.info(
+        "2048x2048 texture -> PBR maps: %.2f s (target %.1f s)",
+        figures["material_maps_seconds"],
+        TARGET_SECONDS,
+    )
+    for name, value in figures.items():
+        log.info("  %-45s %8.3f", name, value)
+
+
+if __name__ == "__main__":
+    main()

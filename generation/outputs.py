@@ -1,0 +1,205 @@
+"""From an image to files on disk: a world (EXR + HDR + preview) or a material (PBR PNGs + preview).
+
+The glue the Blender side calls. Input images are checked and made usable here (a clear InvalidImage when
+they cannot be); files are written before anything touches the scene, under names that never overwrite an
+earlier result, each carrying the request that made it.
+"""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import image_files
+from .errors import InvalidImage, InvalidRequest
+from .hdr import HdrOptions, convert_panorama, linear_to_srgb, resize_panorama, resize_wrap
+from .pbr import texture_to_pbr
+from .quality import luminance, material_report, world_report
+
+__all__ = [
+    "HdrOptions",
+    "MaterialOutputs",
+    "WorldOutputs",
+    "write_material",
+    "write_world",
+    "write_world_hdr",
+]
+
+log = logging.getLogger(__name__)
+
+PREVIEW_WIDTH = 512
+MIN_WORLD_WIDTH = 16
+MIN_TEXTURE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class WorldOutputs:
+    """The files of a world: float32 EXR and Radiance HDR (the same radiance), an 8-bit PNG thumbnail of
+    the LDR panorama, and the quality report."""
+
+    exr: Path
+    hdr: Path
+    preview: Path
+    report: dict
+
+
+@dataclass(frozen=True)
+class MaterialOutputs:
+    """The files of a material: albedo (8-bit sRGB), normal (16-bit RGB, OpenGL), roughness (8-bit grey),
+    height (16-bit grey), AO (8-bit grey), a preview PNG, and the quality report."""
+
+    albedo: Path
+    normal: Path
+    roughness: Path
+    height: Path
+    ao: Path
+    preview: Path
+    report: dict
+
+
+def _rgb(image, what: str) -> np.ndarray:
+    """HxWx3 float32 from grey, grey+alpha, RGB or RGBA input (alpha is dropped: worlds and textures are
+    opaque)."""
+    data = np.asarray(image)
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4):
+        raise InvalidImage(
+            f"{what}: expected an HxW, HxWx3 or HxWx4 image, got an array of shape {data.shape}"
+        )
+    if data.shape[2] in (1, 2):
+        data = np.repeat(data[..., :1], 3, axis=2)
+    return data[..., :3]
+
+
+def _ldr(image, what: str) -> np.ndarray:
+    """sRGB float32 in [0, 1] from 8/16-bit integers or floats; floats above 1 are read as 8- or 16-bit
+    values stored as float; NaN becomes 0 and +Inf 1."""
+    data = _rgb(image, what)
+    if data.dtype == np.uint8:
+        return data.astype(np.float32) / 255.0
+    if data.dtype == np.uint16:
+        return data.astype(np.float32) / 65535.0
+    if not np.issubdtype(data.dtype, np.number):
+        raise InvalidImage(f"{what}: pixel values must be numbers, not {data.dtype}")
+    data = data.astype(np.float32)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        log.warning("%s: %d NaN/Inf values replaced (NaN and -Inf by 0, +Inf by 1)", what, int(bad.sum()))
+        data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=0.0)
+    peak = float(data.max()) if data.size else 0.0
+    if peak > 1.0 + 1e-3:
+        scale = 255.0 if peak <= 255.0 + 1e-3 else 65535.0
+        log.warning(
+            "%s: values up to %g read as %d-bit values stored as float", what, peak, 8 if scale == 255 else 16
+        )
+        data = data / np.float32(scale)
+    return np.clip(data, 0.0, 1.0)
+
+
+def _check_panorama(data: np.ndarray, what: str) -> None:
+    height, width = data.shape[:2]
+    if abs(width - 2 * height) > max(1, round(0.005 * width)):
+        raise InvalidImage(
+            f"{what} is {width}x{height}: a world needs an equirectangular panorama with a 2:1 aspect "
+            "(width twice the height); crop or pad it to 2:1 first"
+        )
+    if width < MIN_WORLD_WIDTH:
+        raise InvalidImage(
+            f"{what} is {width}x{height}: a world needs at least {MIN_WORLD_WIDTH}x{MIN_WORLD_WIDTH // 2}"
+        )
+
+
+def _preview(ldr: np.ndarray) -> np.ndarray:
+    height, width = ldr.shape[:2]
+    if width <= PREVIEW_WIDTH:
+        return ldr
+    return resize_wrap(ldr, max(1, round(height * PREVIEW_WIDTH / width)), PREVIEW_WIDTH, wrap_y=True)
+
+
+def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None = None) -> WorldOutputs:
+    """Turn an sRGB equirectangular panorama (HxWx3 in [0, 1], rows top first) into `{stem}.exr`,
+    `{stem}.hdr` and `{stem}-preview.png` in `folder`, each carrying `metadata`. Raises InvalidImage when
+    the image is not 2:1 or cannot be read as an image."""
+    hdr = hdr or HdrOptions()
+    ldr = _ldr(image, "The panorama")
+    _check_panorama(ldr, "The panorama")
+    width = hdr.output_width or ldr.shape[1] + ldr.shape[1] % 2
+    if ldr.shape[1] != width or ldr.shape[0] * 2 != width:
+        ldr = resize_panorama(ldr, width)
+    result = convert_panorama(ldr, hdr)
+    report = world_report(result.ldr, result.radiance, sun_added=result.sun is not None)
+    if result.sun is not None:
+        report["sun_elevation_deg"] = result.sun.elevation
+        report["sun_azimuth_deg"] = result.sun.azimuth
+    return _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report)
+
+
+def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOutputs:
+    stem, (exr, hdr_path, preview) = image_files.unique_stem(folder, stem, [".exr", ".hdr", "-preview.png"])
+    text = {str(k): str(v) for k, v in (metadata or {}).items()}
+    # Uncompressed: radiance mantissas barely deflate (ZIP saves ~20%) and ZIP costs seven times the time.
+    image_files.write_exr(exr, radiance, text, compression="none")
+    image_files.write_hdr(hdr_path, radiance, text)
+    image_files.write_png(preview, _preview(ldr), 8, text)
+    return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=report)
+
+
+def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs:
+    """Write an image that is already HDR radiance (from an EXR or HDR file) as a world, as it is: NaN
+    and negative values become a tiny positive floor, +Inf the largest finite value; no tone change."""
+    data = _rgb(radiance, "The HDR panorama").astype(np.float32)
+    _check_panorama(data, "The HDR panorama")
+    finite = np.isfinite(data)
+    top = float(data[finite].max()) if finite.any() else 1.0
+    if not finite.all():
+        log.warning("The HDR panorama: %d NaN/Inf values replaced", int((~finite).sum()))
+    data = np.nan_to_num(data, nan=0.0, posinf=max(top, 1.0), neginf=0.0)
+    positive = data[data > 0]
+    floor = max(float(positive.min()), 1e-9) if positive.size else 1e-9
+    data = np.maximum(data, np.float32(floor))
+    # Preview: the median sky at mid grey, highlights rolled off (Reinhard), then sRGB.
+    sky = luminance(data[: max(1, data.shape[0] // 2)])
+    key = 0.18 / max(float(np.median(sky)), 1e-9)
+    exposed = data * np.float32(key)
+    ldr = linear_to_srgb(exposed / (1.0 + exposed))
+    report = world_report(None, data)
+    return _write_world_files(data, ldr, folder, stem, metadata, report)
+
+
+def write_material(image, folder, stem: str, metadata: dict, normal_strength: float = 1.0) -> MaterialOutputs:
+    """Derive the PBR maps of a tileable sRGB texture and write `{stem}-albedo.png`, `-normal.png`,
+    `-roughness.png`, `-height.png`, `-ao.png` and `-preview.png` in `folder`, each carrying `metadata`."""
+    texture = _ldr(image, "The texture")
+    if min(texture.shape[:2]) < MIN_TEXTURE_SIZE:
+        raise InvalidImage(
+            f"The texture is {texture.shape[1]}x{texture.shape[0]}: a material needs at least "
+            f"{MIN_TEXTURE_SIZE}x{MIN_TEXTURE_SIZE} pixels"
+        )
+    if not 0.0 <= float(normal_strength) <= 20.0:
+        raise InvalidRequest(f"normal_strength must be between 0 and 20, not {normal_strength}")
+    maps = texture_to_pbr(texture, normal_strength)
+    names = ["albedo", "normal", "roughness", "height", "ao", "preview"]
+    stem, paths = image_files.unique_stem(folder, stem, [f"-{name}.png" for name in names])
+    files = dict(zip(names, paths, strict=True))
+    text = {str(k): str(v) for k, v in (metadata or {}).items()}
+    height, width = maps.albedo.shape[:2]
+    scale = min(1.0, PREVIEW_WIDTH / max(height, width))
+    preview = resize_wrap(
+        maps.albedo, max(1, round(height * scale)), max(1, round(width * scale)), wrap_y=True
+    )
+    jobs = [
+        (files["albedo"], maps.albedo, 8),
+        (files["normal"], maps.normal, 16),
+        (files["roughness"], maps.roughness, 8),
+        (files["height"], maps.height, 16),
+        (files["ao"], maps.ao, 8),
+        (files["preview"], preview, 8),
+    ]
+    # zlib releases the GIL: the PNGs deflate in parallel.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        list(pool.map(lambda job: image_files.write_png(*job, text), jobs))
+    return MaterialOutputs(**files, report=material_report(maps))

@@ -1,0 +1,273 @@
+"""The measures of QUALITY.md as functions: seams, poles, HDR range and light share, normal and albedo maps.
+
+Tests assert them; users see them in the report of a generated world or material. Pure numpy.
+Panoramas are equirectangular, rows top first: row 0 looks straight up, row H-1 straight down.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Rec.709 luminance weights of linear RGB.
+LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Luminance (HxW float32) of an HxWx3 image in the space it is given in."""
+    return np.asarray(rgb, dtype=np.float32) @ LUMA
+
+
+def elevations(height: int) -> np.ndarray:
+    """Elevation in radians of each row centre of an equirectangular panorama (+pi/2 is straight up)."""
+    return ((0.5 - (np.arange(height) + 0.5) / height) * np.pi).astype(np.float64)
+
+
+def pixel_solid_angles(height: int, width: int) -> np.ndarray:
+    """Solid angle (sr) of one pixel in each row of an equirectangular panorama, shape (height,)."""
+    return (2.0 * np.pi / width) * (np.pi / height) * np.cos(elevations(height))
+
+
+def gaussian_blur_wrap(image: np.ndarray, sigma_y: float, sigma_x: float) -> np.ndarray:
+    """Gaussian blur that wraps around both axes (FFT), so a tiling image stays tiling. HxW or HxWxC."""
+    image = np.asarray(image, dtype=np.float32)
+    height, width = image.shape[:2]
+    transfer = gaussian_transfer(height, width, sigma_y, sigma_x)
+    if image.ndim == 3:
+        transfer = transfer[..., None]
+    spectrum = np.fft.rfft2(image, axes=(0, 1))
+    return np.fft.irfft2(spectrum * transfer, s=(height, width), axes=(0, 1)).astype(np.float32)
+
+
+def gaussian_transfer(height: int, width: int, sigma_y: float, sigma_x: float) -> np.ndarray:
+    """The rfft2-shaped transfer function of a Gaussian with the given sigmas in pixels."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    return np.exp(-2.0 * np.pi**2 * ((sigma_y * fy) ** 2 + (sigma_x * fx) ** 2))
+
+
+@dataclass(frozen=True)
+class SeamRatio:
+    """Edge jump over the typical neighbour difference near the edges: ~1 is seamless, >= 1.7 is a seam."""
+
+    ratio: float
+    row_p99: float
+
+
+def seam_ratio(image: np.ndarray, axis: int = 1, pairs: int = 8, band: int = 16) -> SeamRatio:
+    """Seam ratio of the wrap along `axis` (1: last column meets first; 0: last row meets first).
+
+    ratio = mean |first - last| / mean adjacent difference over the `pairs` neighbour pairs nearest each
+    edge. row_p99 is the 99th percentile of the same ratio taken per band of `band` lines along the seam:
+    it finds a stretch of seam that does not match. (A band rather than a single line because one line's
+    jump is a single noisy sample: perfectly periodic fine noise reads about 3 at the 99th percentile
+    line by line, about 1.5 in bands of 16.)
+    Measured on what is passed: sRGB values, or log luminance of HDR data.
+    """
+    data = np.asarray(image, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[..., None]
+    if axis == 0:
+        data = data.swapaxes(0, 1)
+    elif axis != 1:
+        raise ValueError("axis must be 0 (rows wrap) or 1 (columns wrap)")
+    pairs = max(1, min(pairs, (data.shape[1] - 1) // 2))
+    jump = np.abs(data[:, 0] - data[:, -1]).mean(axis=-1)
+    near_start = np.abs(np.diff(data[:, : pairs + 1], axis=1))
+    near_end = np.abs(np.diff(data[:, -pairs - 1 :], axis=1))
+    typical = np.concatenate([near_start, near_end], axis=1).mean(axis=(1, 2))
+    # A stretch much flatter than the image's typical detail (a clear sky) reads as flat, not as a ratio
+    # of two tiny numbers; a real seam there still jumps by far more than this floor.
+    floor = 0.1 * float(typical.mean()) + 1e-12
+    ratio = float(jump.mean() / (typical.mean() + floor))
+    bands = max(1, len(jump) // band)
+    jump_bands = jump[: bands * band].reshape(bands, -1).mean(axis=1)
+    typical_bands = typical[: bands * band].reshape(bands, -1).mean(axis=1)
+    per_band = jump_bands / (typical_bands + floor)
+    return SeamRatio(ratio=ratio, row_p99=float(np.percentile(per_band, 99)))
+
+
+@dataclass(frozen=True)
+class PoleUniformity:
+    """std/mean of the top and bottom rows (worst channel): each row is one direction, so ~0."""
+
+    top: float
+    bottom: float
+
+
+def pole_uniformity(pano: np.ndarray) -> PoleUniformity:
+    """How uniform the first and last rows are: std(row)/mean(row), worst channel; pass is < 0.02."""
+    data = np.asarray(pano, dtype=np.float64)
+    if data.ndim == 2:
+        data = data[..., None]
+
+    def spread(row: np.ndarray) -> float:
+        mean = np.abs(row.mean(axis=0))
+        std = row.std(axis=0)
+        return float(np.max(np.where(mean > 1e-12, std / np.maximum(mean, 1e-12), 0.0)))
+
+    return PoleUniformity(top=spread(data[0]), bottom=spread(data[-1]))
+
+
+def pole_gradient_ratio(pano: np.ndarray) -> float:
+    """Mean horizontal gradient above 85 deg latitude (both poles) over that of the 30-60 deg bands.
+
+    Pass is <= 2: poles no busier than the mid latitudes.
+    """
+    data = np.asarray(pano, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[..., None]
+    latitude = np.degrees(np.abs(elevations(data.shape[0])))
+    gradient = np.abs(data - np.roll(data, 1, axis=1)).mean(axis=(1, 2))
+    polar = latitude > 85.0
+    if not polar.any():
+        polar = latitude >= latitude.max()
+    middle = (latitude >= 30.0) & (latitude <= 60.0)
+    if not middle.any():
+        middle = ~polar
+    reference = float(gradient[middle].mean())
+    return float(gradient[polar].mean() / (reference + 1e-12 * (1.0 + abs(reference))))
+
+
+@dataclass(frozen=True)
+class HdrStats:
+    """Dynamic range figures of HDR radiance (luminance), and whether it is usable as written."""
+
+    peak: float
+    median_sky: float
+    peak_over_median: float
+    stops: float
+    light_share: float
+    finite: bool
+    minimum: float
+
+
+def hdr_stats(radiance: np.ndarray) -> HdrStats:
+    """Peak, median sky (upper hemisphere), stops = log2(peak / 1st percentile), and the light-source share.
+
+    light_share: the part of the upper hemisphere's horizontal irradiance (cos(theta) x solid angle of each
+    equirectangular pixel) carried by pixels both in the top 0.05% and brighter than 100x the median sky.
+    Daylight sun:sky of about 3:1 reads 0.75. Statistics ignore non-finite values; `finite` reports them.
+    """
+    data = np.asarray(radiance, dtype=np.float32)
+    finite = bool(np.isfinite(data).all())
+    minimum = float(data.min()) if finite else float("nan")
+    lum = luminance(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0))
+    height, width = lum.shape
+    sky_rows = max(1, height // 2)
+    sky = lum[:sky_rows]
+    peak = float(lum.max())
+    median_sky = float(np.median(sky))
+    low = float(np.percentile(lum, 1))
+    stops = float(np.log2(max(peak, 1e-30) / max(low, 1e-30))) if peak > 0 else 0.0
+    top = float(np.percentile(lum, 99.95))
+    weights = (pixel_solid_angles(height, width) * np.sin(elevations(height)))[:sky_rows, None]
+    irradiance = sky * weights
+    total = float(irradiance.sum())
+    source = (sky >= top) & (sky > 100.0 * median_sky)
+    share = float(irradiance[source].sum() / total) if total > 0 else 0.0
+    return HdrStats(
+        peak=peak,
+        median_sky=median_sky,
+        peak_over_median=peak / median_sky if median_sky > 0 else float("inf") if peak > 0 else 0.0,
+        stops=stops,
+        light_share=share,
+        finite=finite,
+        minimum=minimum,
+    )
+
+
+@dataclass(frozen=True)
+class NormalStats:
+    """Decoded normal-map figures: worst |length - 1| and the mean of each component."""
+
+    length_error: float
+    mean_x: float
+    mean_y: float
+    mean_z: float
+
+
+def normal_stats(normal_rgb: np.ndarray) -> NormalStats:
+    """Decode a 0..1 encoded normal map (n = 2 rgb - 1) and measure it; pass is length_error <= 0.01,
+    |mean_x|, |mean_y| < 0.02 and mean_z >= 0.8."""
+    n = np.asarray(normal_rgb, dtype=np.float64) * 2.0 - 1.0
+    length = np.sqrt((n**2).sum(axis=-1))
+    mean = n.reshape(-1, 3).mean(axis=0)
+    return NormalStats(
+        length_error=float(np.abs(length - 1.0).max()),
+        mean_x=float(mean[0]),
+        mean_y=float(mean[1]),
+        mean_z=float(mean[2]),
+    )
+
+
+@dataclass(frozen=True)
+class AlbedoStats:
+    """Low-frequency lighting left in an albedo, and the share of pixels in the plausible sRGB range."""
+
+    low_frequency: float
+    in_range: float
+
+
+def albedo_stats(albedo: np.ndarray) -> AlbedoStats:
+    """std(blur(L, sigma=W/8)) / mean(L) on linear luminance (pass <= 0.05), and the fraction of pixels with
+    every channel within sRGB 30..240 (pass >= 0.99). `albedo` is sRGB in [0, 1]."""
+    srgb = np.clip(np.asarray(albedo, dtype=np.float32), 0.0, 1.0)
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    lum = luminance(linear)
+    sigma = lum.shape[1] / 8.0
+    blurred = gaussian_blur_wrap(lum, sigma, sigma)
+    mean = float(lum.mean())
+    low = float(blurred.std() / mean) if mean > 0 else 0.0
+    inside = ((srgb >= 30 / 255 - 1e-6) & (srgb <= 240 / 255 + 1e-6)).all(axis=-1)
+    return AlbedoStats(low_frequency=low, in_range=float(inside.mean()))
+
+
+def world_report(ldr_srgb: np.ndarray | None, radiance: np.ndarray, sun_added: bool | None = None) -> dict:
+    """What a lighting artist wants to know about a world, as plain numbers and flags."""
+    stats = hdr_stats(radiance)
+    log_lum = np.log(np.maximum(luminance(np.nan_to_num(radiance)), 1e-12))
+    seam_log = seam_ratio(log_lum, axis=1)
+    poles = pole_uniformity(radiance)
+    report: dict[str, float | bool] = {
+        "width": float(radiance.shape[1]),
+        "height": float(radiance.shape[0]),
+        "peak": stats.peak,
+        "median_sky": stats.median_sky,
+        "peak_over_median": stats.peak_over_median,
+        "stops": stats.stops,
+        "light_share": stats.light_share,
+        "finite": stats.finite,
+        "minimum": stats.minimum,
+        "seam_ratio_log_luminance": seam_log.ratio,
+        "seam_row_p99_log_luminance": seam_log.row_p99,
+        "pole_top": poles.top,
+        "pole_bottom": poles.bottom,
+    }
+    if ldr_srgb is not None:
+        seam = seam_ratio(ldr_srgb, axis=1)
+        report["seam_ratio_srgb"] = seam.ratio
+        report["seam_row_p99_srgb"] = seam.row_p99
+        report["pole_gradient_ratio"] = pole_gradient_ratio(ldr_srgb)
+    if sun_added is not None:
+        report["sun_added"] = bool(sun_added)
+    return report
+
+
+def material_report(maps) -> dict:
+    """What a texture artist wants to know about a PBR set (a pbr.PbrMaps): seams of every map, albedo
+    de-lighting and range, normal-map validity."""
+    report: dict[str, float | bool] = {
+        "width": float(maps.albedo.shape[1]),
+        "height": float(maps.albedo.shape[0]),
+    }
+    worst = 0.0
+    for name in ("albedo", "normal", "roughness", "height", "ao"):
+        image = getattr(maps, name)
+        for axis, label in ((1, "x"), (0, "y")):
+            seam = seam_ratio(image, axis=axis)
+            report[f"seam_ratio_{name}_{label}"] = seam.ratio
+            worst = max(worst, seam.ratio)
+    report["seam_ratio_worst"] = worst
+    report.update({f"albedo_{k}": v for k, v in asdict(albedo_stats(maps.albedo)).items()})
+    report.update({f"normal_{k}": v for k, v in asdict(normal_stats(maps.normal)).items()})
+    return report

@@ -1,0 +1,189 @@
+"""The glue the Blender side calls: images in, files out, bad input answered clearly."""
+
+import importlib
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+from test_quality import sunny_sky, texture
+
+METADATA = {"prompt": "a sunny meadow", "seed": "42", "model": "tiny", "mode": "WORLD"}
+
+
+@pytest.fixture(scope="module")
+def outputs(addon):
+    return importlib.import_module(addon.__name__ + ".generation.outputs")
+
+
+@pytest.fixture(scope="module")
+def hdr(addon):
+    return importlib.import_module(addon.__name__ + ".generation.hdr")
+
+
+@pytest.fixture(scope="module")
+def errors(addon):
+    return importlib.import_module(addon.__name__ + ".generation.errors")
+
+
+@pytest.fixture(scope="module")
+def sunny():
+    return sunny_sky(1024)
+
+
+def read_exr(path):
+    with OpenEXR.File(str(path)) as exr:
+        return np.asarray(exr.channels()["RGB"].pixels), dict(exr.header())
+
+
+def test_world_files_carry_the_radiance_and_the_request(outputs, hdr, sunny, tmp_path):
+    world = outputs.write_world(sunny, tmp_path, "meadow", METADATA, hdr.HdrOptions())
+    assert (world.exr.name, world.hdr.name, world.preview.name) == (
+        "meadow.exr",
+        "meadow.hdr",
+        "meadow-preview.png",
+    )
+    pixels, header = read_exr(world.exr)
+    np.testing.assert_array_equal(pixels, hdr.panorama_to_hdr(sunny))
+    assert all(header[key] == value for key, value in METADATA.items())
+    assert b"prompt=a sunny meadow" in world.hdr.read_bytes()[:300]
+    with Image.open(world.preview) as preview:
+        assert preview.mode == "RGB" and preview.size == (512, 256)
+        assert preview.info["seed"] == "42"
+    report = world.report
+    assert report["sun_added"] is True and 0.60 <= report["light_share"] <= 0.85
+    assert report["stops"] >= 16 and report["peak_over_median"] >= 1e4 and report["finite"] is True
+    assert report["seam_ratio_srgb"] <= 1.2 and report["pole_top"] < 0.02
+    assert all(type(value) in (float, bool) for value in report.values())
+
+
+def test_an_earlier_world_is_never_overwritten(outputs, sunny, tmp_path):
+    first = outputs.write_world(sunny[::4, ::4], tmp_path, "sky", METADATA)
+    before = first.exr.read_bytes()
+    second = outputs.write_world(sunny[::4, ::4], tmp_path, "sky", {"prompt": "other"})
+    assert second.exr.name == "sky-2.exr" and second.preview.name == "sky-2-preview.png"
+    assert first.exr.read_bytes() == before
+
+
+def test_output_width(outputs, hdr, sunny, tmp_path):
+    world = outputs.write_world(sunny, tmp_path, "wide", METADATA, hdr.HdrOptions(output_width=2048))
+    pixels, _ = read_exr(world.exr)
+    assert pixels.shape == (1024, 2048, 3)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (100, 300, 3), (512, 512, 3), (300, 100)])
+def test_a_world_needs_a_2_to_1_panorama(outputs, errors, tmp_path, shape):
+    with pytest.raises(errors.InvalidImage, match="2:1"):
+        outputs.write_world(np.zeros(shape, dtype=np.float32), tmp_path, "bad", METADATA)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_an_image(outputs, errors, tmp_path):
+    for bad in (np.zeros(10), np.zeros((32, 64, 5)), np.array([["a"] * 64] * 32)):
+        with pytest.raises(errors.InvalidImage):
+            outputs.write_world(bad, tmp_path, "bad", METADATA)
+
+
+def _world_radiance(outputs, image, tmp_path, stem):
+    world = outputs.write_world(image, tmp_path, stem, METADATA)
+    pixels, _ = read_exr(world.exr)
+    assert pixels.dtype == np.float32 and np.isfinite(pixels).all() and pixels.min() > 0
+    return pixels
+
+
+def test_input_formats_give_the_same_world(outputs, sunny, tmp_path):
+    small = sunny[::8, ::8].copy()
+    reference = _world_radiance(outputs, small, tmp_path, "ref")
+    eight_bit = np.rint(small * 255)
+    as_uint8 = _world_radiance(outputs, eight_bit.astype(np.uint8), tmp_path, "u8")
+    as_float255 = _world_radiance(outputs, eight_bit.astype(np.float32), tmp_path, "f255")
+    np.testing.assert_allclose(as_uint8, as_float255, rtol=1e-6)
+    sixteen = np.rint(small * 65535)
+    as_uint16 = _world_radiance(outputs, sixteen.astype(np.uint16), tmp_path, "u16")
+    as_float65535 = _world_radiance(outputs, sixteen.astype(np.float32), tmp_path, "f65535")
+    np.testing.assert_allclose(as_uint16, as_float65535, rtol=1e-6)
+    np.testing.assert_allclose(as_uint16, reference, rtol=1e-3, atol=1e-6)
+    rgba = np.concatenate([small, np.full((*small.shape[:2], 1), 0.3, dtype=np.float32)], axis=2)
+    np.testing.assert_array_equal(_world_radiance(outputs, rgba, tmp_path, "rgba"), reference)
+
+
+def test_grey_black_white_and_non_finite_worlds(outputs, tmp_path):
+    grey = _world_radiance(
+        outputs, np.linspace(0, 1, 64 * 128, dtype=np.float32).reshape(64, 128), tmp_path, "g"
+    )
+    assert grey.shape == (64, 128, 3)
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
+    _world_radiance(outputs, np.zeros((64, 128, 3), dtype=np.float32), tmp_path, "black")
+    _world_radiance(outputs, np.ones((64, 128, 3), dtype=np.float32), tmp_path, "white")
+    broken = np.full((64, 128, 3), 0.4, dtype=np.float32)
+    broken[3, 4], broken[5, 6], broken[7, 8] = np.nan, np.inf, -np.inf
+    _world_radiance(outputs, broken, tmp_path, "broken")
+    _world_radiance(outputs, np.full((8, 16, 3), 0.5, dtype=np.float32), tmp_path, "tiny")
+
+
+def test_an_hdr_input_is_written_as_it_is(outputs, tmp_path):
+    radiance = np.exp(np.random.default_rng(4).uniform(-5, 12, size=(32, 64, 3))).astype(np.float32)
+    broken = radiance.copy()
+    broken[0, 0], broken[1, 1], broken[2, 2] = np.nan, -3.0, np.inf
+    world = outputs.write_world_hdr(broken, tmp_path, "imported", METADATA)
+    pixels, header = read_exr(world.exr)
+    assert np.isfinite(pixels).all() and pixels.min() > 0 and header["prompt"] == METADATA["prompt"]
+    keep = np.ones(radiance.shape[:2], dtype=bool)
+    keep[0, 0] = keep[1, 1] = keep[2, 2] = False
+    np.testing.assert_array_equal(pixels[keep], radiance[keep])
+    assert (pixels[2, 2] == radiance[np.isfinite(radiance)].max()).all()
+    with Image.open(world.preview) as preview:
+        assert preview.size == (64, 32)
+    assert world.report["finite"] is True
+
+
+def test_material_files(outputs, tmp_path):
+    material = outputs.write_material(texture(128), tmp_path, "stone", METADATA, normal_strength=1.0)
+    expected = {
+        "albedo": "RGB",
+        "normal": "RGB",
+        "roughness": "L",
+        "height": "I;16",
+        "ao": "L",
+        "preview": "RGB",
+    }
+    for name, mode in expected.items():
+        path = getattr(material, name)
+        assert path.name == f"stone-{name}.png"
+        with Image.open(path) as image:
+            assert image.mode == mode and image.size == (128, 128), name
+            assert image.info["prompt"] == METADATA["prompt"], name
+    with open(material.normal, "rb") as file:
+        assert file.read(26)[24] == 16  # IHDR bit depth: the normal map keeps 16 bits
+    report = material.report
+    assert report["seam_ratio_worst"] <= 1.2 and report["albedo_low_frequency"] <= 0.05
+    assert report["normal_mean_z"] >= 0.8 and report["albedo_in_range"] >= 0.99
+    again = outputs.write_material(texture(128), tmp_path, "stone", METADATA)
+    assert again.albedo.name == "stone-2-albedo.png"
+
+
+def test_material_inputs(outputs, errors, tmp_path):
+    small = outputs.write_material(np.full((8, 8), 128, dtype=np.uint8), tmp_path, "tiny", METADATA)
+    with Image.open(small.albedo) as image:
+        assert image.size == (8, 8)
+    broken = texture(32)
+    broken[0, 0] = np.nan
+    outputs.write_material(broken, tmp_path, "broken", METADATA)
+    with pytest.raises(errors.InvalidImage):
+        outputs.write_material(np.zeros((4, 4, 3)), tmp_path, "small", METADATA)
+    with pytest.raises(errors.InvalidRequest):
+        outputs.write_material(texture(32), tmp_path, "strength", METADATA, normal_strength=-1)
+
+
+@pytest.mark.slow
+def test_huge_world(outputs, hdr, tmp_path):
+    width, height = 16384, 8192
+    image = np.empty((height, width, 3), dtype=np.float32)
+    image[:] = np.linspace(0.8, 0.2, height, dtype=np.float32)[:, None, None] * np.array(
+        [0.6, 0.75, 1.0], dtype=np.float32
+    )
+    image[height // 4 - 60 : height // 4 + 60, 9000:9120] = 1.0
+    world = outputs.write_world(image, tmp_path, "huge", METADATA, hdr.HdrOptions(output_width=4096))
+    pixels, _ = read_exr(world.exr)
+    assert pixels.shape == (2048, 4096, 3)
+    assert world.report["sun_added"] is True and 0.60 <= world.report["light_share"] <= 0.85
