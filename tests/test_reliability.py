@@ -208,6 +208,7 @@ def test_saving_mid_job_still_applies(mods, tiny_sd, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "mid-job.blend"))
     pump(mods.runner, task)
     assert task.applied and scene.world["promptscape"]["prompt"] == "saved"
+    bpy.ops.wm.read_homefile(use_empty=True)  # later tests expect an unsaved file
 
 
 def test_deleted_object_is_a_clear_message_and_the_maps_stay(mods, tiny_sd):

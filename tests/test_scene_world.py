@@ -28,7 +28,7 @@ def test_world_nodes_links_and_image(world_writer, tmp_path):
     tree = world.node_tree
     env = tree.nodes["Promptscape Environment"]
     assert env.bl_idname == "ShaderNodeTexEnvironment"
-    assert env.image.filepath == str(exr) and not env.image.packed_file
+    assert bpy.path.abspath(env.image.filepath) == str(exr) and not env.image.packed_file
     assert env.image.colorspace_settings.name == "Linear Rec.709"
     assert env.image.is_float and tuple(env.image.size) == (64, 32)
     pixels = np.empty(64 * 32 * 4, np.float32)
@@ -73,7 +73,7 @@ def test_world_shared_by_two_scenes_is_copied(world_writer, tmp_path):
     first.world = second.world = shared
     world = world_writer.apply_world(second, constant_exr(tmp_path / "c.exr", 1.0), META)
     assert world != shared and second.world == world and first.world == shared
-    assert "Promptscape Environment" not in shared.node_tree.nodes
+    assert shared.node_tree is None or "Promptscape Environment" not in shared.node_tree.nodes  # 4.2: None
 
 
 def test_unreadable_file_leaves_world_untouched(addon, world_writer, tmp_path):

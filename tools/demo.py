@@ -26,7 +26,7 @@ import blender_tools  # noqa: E402
 
 def make_scene(blend: Path):
     """An empty file with a sphere, a camera looking at it, and a floor."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.read_homefile(use_empty=True)
     bpy.ops.mesh.primitive_uv_sphere_add(radius=1.0, location=(0, 0, 1))
     bpy.context.active_object.name = "Sphere"
     bpy.ops.object.shade_smooth()
