@@ -2,7 +2,7 @@
 
 import bpy
 
-from .. import job_runner
+from .. import job_runner, preferences
 from ..generation import dependencies
 from ..scene import world as world_nodes
 from .previews import live_icon
@@ -48,6 +48,7 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         col.prop(props, "steps")
         col.prop(props, "guidance")
         col.prop(props, "world_size" if props.mode == "WORLD" else "texture_size")
+        layout.prop(preferences.get(context), "model", text="", icon="FILE_3D")
 
         header, body = layout.panel("promptscape_advanced", default_closed=True)
         header.label(text="HDR" if props.mode == "WORLD" else "Material")

@@ -59,6 +59,24 @@ def addon(extension_zip):
         worker.shutdown_worker()
 
 
+def _our_module(name: str):
+    """A fixture giving one of our modules as installed: tests reach the code the way Blender loads it."""
+
+    @pytest.fixture(scope="session")
+    def module(addon):
+        return importlib.import_module(f"{addon.__name__}.{name}")
+
+    return module
+
+
+api = _our_module("api")
+errors = _our_module("generation.errors")
+hdr = _our_module("generation.hdr")
+outputs = _our_module("generation.outputs")
+pbr = _our_module("generation.pbr")
+quality = _our_module("generation.quality")
+
+
 @pytest.fixture(scope="session")
 def tiny_sd(addon) -> Path:
     """A tiny random-weight SD1.x-style diffusers folder, built offline."""

@@ -1,16 +1,9 @@
 """A world and a material from existing image files: no model, no torch needed."""
 
-import importlib
-
 import bpy
 import numpy as np
 import pytest
 from scene_helpers import new_scene, read_exr, sky_panorama, write_exr, write_png
-
-
-@pytest.fixture(scope="module")
-def api(addon):
-    return importlib.import_module(addon.__name__ + ".api")
 
 
 def test_world_from_ldr_panorama_has_real_dynamic_range(api, tmp_path):
@@ -76,3 +69,23 @@ def test_world_from_image_works_on_a_blender_without_torch(extension_zip, tmp_pa
         block_imports=("torch", "diffusers", "transformers"),
     )
     assert "WORLD" in out and "(128, 64)" in out
+
+
+def test_sunny_panorama_casts_shadows_with_daylight_contrast(api, tmp_path):
+    from scene_helpers import render
+
+    scene = new_scene()
+    api.world_from_image(str(write_png(tmp_path / "sunny.png", sky_panorama())), scene=scene)
+    # A white ground and a 1x1x2 box seen from straight above; the sun is at 45 degrees towards +X
+    # (the middle of an equirectangular image), so the box's shadow falls on the ground towards -X.
+    bpy.ops.mesh.primitive_plane_add(size=20)
+    bpy.ops.mesh.primitive_cube_add(size=1, location=(0, 0, 1), scale=(1, 1, 2))
+    bpy.ops.object.camera_add(location=(0, 0, 10))
+    camera = bpy.context.active_object
+    camera.data.type = "ORTHO"
+    camera.data.ortho_scale = 8  # 32 px over 8 m: 4 px per metre, x to the right, y up
+    scene.camera = camera
+    pixels = render(scene, tmp_path / "shadow.exr", size=32, samples=32).mean(axis=2)
+    lit = pixels[14:18, 20:28].mean()  # ground at x 1..3, on the sun's side
+    shadow = pixels[14:18, 8:12].mean()  # ground at x -2..-1, behind the box
+    assert 3.0 <= lit / shadow <= 5.5, (lit, shadow)

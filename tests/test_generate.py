@@ -1,7 +1,5 @@
 """Generating worlds and materials through the operators and the Python API, on the tiny offline model."""
 
-import importlib
-
 import bpy
 import numpy as np
 import pytest
@@ -9,16 +7,6 @@ from PIL import Image
 from scene_helpers import new_scene, read_exr
 
 FAST = {"steps": 2, "width": 128, "height": 64, "seed": 5, "device": "cpu"}
-
-
-@pytest.fixture(scope="module")
-def api(addon):
-    return importlib.import_module(addon.__name__ + ".api")
-
-
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
 
 
 def environment_image(world):

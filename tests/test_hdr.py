@@ -1,27 +1,10 @@
 """LDR panorama -> HDR radiance against the QUALITY.md numbers, on synthetic skies."""
 
-import importlib
-
 import numpy as np
 import pytest
-from test_quality import night_sky, overcast_sky, periodic_noise, photo_crop, sunny_sky
+from synthetic import night_sky, overcast_sky, periodic_noise, photo_crop, sunny_sky
 
 WIDTH = 1024
-
-
-@pytest.fixture(scope="module")
-def hdr(addon):
-    return importlib.import_module(addon.__name__ + ".generation.hdr")
-
-
-@pytest.fixture(scope="module")
-def quality(addon):
-    return importlib.import_module(addon.__name__ + ".generation.quality")
-
-
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
 
 
 @pytest.fixture(scope="module")

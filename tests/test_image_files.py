@@ -17,11 +17,6 @@ def files(addon):
     return importlib.import_module(addon.__name__ + ".generation.image_files")
 
 
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
-
-
 def radiance(height=37, width=64, seed=0):
     """Values across the whole float range a world uses, including a sun far above half-float's 65504."""
     rng = np.random.default_rng(seed)

@@ -15,11 +15,6 @@ def models(addon):
     return importlib.import_module(addon.__name__ + ".generation.models")
 
 
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
-
-
 def test_resolve_kinds(models, tiny_sd, tmp_path):
     assert models.resolve_source(str(tiny_sd)).kind == "folder"
     checkpoint = tmp_path / "model.safetensors"

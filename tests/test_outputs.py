@@ -1,29 +1,12 @@
 """The glue the Blender side calls: images in, files out, bad input answered clearly."""
 
-import importlib
-
 import numpy as np
 import OpenEXR
 import pytest
 from PIL import Image
-from test_quality import sunny_sky, texture
+from synthetic import sunny_sky, texture
 
 METADATA = {"prompt": "a sunny meadow", "seed": "42", "model": "tiny", "mode": "WORLD"}
-
-
-@pytest.fixture(scope="module")
-def outputs(addon):
-    return importlib.import_module(addon.__name__ + ".generation.outputs")
-
-
-@pytest.fixture(scope="module")
-def hdr(addon):
-    return importlib.import_module(addon.__name__ + ".generation.hdr")
-
-
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,11 @@
 """Texture -> PBR maps: every map tiles, the albedo is de-lit, the normal map is valid OpenGL."""
 
-import importlib
-
 import numpy as np
 import pytest
-from test_quality import texture
+from synthetic import texture
 
 SIZE = 256
 MAP_NAMES = ("albedo", "normal", "roughness", "height", "ao")
-
-
-@pytest.fixture(scope="module")
-def pbr(addon):
-    return importlib.import_module(addon.__name__ + ".generation.pbr")
-
-
-@pytest.fixture(scope="module")
-def quality(addon):
-    return importlib.import_module(addon.__name__ + ".generation.quality")
 
 
 @pytest.fixture(scope="module")

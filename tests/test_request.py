@@ -12,11 +12,6 @@ def request_module(addon):
     return importlib.import_module(addon.__name__ + ".generation.request")
 
 
-@pytest.fixture(scope="module")
-def errors(addon):
-    return importlib.import_module(addon.__name__ + ".generation.errors")
-
-
 @pytest.fixture()
 def make(request_module, tmp_path):
     model = tmp_path / "model"
