@@ -179,6 +179,11 @@ def _load_pretrained(source: ModelSource, dtype):
 
     folder, index = _model_index(source)
     class_name = index.get("_class_name", "")
+    if not isinstance(class_name, str):  # [module, class]: a pipeline whose code ships with the model
+        raise ModelLoadError(
+            f'"{source.location}" brings its own pipeline code, which Promptscape never runs: '
+            "choose a standard Stable Diffusion 1.x/2.x or SDXL (or Turbo) text-to-image model"
+        )
     if index and class_name not in SUPPORTED_PIPELINES:
         raise ModelLoadError(
             f'"{source.location}" is a {class_name or "unknown"} model, which Promptscape cannot use: '

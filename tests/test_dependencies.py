@@ -173,3 +173,14 @@ def _props(prefs) -> dict:
     """The preferences' values and draw helpers, for calling draw() on a recording stand-in."""
     names = ("model", "wheel_folder", "site_packages", "allow_pickle", "draw_install", "draw_models")
     return {name: getattr(prefs, name) for name in names}
+
+
+def test_a_torch_shadowing_ours_is_named(modules, tmp_path):
+    _, installer, _ = modules
+    ours = tmp_path / "site-packages"
+    (ours / "torch").mkdir(parents=True)
+    (ours / installer.COMPLETE_MARKER).write_text("torch\n")
+    # The test environment's own torch comes first on sys.path, as a user-site torch would.
+    problems = installer.clashes(ours)
+    assert len(problems) == 1 and problems[0].startswith("torch is loaded from ")
+    assert "not from Promptscape's folder" in problems[0]

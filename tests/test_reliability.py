@@ -338,3 +338,15 @@ def test_disabling_or_quitting_with_a_job_running_stops_the_worker(extension_zip
     state, took, left = out.split("DISABLED ")[1].split("\n")[0].split(" ", 2)
     assert state == "cancelled" and float(took) < 2.0 and left == "[]"
     assert "QUITTING" in out
+
+
+def test_code_shipped_with_a_model_is_never_run(mods, tmp_path):
+    model = tmp_path / "custom-model"
+    model.mkdir()
+    marker = tmp_path / "code-ran"
+    (model / "model_index.json").write_text('{"_class_name": ["pipeline", "EvilPipeline"]}')
+    (model / "pipeline.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    scene = new_scene()
+    with pytest.raises(mods.errors.PromptscapeError, match="custom-model"):
+        mods.api.generate_world("a sky", scene=scene, model=str(model), **FAST)
+    assert not marker.exists()
