@@ -23,7 +23,7 @@ REQUEST_OPTIONS = (
     "model", "scheduler", "device", "precision",
 )  # fmt: skip
 WORLD_OPTIONS = ("exposure", "sun", "sun_strength", "hdr_width", "strength", "pack")
-MATERIAL_OPTIONS = ("tiling", "normal_strength", "height_mode", "pack")
+MATERIAL_OPTIONS = ("tiling", "normal_strength", "height_mode", "seamless", "pack")
 
 
 def default_options(scene, kind: str) -> dict:
@@ -51,6 +51,7 @@ def default_options(scene, kind: str) -> dict:
         "tiling": props.tiling,
         "normal_strength": props.normal_strength,
         "height_mode": props.height_mode,
+        "seamless": props.seamless,
         "pack": False,
     }
 
@@ -153,7 +154,8 @@ def start_material(scene, objects=None, **overrides) -> job_runner.Task:
             "Select the objects to put the material on (or make one active), then try again"
         )
     options = merge_options(scene, "material", overrides)
-    request = build_request(options, "texture")
+    # Seamless wraps the generation in both axes; off, the image is plain (a label, a decal).
+    request = build_request(options, "texture" if options["seamless"] else "image")
     folder = output_folder()
     names = [obj.name for obj in targets]
 

@@ -9,7 +9,7 @@ Every function waits for its result by default and returns the new World or Mate
 Options have the same names as the sidebar's and the CLI's: prompt, negative_prompt, seed, steps,
 guidance, width, height, model, scheduler, device, precision; worlds also take exposure, sun
 ("auto", "on", "off"), sun_strength, hdr_width, strength, pack; materials tiling, normal_strength,
-height_mode ("BUMP", "DISPLACEMENT"), pack. Errors a user can fix raise `PromptscapeError`.
+height_mode ("BUMP", "DISPLACEMENT"), seamless, pack. Errors a user can fix raise `PromptscapeError`.
 """
 
 import bpy

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--height-mode", "--height_mode", dest="height_mode", choices=("BUMP", "DISPLACEMENT")
         )
+    material.add_argument("--seamless", action=argparse.BooleanOptionalAction, help="tileable (default on)")
     for sub in (world, material, world_image, material_image):
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")

@@ -77,6 +77,11 @@ class PromptscapeSceneProperties(bpy.types.PropertyGroup):
         name="Tiling", description="How many times the texture repeats", default=1.0, min=0.001, soft_max=32.0
     )
     normal_strength: FloatProperty(name="Normal Strength", default=1.0, min=0.0, soft_max=4.0)
+    seamless: BoolProperty(
+        name="Seamless",
+        description="Generate a texture that tiles without visible seams (wrap-around in both directions)",
+        default=True,
+    )
     height_mode: EnumProperty(
         name="Height",
         items=(

@@ -55,7 +55,7 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         if body:
             names = ("exposure", "sun", "sun_strength", "hdr_width", "strength")
             if props.mode == "MATERIAL":
-                names = ("tiling", "normal_strength", "height_mode")
+                names = ("seamless", "tiling", "normal_strength", "height_mode")
             for name in names:
                 body.prop(props, name)
 

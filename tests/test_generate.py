@@ -123,3 +123,14 @@ def test_cancelled_generation_leaves_the_scene_as_it_was(api, errors, tiny_sd):
     assert (scene.world, len(bpy.data.worlds), len(bpy.data.images)) == before
     # The worker serves the next job.
     assert api.generate_world("a canyon", scene=scene, model=str(tiny_sd), **FAST) == scene.world
+
+
+def test_seamless_off_generates_a_plain_image(api, tiny_sd):
+    new_scene()
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.active_object
+    options = {**FAST, "width": 64, "height": 64}
+    material = api.generate_material("a label", [plane], model=str(tiny_sd), seamless=False, **options)
+    assert material["promptscape"]["mode"] == "image"
+    tiles = api.generate_material("tiles", [plane], model=str(tiny_sd), **options)
+    assert tiles["promptscape"]["mode"] == "texture"
