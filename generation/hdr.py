@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidRequest
-from .quality import elevations, gaussian_blur_wrap, luminance, pixel_solid_angles, seam_ratio
+from .quality import elevations, finite, gaussian_blur_wrap, luminance, pixel_solid_angles, seam_ratio
 
 SATURATED = 0.98  # sRGB value at or above which every channel of a pixel is clipped white
 HIGHLIGHT_GAIN = 12.0  # G of the highlight expansion 1 + (G - 1) m^2
@@ -70,7 +70,13 @@ class HdrResult:
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     """The exact piecewise inverse of the sRGB transfer function, float32."""
     x = np.asarray(srgb, dtype=np.float32)
-    return np.where(x <= 0.04045, x / np.float32(12.92), ((x + np.float32(0.055)) / np.float32(1.055)) ** 2.4)
+    # In place, one branch at a time: np.where would compute the power for every pixel and copy twice.
+    linear = x + np.float32(0.055)
+    linear /= np.float32(1.055)
+    np.power(linear, np.float32(2.4), out=linear)
+    low = x <= 0.04045
+    linear[low] = x[low] / np.float32(12.92)
+    return linear
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
@@ -370,7 +376,7 @@ def _limit_range(linear: np.ndarray, median_sky: float) -> np.ndarray:
 
 def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -> HdrResult:
     """panorama_to_hdr, also returning the prepared LDR (resized, seam-blended, poles cleaned) and the sun."""
-    ldr = np.clip(np.nan_to_num(np.asarray(ldr_srgb, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    ldr = np.clip(finite(np.asarray(ldr_srgb, dtype=np.float32)), 0.0, 1.0)
     if options.output_width and options.output_width != ldr.shape[1]:
         ldr = resize_panorama(ldr, options.output_width)
     ldr = np.clip(clean_poles(blend_seam(ldr)), 0.0, 1.0)

@@ -131,21 +131,32 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
     if ldr.shape[1] != width or ldr.shape[0] * 2 != width:
         ldr = resize_panorama(ldr, width)
     result = convert_panorama(ldr, hdr)
-    report = world_report(result.ldr, result.radiance, sun_added=result.sun is not None)
-    if result.sun is not None:
-        report["sun_elevation_deg"] = result.sun.elevation
-        report["sun_azimuth_deg"] = result.sun.azimuth
+
+    def report():
+        found = world_report(result.ldr, result.radiance, sun_added=result.sun is not None)
+        if result.sun is not None:
+            found["sun_elevation_deg"] = result.sun.elevation
+            found["sun_azimuth_deg"] = result.sun.azimuth
+        return found
+
     return _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report)
 
 
 def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOutputs:
     stem, (exr, hdr_path, preview) = image_files.unique_stem(folder, stem, [".exr", ".hdr", "-preview.png"])
     text = {str(k): str(v) for k, v in (metadata or {}).items()}
-    # Uncompressed: radiance mantissas barely deflate (ZIP saves ~20%) and ZIP costs seven times the time.
-    image_files.write_exr(exr, radiance, text, compression="none")
-    image_files.write_hdr(hdr_path, radiance, text)
-    image_files.write_png(preview, _preview(ldr), 8, text)
-    return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=report)
+    # numpy, zlib and file writes release the GIL: the files and the report are made side by side.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        # Uncompressed: radiance mantissas barely deflate (ZIP saves ~20%) and ZIP costs seven times the time.
+        writes = [
+            pool.submit(image_files.write_exr, exr, radiance, text, compression="none"),
+            pool.submit(image_files.write_hdr, hdr_path, radiance, text),
+            pool.submit(lambda: image_files.write_png(preview, _preview(ldr), 8, text)),
+        ]
+        found = report()
+        for write in writes:
+            write.result()
+    return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=found)
 
 
 def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs:
@@ -166,8 +177,7 @@ def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs
     key = 0.18 / max(float(np.median(sky)), 1e-9)
     exposed = data * np.float32(key)
     ldr = linear_to_srgb(exposed / (1.0 + exposed))
-    report = world_report(None, data)
-    return _write_world_files(data, ldr, folder, stem, metadata, report)
+    return _write_world_files(data, ldr, folder, stem, metadata, lambda: world_report(None, data))
 
 
 def write_material(image, folder, stem: str, metadata: dict, normal_strength: float = 1.0) -> MaterialOutputs:

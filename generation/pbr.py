@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hdr import linear_to_srgb, resize_wrap, srgb_to_linear
-from .quality import gaussian_transfer, luminance
+from .quality import finite, gaussian_transfer, luminance
 
 ALBEDO_LOW = 30 / 255  # sRGB range of plausible albedo (charcoal to fresh snow)
 ALBEDO_HIGH = 240 / 255
@@ -87,7 +87,7 @@ def texture_to_pbr(albedo_srgb: np.ndarray, normal_strength: float = 1.0) -> Pbr
     the wrap Sobel gradient of height, scaled so its rms slope is 0.35 x normal_strength; roughness rises
     with local detail and in hollows; AO darkens (down to 0.65) where height is below its surroundings.
     """
-    srgb = np.clip(np.nan_to_num(np.asarray(albedo_srgb, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    srgb = np.clip(finite(np.asarray(albedo_srgb, dtype=np.float32)), 0.0, 1.0)
     rows, cols = srgb.shape[:2]
     linear = srgb_to_linear(srgb)
     log_lum = np.log(luminance(linear) + np.float32(1e-4))

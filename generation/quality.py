@@ -12,6 +12,14 @@ import numpy as np
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
+def finite(values: np.ndarray, posinf: float | None = 0.0) -> np.ndarray:
+    """`values` with NaN and -Inf as 0 and +Inf as `posinf` (None: the largest float); no copy when all
+    are finite, the usual case, which is much cheaper to check than to rewrite."""
+    if np.isfinite(values).all():
+        return values
+    return np.nan_to_num(values, nan=0.0, posinf=posinf, neginf=0.0)
+
+
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """Luminance (HxW float32) of an HxWx3 image in the space it is given in."""
     return np.asarray(rgb, dtype=np.float32) @ LUMA
@@ -149,9 +157,9 @@ def hdr_stats(radiance: np.ndarray) -> HdrStats:
     Daylight sun:sky of about 3:1 reads 0.75. Statistics ignore non-finite values; `finite` reports them.
     """
     data = np.asarray(radiance, dtype=np.float32)
-    finite = bool(np.isfinite(data).all())
-    minimum = float(data.min()) if finite else float("nan")
-    lum = luminance(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0))
+    all_finite = bool(np.isfinite(data).all())
+    minimum = float(data.min()) if all_finite else float("nan")
+    lum = luminance(data if all_finite else finite(data, posinf=0.0))
     height, width = lum.shape
     sky_rows = max(1, height // 2)
     sky = lum[:sky_rows]
@@ -171,7 +179,7 @@ def hdr_stats(radiance: np.ndarray) -> HdrStats:
         peak_over_median=peak / median_sky if median_sky > 0 else float("inf") if peak > 0 else 0.0,
         stops=stops,
         light_share=share,
-        finite=finite,
+        finite=all_finite,
         minimum=minimum,
     )
 
@@ -225,7 +233,7 @@ def albedo_stats(albedo: np.ndarray) -> AlbedoStats:
 def world_report(ldr_srgb: np.ndarray | None, radiance: np.ndarray, sun_added: bool | None = None) -> dict:
     """What a lighting artist wants to know about a world, as plain numbers and flags."""
     stats = hdr_stats(radiance)
-    log_lum = np.log(np.maximum(luminance(np.nan_to_num(radiance)), 1e-12))
+    log_lum = np.log(np.maximum(luminance(finite(radiance, posinf=None)), 1e-12))
     seam_log = seam_ratio(log_lum, axis=1)
     poles = pole_uniformity(radiance)
     report: dict[str, float | bool] = {

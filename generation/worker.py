@@ -6,6 +6,7 @@ pipeline is left as it was found after every job: seamless padding undone, sched
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -165,8 +166,13 @@ class Worker:
             job = self._queue.get()
             if job is None:
                 return
-            if job._begin():
+            if not job._begin():
+                continue
+            try:
                 self._run(job)
+            except BaseException as error:  # the thread must outlive any job, or later jobs wait forever
+                log.exception("the Promptscape worker failed on %r", job.request.prompt)
+                job._finish("failed", error, f"internal error: {type(error).__name__}: {error}")
 
     def _run(self, job: Job) -> None:
         request = job.request.resolved()
@@ -269,9 +275,9 @@ def _require_torch() -> None:
 
 
 def _is_out_of_memory(error: Exception) -> bool:
-    import torch
-
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    torch = sys.modules.get("torch")  # not imported here: a failed torch import is what may have raised
+    out_of_memory = getattr(torch, "OutOfMemoryError", ())
+    return isinstance(error, out_of_memory) or "out of memory" in str(error).lower()
 
 
 _worker: Worker | None = None

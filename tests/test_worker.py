@@ -266,3 +266,17 @@ def test_shutdown_cancels_and_a_new_worker_starts(gen, make):
     fresh = gen.worker.get_worker()
     assert fresh is not worker and run(fresh, make()).state == "done"
     gen.worker.shutdown_worker()
+
+
+def test_the_worker_survives_an_error_outside_the_pipeline(worker, make, tiny_sd, monkeypatch, gen):
+    # A failure in the worker's own code (here: resolving the device) fails that job, not the thread.
+    devices = importlib.import_module(gen.worker.__name__.rsplit(".", 1)[0] + ".devices")
+
+    def broken(name):
+        raise KeyboardInterrupt("simulated")
+
+    monkeypatch.setattr(devices, "resolve_device", broken)
+    job = worker.submit(make(model=str(tiny_sd)))
+    assert job.wait(30) and job.state == "failed" and "internal error" in job.message
+    monkeypatch.undo()
+    assert run(worker, make(model=str(tiny_sd))).state == "done"
