@@ -1,7 +1,7 @@
 """Seamless padding: convolutions that wrap around the image edges for the length of one pipeline call.
 
-Every padded nn.Conv2d in the UNet and the VAE pads circularly on the wrapped axes (and with zeros on the
-others) before a convolution with no padding of its own, so the left edge continues the right edge.
+Every padded nn.Conv2d in the UNet and the VAE pads circularly on the wrapped axes before its convolution,
+which keeps its own zero padding on the other axes, so the left edge continues the right edge.
 """
 
 import contextlib
@@ -15,12 +15,14 @@ def _padded_conv_forward(conv, wrap_x: bool, wrap_y: bool):
 
     pad_y, pad_x = conv.padding
 
+    # One circular pad for the wrapped axes; the convolution zero-pads the others itself, as it always did.
+    wrap = (pad_x * wrap_x, pad_x * wrap_x, pad_y * wrap_y, pad_y * wrap_y)
+    native = (0 if wrap_y else pad_y, 0 if wrap_x else pad_x)
+
     def conv_forward(self, x, weight, bias):
-        if pad_x:
-            x = F.pad(x, (pad_x, pad_x, 0, 0), mode="circular" if wrap_x else "constant")
-        if pad_y:
-            x = F.pad(x, (0, 0, pad_y, pad_y), mode="circular" if wrap_y else "constant")
-        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
+        if any(wrap):
+            x = F.pad(x, wrap, mode="circular")
+        return F.conv2d(x, weight, bias, self.stride, native, self.dilation, self.groups)
 
     return types.MethodType(conv_forward, conv)
 
