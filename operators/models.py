@@ -35,6 +35,20 @@ class PROMPTSCAPE_OT_use_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PROMPTSCAPE_OT_unload_model(bpy.types.Operator):
+    """Free the memory (RAM and GPU) the loaded model holds; the next generation loads it again"""
+
+    bl_idname = "promptscape.unload_model"
+    bl_label = "Free Model Memory"
+
+    def execute(self, context):
+        from ..generation import worker
+
+        worker.get_worker().cache.unload()
+        self.report({"INFO"}, "Promptscape: model unloaded, memory freed")
+        return {"FINISHED"}
+
+
 class PROMPTSCAPE_OT_download_model(bpy.types.Operator):
     """Download the model to the Hugging Face cache (several GB), so it works offline afterwards"""
 
@@ -80,4 +94,9 @@ def unregister_timers():
         bpy.app.timers.unregister(_poll)
 
 
-classes = (PROMPTSCAPE_OT_use_model, PROMPTSCAPE_OT_download_model, PROMPTSCAPE_OT_cancel_download)
+classes = (
+    PROMPTSCAPE_OT_use_model,
+    PROMPTSCAPE_OT_unload_model,
+    PROMPTSCAPE_OT_download_model,
+    PROMPTSCAPE_OT_cancel_download,
+)

@@ -48,7 +48,9 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         col.prop(props, "steps")
         col.prop(props, "guidance")
         col.prop(props, "world_size" if props.mode == "WORLD" else "texture_size")
-        layout.prop(preferences.get(context), "model", text="", icon="FILE_3D")
+        row = layout.row(align=True)
+        row.prop(preferences.get(context), "model", text="", icon="FILE_3D")
+        row.operator("promptscape.unload_model", text="", icon="TRASH")
 
         header, body = layout.panel("promptscape_advanced", default_closed=True)
         header.label(text="HDR" if props.mode == "WORLD" else "Material")

@@ -1,5 +1,7 @@
 """Generating worlds and materials through the operators and the Python API, on the tiny offline model."""
 
+import importlib
+
 import bpy
 import numpy as np
 import pytest
@@ -134,3 +136,14 @@ def test_seamless_off_generates_a_plain_image(api, tiny_sd):
     assert material["promptscape"]["mode"] == "image"
     tiles = api.generate_material("tiles", [plane], model=str(tiny_sd), **options)
     assert tiles["promptscape"]["mode"] == "texture"
+
+
+def test_free_model_memory_unloads_and_the_next_run_loads_again(api, addon, tiny_sd):
+    worker = importlib.import_module(addon.__name__ + ".generation.worker").get_worker()
+    api.generate_world("a sky", scene=new_scene(), model=str(tiny_sd), **FAST)
+    assert worker.cache.loaded_key is not None
+    assert bpy.ops.promptscape.unload_model() == {"FINISHED"}
+    assert worker.cache.loaded_key is None
+    generation = api.generate_world("a sky", scene=new_scene(), wait=False, model=str(tiny_sd), **FAST)
+    generation.result()
+    assert generation.timings["load"] > 0
