@@ -28,6 +28,7 @@ PINNED = (
     "transformers==5.23.0",
     "accelerate==1.15.0",
     "safetensors==0.8.0",
+    "peft==0.21.2",  # LoRAs
     "huggingface_hub==2.4.0",
     "tokenizers==0.23.3",
 )
