@@ -68,3 +68,26 @@ def test_a_result_is_not_applied_to_another_file(modules, tiny_sd):
     task.file_key = "/some/other/file.blend"  # as if the user opened another file meanwhile
     pump(runner, [task])
     assert not task.applied and "history" in task.error
+
+
+def test_the_sidebar_shows_progress_preview_and_queue_while_running(modules, tiny_sd, addon):
+    from test_extension import draw
+
+    actions, runner = modules
+    previews = importlib.import_module(addon.__name__ + ".panels.previews")
+    scene = new_scene()
+    tasks = [
+        actions.start_world(scene, prompt=f"sky {i}", model=str(tiny_sd), **{**FAST, "steps": 60})
+        for i in range(2)
+    ]
+    while tasks[0].job.preview is None:
+        assert not tasks[0].job.done
+        time.sleep(0.005)
+    texts = draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)
+    assert "World: sky 0" in texts and "World: sky 1" in texts and "promptscape.cancel" in texts
+    previews.live_icon(tasks[0].job)  # the preview becomes the icon's pixels (ids need a window)
+    height, width = tasks[0].job.preview.shape[:2]
+    assert tuple(previews._collection["live"].image_size) == (width, height)
+    for task in tasks:
+        task.cancel()
+    pump(runner, tasks)
