@@ -14,13 +14,13 @@ import bpy
 from . import job_runner, preferences
 from .generation import outputs, worker
 from .generation.errors import InvalidRequest, PromptscapeError
-from .generation.request import GenerationRequest
+from .generation.request import GenerationRequest, LoraSpec
 from .properties import size_of
 from .scene import images, material, world
 
 REQUEST_OPTIONS = (
     "prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-    "model", "scheduler", "device", "precision",
+    "model", "scheduler", "device", "precision", "loras",
 )  # fmt: skip
 WORLD_OPTIONS = ("exposure", "sun", "sun_strength", "hdr_width", "strength", "pack")
 MATERIAL_OPTIONS = ("tiling", "normal_strength", "height_mode", "seamless", "pack")
@@ -43,6 +43,7 @@ def default_options(scene, kind: str) -> dict:
         "scheduler": "default",
         "device": prefs.device,
         "precision": prefs.precision,
+        "loras": (),
         "exposure": props.exposure,
         "sun": props.sun.lower(),
         "sun_strength": props.sun_strength,
@@ -106,14 +107,30 @@ def hdr_options(options: dict) -> outputs.HdrOptions:
     )
 
 
+def lora_specs(loras) -> tuple[LoraSpec, ...]:
+    """LoRAs as given by a script: paths or ids, (path, scale) pairs, or LoraSpec objects."""
+    specs = []
+    for lora in loras or ():
+        if isinstance(lora, LoraSpec):
+            specs.append(lora)
+        elif isinstance(lora, str | Path):
+            specs.append(LoraSpec(str(lora)))
+        elif isinstance(lora, tuple | list) and len(lora) == 2:
+            specs.append(LoraSpec(str(lora[0]), float(lora[1])))
+        else:
+            raise InvalidRequest(f"loras: {lora!r} is not a path, an id, or a (path, scale) pair")
+    return tuple(specs)
+
+
 def build_request(options: dict, mode: str) -> GenerationRequest:
+    """The request for `options`, checked: a bad value raises before any work starts."""
     fields = {name: options[name] for name in REQUEST_OPTIONS}
+    fields["loras"] = lora_specs(fields["loras"])
     prefs = preferences.get()
     request = GenerationRequest(
         **fields, mode=mode, allow_download=bpy.app.online_access, allow_pickle=prefs.allow_pickle
     )
-    request.validate()
-    return request
+    return request.validate()
 
 
 def _scene_by_name(name: str):

@@ -7,7 +7,8 @@
 Every function waits for its result by default and returns the new World or Material. With
 `wait=False` it returns a `Generation` at once: poll `progress`, call `cancel()`, or `result()`.
 Options have the same names as the sidebar's and the CLI's: prompt, negative_prompt, seed, steps,
-guidance, width, height, model, scheduler, device, precision; worlds also take exposure, sun
+guidance, width, height, model, scheduler, device, precision, loras (paths, ids or (path, scale)
+pairs, stacked on the model for that call); worlds also take exposure, sun
 ("auto", "on", "off"), sun_strength, hdr_width, strength, pack; materials tiling, normal_strength,
 height_mode ("BUMP", "DISPLACEMENT"), seamless, pack. Errors a user can fix raise `PromptscapeError`.
 """

@@ -16,6 +16,16 @@ import bpy
 
 from . import actions, api, job_runner
 from .generation.errors import PromptscapeError
+from .generation.request import SCHEDULERS
+
+
+def lora_argument(text: str) -> tuple[str, float]:
+    """PATH[:SCALE]; a Windows drive letter (C:\\...) is part of the path, not a scale."""
+    path, _, scale = text.rpartition(":")
+    try:
+        return (path, float(scale)) if path else (text, 1.0)
+    except ValueError:
+        return (text, 1.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--width", type=int)
         sub.add_argument("--height", type=int)
         sub.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file")
-        sub.add_argument("--scheduler")
+        sub.add_argument("--scheduler", choices=SCHEDULERS)
+        sub.add_argument(
+            "--lora", action="append", dest="loras", type=lora_argument, metavar="PATH[:SCALE]",
+            help="a LoRA file, folder or id to stack on the model, with its weight (repeatable)",
+        )  # fmt: skip
         sub.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
         sub.add_argument("--precision", choices=("auto", "fp16", "bf16", "fp32"))
     for sub in (world_image, material_image):

@@ -183,3 +183,23 @@ def ensure_tiny_pipeline(kind: str, cache_dir: Path) -> Path:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target
+
+
+def write_tiny_lora(base: Path, folder: Path, seed: int = 0) -> Path:
+    """A LoRA (made with peft) for a tiny SD pipeline folder, with random up-weights so it visibly changes
+    the image; returns the .safetensors file. Tests use it to check that LoRAs stack and come off again."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(base)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    generator = torch.Generator().manual_seed(seed)
+    for name, parameter in pipe.unet.named_parameters():
+        if "lora_B" in name:  # peft starts these at zero, which would make the LoRA a no-op
+            parameter.data = torch.randn(parameter.shape, generator=generator)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
+    return Path(folder) / "pytorch_lora_weights.safetensors"

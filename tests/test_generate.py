@@ -147,3 +147,19 @@ def test_free_model_memory_unloads_and_the_next_run_loads_again(api, addon, tiny
     generation = api.generate_world("a sky", scene=new_scene(), wait=False, model=str(tiny_sd), **FAST)
     generation.result()
     assert generation.timings["load"] > 0
+
+
+def test_loras_from_the_api_and_the_command_line(api, addon, tiny_sd, tmp_path):
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    cli = importlib.import_module(addon.__name__ + ".cli")
+    lora = tiny_models.write_tiny_lora(tiny_sd, tmp_path)
+    plain = api.generate_world("a sky", scene=new_scene(), model=str(tiny_sd), **FAST)
+    styled = api.generate_world("a sky", scene=new_scene(), model=str(tiny_sd), loras=[(lora, 0.8)], **FAST)
+    assert styled["promptscape"]["loras"] == f"{lora}:0.8"
+    pixels = [read_exr(bpy.path.abspath(environment_image(world).filepath)) for world in (plain, styled)]
+    assert not np.allclose(*pixels)
+    assert cli.lora_argument(f"{lora}:0.5") == (str(lora), 0.5)
+    assert cli.lora_argument(r"C:\loras\style.safetensors") == (r"C:\loras\style.safetensors", 1.0)
+    argv = ["world", "sky", "--lora", "a.safetensors:0.3", "--lora", "org/name"]
+    args = cli.build_parser().parse_args(argv)
+    assert args.loras == [("a.safetensors", 0.3), ("org/name", 1.0)]

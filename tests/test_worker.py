@@ -282,26 +282,9 @@ def test_the_worker_survives_an_error_outside_the_pipeline(worker, make, tiny_sd
     assert run(worker, make(model=str(tiny_sd))).state == "done"
 
 
-def write_tiny_lora(tiny_sd, folder) -> str:
-    """A LoRA for the tiny UNet made with peft, with random (not zero) up-weights so it changes the image."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    generator = torch.Generator().manual_seed(0)
-    for name, parameter in pipe.unet.named_parameters():
-        if "lora_B" in name:
-            parameter.data = torch.randn(parameter.shape, generator=generator)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
-    return str(folder / "pytorch_lora_weights.safetensors")
-
-
 def test_a_lora_changes_the_image_for_one_call_without_reloading(worker, make, gen, tiny_sd, tmp_path):
-    lora = gen.request.LoraSpec(write_tiny_lora(tiny_sd, tmp_path), scale=1.0)
+    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 1)[0] + ".tiny_models")
+    lora = gen.request.LoraSpec(str(tiny_models.write_tiny_lora(tiny_sd, tmp_path)), scale=1.0)
     plain = run(worker, make(mode="image"))
     styled = run(worker, make(mode="image", loras=(lora,)))
     half = run(worker, make(mode="image", loras=(gen.request.LoraSpec(lora.path_or_id, scale=0.5),)))
