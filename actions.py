@@ -107,16 +107,22 @@ def hdr_options(options: dict) -> outputs.HdrOptions:
     )
 
 
+def blender_path(path) -> str:
+    """A model or LoRA location with Blender's "//" (beside the .blend) made absolute; ids pass through."""
+    path = str(path)
+    return bpy.path.abspath(path) if path.startswith("//") else path
+
+
 def lora_specs(loras) -> tuple[LoraSpec, ...]:
     """LoRAs as given by a script: paths or ids, (path, scale) pairs, or LoraSpec objects."""
     specs = []
     for lora in loras or ():
         if isinstance(lora, LoraSpec):
-            specs.append(lora)
+            specs.append(LoraSpec(blender_path(lora.path_or_id), lora.scale))
         elif isinstance(lora, str | Path):
-            specs.append(LoraSpec(str(lora)))
+            specs.append(LoraSpec(blender_path(lora)))
         elif isinstance(lora, tuple | list) and len(lora) == 2:
-            specs.append(LoraSpec(str(lora[0]), float(lora[1])))
+            specs.append(LoraSpec(blender_path(lora[0]), float(lora[1])))
         else:
             raise InvalidRequest(f"loras: {lora!r} is not a path, an id, or a (path, scale) pair")
     return tuple(specs)
@@ -126,6 +132,7 @@ def build_request(options: dict, mode: str) -> GenerationRequest:
     """The request for `options`, checked: a bad value raises before any work starts."""
     fields = {name: options[name] for name in REQUEST_OPTIONS}
     fields["loras"] = lora_specs(fields["loras"])
+    fields["model"] = blender_path(fields["model"])
     prefs = preferences.get()
     request = GenerationRequest(
         **fields, mode=mode, allow_download=bpy.app.online_access, allow_pickle=prefs.allow_pickle

@@ -163,3 +163,16 @@ def test_loras_from_the_api_and_the_command_line(api, addon, tiny_sd, tmp_path):
     argv = ["world", "sky", "--lora", "a.safetensors:0.3", "--lora", "org/name"]
     args = cli.build_parser().parse_args(argv)
     assert args.loras == [("a.safetensors", 0.3), ("org/name", 1.0)]
+
+
+def test_model_paths_relative_to_the_blend_file(api, tiny_sd, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_sd, tmp_path / "models" / "tiny")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project.blend"))
+    try:
+        world = api.generate_world("a sky", model="//models/tiny", **FAST)
+        assert world["promptscape"]["model"] == str(tmp_path / "models" / "tiny")
+    finally:
+        bpy.ops.wm.read_homefile(use_empty=True)
