@@ -29,14 +29,23 @@ __all__ = [
 
 
 class Generation:
-    """A generation in flight: its progress, cancel() and result()."""
+    """A generation in flight: its progress, cancel() and result().
+
+    In background mode (`blender -b`, the bpy module) there is no timer to apply a finished result: reading
+    `state`, `done` or `progress` does it, as does `result()`.
+    """
 
     def __init__(self, task: job_runner.Task):
         self._task = task
 
+    def _poll(self):
+        if bpy.app.background:
+            job_runner.tick()
+
     @property
     def state(self) -> str:
         """queued, loading, running, postprocessing, done, failed or cancelled."""
+        self._poll()
         return "cancelled" if self._task.cancelled else getattr(self._task.job, "state", "done")
 
     @property
@@ -47,11 +56,14 @@ class Generation:
     @property
     def progress(self) -> tuple[int, int]:
         """(step, steps) of the denoising loop."""
+        self._poll()
         job = self._task.job
         return getattr(job, "step", 0), getattr(job, "steps", 0)
 
     @property
     def done(self) -> bool:
+        """True once the result is applied to the scene, or the generation failed or was cancelled."""
+        self._poll()
         return self._task.finished
 
     def cancel(self):

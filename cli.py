@@ -11,6 +11,7 @@ success, 1 on a failure, with the reason on stderr and a progress line per denoi
 
 import argparse
 import sys
+from pathlib import Path
 
 import bpy
 
@@ -107,9 +108,26 @@ def run(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
-    if args.output:
-        # Saving first puts the generated files in //promptscape/ beside the output .blend.
-        bpy.ops.wm.save_as_mainfile(filepath=args.output)
+    if not args.output:
+        return generate(args)
+    output = Path(args.output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # Saved under a scratch name beside OUT first, so the files land in //promptscape/ next to it and the
+    # images' paths are relative to it; OUT itself is written only once the result is in the scene.
+    scratch = output.with_name(f".{output.stem}.promptscape-partial.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=str(scratch))
+    try:
+        generate(args)
+        bpy.ops.wm.save_as_mainfile(filepath=str(output))
+    finally:
+        for leftover in (scratch, scratch.with_suffix(".blend1")):
+            leftover.unlink(missing_ok=True)
+    print(f"promptscape: saved {output}", file=sys.stderr)
+    return 0
+
+
+def generate(args: argparse.Namespace) -> int:
+    """Start the command's task in the open file, wait for it and apply it; raises on failure."""
     skip = {"command", "blend", "output", "prompt", "path", "objects"}
     options = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
     scene = bpy.context.scene
@@ -132,9 +150,6 @@ def run(args: argparse.Namespace) -> int:
     progress(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)
-    if args.output:
-        bpy.ops.wm.save_as_mainfile(filepath=args.output)
-        print(f"promptscape: saved {args.output}", file=sys.stderr)
     return 0
 
 

@@ -52,6 +52,7 @@ class Task:
 class HistoryEntry:
     """A finished result of this session: its files stay on disk and can be applied again."""
 
+    key: int  # stable while the list grows, so a click never picks a result that arrived since the redraw
     kind: str
     label: str
     metadata: dict
@@ -83,6 +84,10 @@ def history() -> list[HistoryEntry]:
     return list(reversed(_history))
 
 
+def history_entry(key: int) -> HistoryEntry | None:
+    return _history[key] if 0 <= key < len(_history) else None
+
+
 def last_error() -> str:
     return _last_error
 
@@ -98,7 +103,8 @@ def start(task: Task) -> Task:
     clear_error()  # the panel shows the latest failure only until the next attempt
     _tasks.append(task)
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
-        bpy.app.timers.register(_timer, first_interval=TICK_INTERVAL, persistent=False)
+        # Persistent: a File > New or Open while a job runs must not stop its result reaching the history.
+        bpy.app.timers.register(_timer, first_interval=TICK_INTERVAL, persistent=True)
     return task
 
 
@@ -106,7 +112,10 @@ def tick():
     """Apply what the worker has finished, oldest first. Cheap when nothing is ready."""
     for task in [task for task in _tasks if task.job.done]:
         _tasks.remove(task)
-        _finish(task)
+        try:
+            _finish(task)
+        except Exception:  # a bug; in the UI timer it would stop every later result from landing
+            log.exception("Finishing a Promptscape task failed")
 
 
 def _finish(task: Task):
@@ -116,7 +125,7 @@ def _finish(task: Task):
         task.error = job.message or str(job.error)
     elif job.state == "done":
         task.metadata = dict(job.metadata)
-        _history.append(HistoryEntry(task.kind, task.label, task.metadata, job.outputs))
+        _history.append(HistoryEntry(len(_history), task.kind, task.label, task.metadata, job.outputs))
         if task.cancel_requested:
             pass  # cancelled after the worker finished: the files stay on disk and in the history
         elif task.file_key != file_key():
@@ -169,15 +178,15 @@ def cancel_all():
 
 def _timer():
     tick()
-    _redraw()
+    redraw({"VIEW_3D", "STATUSBAR"})  # the sidebar and the status bar show progress
     return TICK_INTERVAL if _tasks else None
 
 
-def _redraw():
-    """Redraw the 3D viewports' sidebars and the status bar, where progress shows."""
+def redraw(area_types: set[str]):
+    """Ask Blender to redraw every area of these types (progress changed behind its back)."""
     for window in getattr(bpy.context.window_manager, "windows", ()):
         for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "STATUSBAR"}:
+            if area.type in area_types:
                 area.tag_redraw()
 
 
@@ -198,8 +207,9 @@ def _stop_worker():
 
 def register():
     bpy.app.handlers.load_pre.append(_on_load_pre)
-    # Quitting Blender does not disable add-ons, but it runs atexit before Python shuts down: stop the
-    # worker there, so a thread in the middle of a torch call never meets a half-finalized interpreter.
+    # Quitting Blender does not disable add-ons, but it runs atexit before Python shuts down: cancel the
+    # worker there and give it 2 s to finish its step (a GPU step is well within that; a long CPU step
+    # or a model load is not, and the daemon thread is then left to the interpreter's shutdown).
     atexit.register(_stop_worker)
 
 

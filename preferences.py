@@ -109,7 +109,7 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         if self.site_packages:
             for problem in installer.check_site_packages(Path(bpy.path.abspath(self.site_packages))):
                 box.label(text=problem, icon="ERROR")
-        for problem in installer.clashes(install_ops.site_packages_folder()):
+        for problem in installer.clashes(install_ops.site_packages_folder(create=False)):
             box.label(text=problem, icon="ERROR")
         box.operator("promptscape.self_test", icon="CHECKMARK")
 

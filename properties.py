@@ -26,6 +26,26 @@ def size_of(preset: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def use_request(props, metadata: dict[str, str]):
+    """Fill the sidebar from a stored request (strings, as tagged on images), so Generate repeats it."""
+    world = metadata.get("mode") == "world"
+    props.mode = "WORLD" if world else "MATERIAL"
+    props.prompt = metadata.get("prompt", "")
+    props.negative_prompt = metadata.get("negative_prompt", "")
+    props.random_seed = False
+    props.seed = int(metadata["seed"])
+    props.steps = int(metadata.get("steps", props.steps))
+    props.guidance = float(metadata.get("guidance", props.guidance))
+    if world:
+        props.seamless = True
+    else:
+        props.seamless = metadata.get("mode") != "image"
+    preset = f"{metadata.get('width')}x{metadata.get('height')}"
+    sizes = WORLD_SIZES if world else TEXTURE_SIZES
+    if any(preset == item[0] for item in sizes):  # a size the sidebar offers; others keep the current one
+        setattr(props, "world_size" if world else "texture_size", preset)
+
+
 class PromptscapeSceneProperties(bpy.types.PropertyGroup):
     mode: EnumProperty(
         name="Mode",

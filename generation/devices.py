@@ -3,6 +3,7 @@
 import gc
 import importlib.util
 import logging
+import sys
 
 from .errors import InvalidRequest
 
@@ -21,6 +22,10 @@ def cuda_available() -> bool:
 def mps_available() -> bool:
     import torch
 
+    return _mps_available(torch)
+
+
+def _mps_available(torch) -> bool:
     backend = getattr(torch.backends, "mps", None)
     return backend is not None and backend.is_available()
 
@@ -94,13 +99,16 @@ def apply_memory_options(pipe, device: str) -> str:
 
 
 def free_memory() -> None:
-    """Collect garbage and give cached GPU memory back, after an unload or an out-of-memory error."""
+    """Collect garbage and give cached GPU memory back, after an unload or an out-of-memory error.
+
+    Never imports torch: without it nothing is on a GPU, and importing it (seconds, GBs) from the UI thread
+    to free memory would do the opposite.
+    """
     gc.collect()
-    try:
-        import torch
-    except ImportError:
+    torch = sys.modules.get("torch")
+    if torch is None:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    if mps_available():
+    if _mps_available(torch):
         torch.mps.empty_cache()

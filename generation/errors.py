@@ -35,3 +35,14 @@ class Cancelled(PromptscapeError):
 
 class InvalidImage(PromptscapeError, ValueError):
     """An input image cannot be used as asked (wrong shape, aspect or values)."""
+
+
+def missing_dependency(name: str, needed_for: str = "") -> MissingDependency:
+    """The error for a package that cannot be imported, saying where the artist installs it.
+
+    `needed_for` names what wanted it ("LoRAs", "the self-test") when the action does not make that obvious.
+    """
+    purpose = f" (needed for {needed_for})" if needed_for else ""
+    return MissingDependency(
+        f"{name} is not installed{purpose}: install it in Preferences > Add-ons > Promptscape > Dependencies"
+    )

@@ -22,11 +22,6 @@ _EXR_ZIP_LINES = 16  # scanlines per chunk with ZIP compression
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def unique_path(folder: str | os.PathLike, stem: str, suffix: str) -> Path:
-    """`folder/stem+suffix`, or `stem-2`, `stem-3`, ... : never the path of a file that exists."""
-    return unique_stem(folder, stem, [suffix])[1][0]
-
-
 def unique_stem(folder: str | os.PathLike, stem: str, suffixes: list[str]) -> tuple[str, list[Path]]:
     """A stem for which none of `folder/stem+suffix` exists, and those paths, so a set of files made
     together (a world's EXR, HDR and preview) shares one name and never overwrites an earlier set."""

@@ -5,12 +5,14 @@ user asked. huggingface_hub keeps partial files apart from finished ones and res
 interrupted download is never used as a model.
 """
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from .errors import Cancelled, MissingDependency, PromptscapeError
+from .errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +57,45 @@ CURATED = (
     ),
 )
 _scan = [float("-inf"), []]  # (when, repo ids) of the last cache scan
-# Only what a diffusers pipeline loads from its subfolders: no pickles, no root-level single-file copy.
-DOWNLOAD_PATTERNS = ("model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors")
+# What follows the first dot of a file the pipeline loads: configs, tokenizer vocabularies, sentencepiece
+# models, weights and the index of sharded weights. Variant copies have more before it ("model.fp16.").
+_LOADED_SUFFIXES = ("json", "txt", "model", "safetensors", "safetensors.index.json")
+# The snapshot_download bar counting bytes written to disk; its total grows as each file starts.
+_BYTES_BAR = "huggingface_hub.snapshot_download"
 
 
 def _hub():
     try:
         import huggingface_hub
     except ImportError:
-        raise MissingDependency(
-            "huggingface_hub is not installed: Preferences > Add-ons > Promptscape > Dependencies > Install"
-        ) from None
+        raise missing_dependency("huggingface_hub") from None
     return huggingface_hub
+
+
+# Components Promptscape loads with None: the SD 1.x safety checker alone is 1.2 GB.
+NEVER_LOADED = {"safety_checker"}
+
+
+def choose_files(model_index: dict, repo_files: list[str]) -> list[str]:
+    """The files of a diffusers repo that the pipeline loads, each weight once, sorted.
+
+    model_index.json, and in each component folder named in it (unet/, vae/, text_encoder/, ...) the
+    .json/.txt/.model files and the plain .safetensors weights (shards and their index included). Left out:
+    variants (*.fp16.safetensors, *.non_ema.*, *.ema.* and their indexes), pickles, ONNX/Flax/OpenVINO
+    exports, root-level single-file checkpoints and folders that are not components (vae_1_0/). SD repos
+    hold several copies of every weight, so this is a third or less of the repo.
+    """
+    components = {
+        name
+        for name, value in model_index.items()
+        if not name.startswith("_") and isinstance(value, list | tuple) and value and value[0] is not None
+    } - NEVER_LOADED
+    chosen = ["model_index.json"] if "model_index.json" in repo_files else []
+    for name in repo_files:
+        parts = PurePosixPath(name).parts
+        if len(parts) == 2 and parts[0] in components and parts[1].partition(".")[2] in _LOADED_SUFFIXES:
+            chosen.append(name)
+    return sorted(chosen)
 
 
 def cached_models(max_age: float = 5.0) -> list[str]:
@@ -100,7 +129,11 @@ def _scan_cache() -> list[str]:
 
 
 class Download:
-    """A model download in a background thread, with bytes done/total and cancel()."""
+    """A model download in a background thread, with bytes done/total and cancel().
+
+    Only the files the pipeline loads are fetched (see choose_files): SD repos also hold fp16, non-EMA,
+    pickle and single-file copies of the same weights.
+    """
 
     def __init__(self, repo_id: str, allow_network: bool, token: str | None = None):
         if not allow_network:
@@ -113,14 +146,27 @@ class Download:
         self.state = "running"  # running, done, failed, cancelled
         self.message = ""
         self.path = None
-        self.done_bytes = 0
-        self.total_bytes = 0
+        self._bytes_bar = None  # snapshot_download's bytes-written bar, once it has made it
+        self._count_lock = threading.Lock()  # files download in parallel threads, all counting into one bar
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="promptscape-download", daemon=True)
 
     @property
+    def done_bytes(self) -> int:
+        """Bytes written to disk so far (files already in the cache count as written)."""
+        bar = self._bytes_bar
+        return int(bar.n) if bar is not None else 0
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of the files started so far: it grows while the download runs."""
+        bar = self._bytes_bar
+        return int(bar.total or 0) if bar is not None else 0
+
+    @property
     def fraction(self) -> float:
-        return self.done_bytes / self.total_bytes if self.total_bytes else 0.0
+        total = self.total_bytes
+        return min(self.done_bytes / total, 1.0) if total else 0.0
 
     def start(self) -> "Download":
         self._thread.start()
@@ -133,40 +179,53 @@ class Download:
         self._thread.join(timeout)
         return self.state != "running"
 
-    def _progress_class(self):
-        """A tqdm stand-in that adds up bytes and aborts the download when cancelled."""
+    def progress_class(self) -> type:
+        """The tqdm class snapshot_download gets: it draws nothing, counts bytes and aborts when cancelled.
+
+        snapshot_download drives its bars as real tqdm objects (reads `n`, grows `total`, sets descriptions
+        and postfixes), so this is huggingface_hub's tqdm, always disabled. A disabled tqdm does not count,
+        so update() adds to `n` itself.
+        """
+        from huggingface_hub.utils import tqdm
+
         download = self
 
-        class Progress:
-            def __init__(self, *args, total=None, **kwargs):
-                self.total = total or 0
-                download.total_bytes += self.total
+        class Progress(tqdm):
+            def __init__(self, *args, **kwargs):
+                name = kwargs.get("name")
+                kwargs["disable"] = True  # Blender has no terminal to draw on; the preferences show fraction
+                super().__init__(*args, **kwargs)
+                if name == _BYTES_BAR:
+                    download._bytes_bar = self
 
             def update(self, n=1):
                 if download._cancel.is_set():
                     raise Cancelled("Download cancelled; the finished parts are kept for a resume")
-                download.done_bytes += n or 0
-
-            def __getattr__(self, _name):  # close(), set_description(), refresh(), ...
-                return lambda *args, **kwargs: None
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
+                with download._count_lock:
+                    self.n += n or 0
 
         return Progress
+
+    def _files(self, hub) -> list[str]:
+        index_file = hub.hf_hub_download(self.repo_id, "model_index.json", token=self.token)
+        try:
+            with open(index_file, encoding="utf-8") as file:
+                index = json.load(file)
+        except ValueError as error:
+            raise PromptscapeError(
+                f"{self.repo_id} has a broken model_index.json ({error}): choose another model"
+            ) from error
+        return choose_files(index, hub.list_repo_files(self.repo_id, token=self.token))
 
     def _run(self):
         hub = None
         try:
             hub = _hub()
+            files = self._files(hub)
+            if self._cancel.is_set():
+                raise Cancelled("Download cancelled before any weights were fetched")
             self.path = hub.snapshot_download(
-                self.repo_id,
-                allow_patterns=list(DOWNLOAD_PATTERNS),
-                token=self.token,
-                tqdm_class=self._progress_class(),
+                self.repo_id, allow_patterns=files, token=self.token, tqdm_class=self.progress_class()
             )
             self.state, self.message = "done", f"Downloaded {self.repo_id}"
         except Cancelled as error:
@@ -186,6 +245,11 @@ def describe_hub_error(hub, repo_id: str, error: Exception) -> str:
         )
     if errors is not None and isinstance(error, errors.RepositoryNotFoundError):
         return f"No model called {repo_id} on Hugging Face: check the spelling (owner/name)"
+    if errors is not None and isinstance(error, errors.RemoteEntryNotFoundError):
+        return (
+            f"{repo_id} is not a diffusers model (it has no model_index.json): choose a Stable Diffusion "
+            "1.x/2.x or SDXL repo in diffusers format"
+        )
     if isinstance(error, PromptscapeError):
         return str(error)
     return f"Downloading {repo_id} failed ({error}); the partial download resumes when you retry"

@@ -2,7 +2,8 @@
 
 Sources: a local diffusers folder (has model_index.json), a Hugging Face repo id served from the local
 cache (downloads only when the request allows them), or a single-file .safetensors checkpoint.
-Pickle checkpoints (.ckpt, .bin) can run code when loaded and are refused unless the request allows them.
+Pickle files (.ckpt, .bin, .pt, .pth) can run code when loaded: models and LoRAs in them are refused unless
+the request allows them.
 """
 
 import contextlib
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import devices
-from .errors import MissingDependency, ModelLoadError, ModelNotFound
-from .request import LoraSpec, looks_like_path
+from .errors import ModelLoadError, ModelNotFound, missing_dependency
+from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, LoraSpec, looks_like_path
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,9 @@ def resolve_source(model: str, allow_download: bool = False, allow_pickle: bool 
         if not path.is_file():
             raise ModelNotFound(f'model "{model}" does not exist: {_HINT}')
         suffix = path.suffix.lower()
-        if suffix in (".ckpt", ".bin", ".pt", ".pth") and not allow_pickle:
-            raise ModelLoadError(
-                f'"{path}" is a pickle checkpoint ({suffix}), which can run code when loaded: use a '
-                ".safetensors version of the model, or allow pickle checkpoints in Preferences > Add-ons > "
-                "Promptscape if you trust its source"
-            )
-        if suffix not in (".safetensors", ".ckpt", ".bin", ".pt", ".pth"):
+        if suffix in PICKLE_SUFFIXES and not allow_pickle:
+            raise _pickle_refused(f'"{path}"', suffix)
+        if suffix not in MODEL_FILE_SUFFIXES:
             raise ModelNotFound(
                 f'"{path}" is not a diffusers folder, a .safetensors file or a cached model id: {_HINT}'
             )
@@ -96,6 +93,14 @@ def resolve_source(model: str, allow_download: bool = False, allow_pickle: bool 
             f"and downloads are off: download it first, allow downloads, or {_HINT}"
         )
     return ModelSource("repo", model, allow_download, allow_pickle)
+
+
+def _pickle_refused(what: str, suffix: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{what} is a pickle file ({suffix}), which can run code when loaded: use a .safetensors version, "
+        "or allow pickle files with Preferences > Add-ons > Promptscape > Allow .ckpt/.bin Models "
+        "if you trust its source"
+    )
 
 
 def cached_model_index(repo_id: str) -> Path | None:
@@ -158,9 +163,7 @@ def load_pipeline(source: ModelSource, dtype_name: str):
         import diffusers
         import transformers
     except ImportError as error:
-        raise MissingDependency(
-            f"{error.name} is not installed: install it in Preferences > Add-ons > Promptscape > Dependencies"
-        ) from error
+        raise missing_dependency(error.name or str(error)) from error
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     dtype = devices.torch_dtype(dtype_name)
@@ -197,10 +200,15 @@ def _load_pretrained(source: ModelSource, dtype):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if "XL" in class_name:
         kwargs["add_watermarker"] = False
-    if source.kind == "repo":
+    location = source.location
+    if folder is not None:
+        # A cached repo loads as the folder it is: huggingface_hub refuses a snapshot that misses any file
+        # diffusers might want (SDXL's unused vae_1_0/, which model_catalog.Download skips).
+        location = str(folder)
+    elif source.kind == "repo":
         kwargs["local_files_only"] = not source.allow_download
     try:
-        return AutoPipelineForText2Image.from_pretrained(source.location, **kwargs)
+        return AutoPipelineForText2Image.from_pretrained(location, **kwargs)
     except Exception as error:
         raise ModelLoadError(
             f'"{source.location}" could not be loaded: {error}. Files may be missing or the model may have '
@@ -251,15 +259,25 @@ def make_scheduler(name: str, config):
 
 
 @contextlib.contextmanager
-def call_options(pipe, scheduler: str, loras: tuple[LoraSpec, ...]):
-    """Swap the scheduler and stack the LoRAs for one call; restore the pipeline on exit, even on errors."""
+def call_options(
+    pipe,
+    scheduler: str,
+    loras: tuple[LoraSpec, ...],
+    allow_download: bool = False,
+    allow_pickle: bool = False,
+):
+    """Swap the scheduler and stack the LoRAs for one call; restore the pipeline on exit, even on errors.
+
+    LoRAs follow the request's policies: a repo id is read from the local Hugging Face cache unless
+    `allow_download`, and pickle LoRA files are refused unless `allow_pickle`.
+    """
     original = pipe.scheduler
     adapters: list[str] = []
     try:
         if scheduler != "default":
             pipe.scheduler = make_scheduler(scheduler, original.config)
         if loras:
-            adapters = _load_loras(pipe, loras)
+            adapters = _load_loras(pipe, loras, allow_download, allow_pickle)
         yield
     finally:
         if adapters:
@@ -267,41 +285,74 @@ def call_options(pipe, scheduler: str, loras: tuple[LoraSpec, ...]):
         pipe.scheduler = original
 
 
-def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
+def _load_loras(pipe, loras: tuple[LoraSpec, ...], allow_download: bool, allow_pickle: bool) -> list[str]:
     import importlib.util
 
+    for lora in loras:
+        suffix = Path(lora.path_or_id).suffix.lower()
+        if suffix in PICKLE_SUFFIXES and not allow_pickle:
+            raise _pickle_refused(f'LoRA "{lora.path_or_id}"', suffix)
     if importlib.util.find_spec("peft") is None:
-        raise MissingDependency(
-            "LoRAs need the peft package: install it in Preferences > Add-ons > Promptscape > Dependencies"
-        )
+        raise missing_dependency("peft", "LoRAs")
+    targets = [_lora_target(lora.path_or_id, allow_download) for lora in loras]
+    # With use_safetensors=None diffusers falls back to a pickle file in a folder or repo.
+    options = {"local_files_only": not allow_download, "use_safetensors": None if allow_pickle else True}
     names = []
     try:
-        for number, lora in enumerate(loras):
+        for number, (location, weight_name) in enumerate(targets):
             name = f"promptscape_lora_{number}"
-            path = Path(lora.path_or_id).expanduser()
-            if path.is_file():
-                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
-            else:
-                pipe.load_lora_weights(lora.path_or_id, adapter_name=name)
+            pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name, **options)
             names.append(name)
         pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
     except Exception as error:
         if names:
             pipe.delete_adapters(names)
-        raise ModelLoadError(f"LoRA {loras[len(names)].path_or_id!r} could not be loaded: {error}") from error
+        hint = "" if allow_pickle else " (a LoRA with only .bin weights needs Allow .ckpt/.bin Models)"
+        raise ModelLoadError(
+            f"LoRA {loras[len(names)].path_or_id!r} could not be loaded: {error}{hint}"
+        ) from error
     return names
+
+
+def _lora_target(path_or_id: str, allow_download: bool) -> tuple[str, str | None]:
+    """(location, weight file name or None) to load a LoRA from: a file, a folder or a repo id.
+
+    Downloads off, a repo id becomes its snapshot folder in the local cache: diffusers cannot guess the
+    weight file of a repo id offline, but it can in a folder.
+    """
+    path = Path(path_or_id).expanduser()
+    if path.is_file():
+        return str(path.parent), path.name
+    if path.is_dir() or allow_download:
+        return (str(path) if path.is_dir() else path_or_id), None
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(path_or_id, local_files_only=True), None
+    except IncompleteSnapshotError as error:  # only some of its files were fetched: often all a LoRA needs
+        return error.snapshot_path, None
+    except (LocalEntryNotFoundError, ValueError) as error:  # ValueError: not a valid repo id
+        raise ModelNotFound(
+            f'LoRA "{path_or_id}" is not a file, a folder or a model in the local Hugging Face cache '
+            f"({constants.HF_HUB_CACHE}) and downloads are off: download it first, allow downloads, "
+            f"or {_HINT}"
+        ) from error
 
 
 class PipelineCache:
     """Keeps the last loaded pipeline, keyed by source, device and precision.
 
     One pipeline at a time: a GPU rarely holds two, so loading another model unloads the previous one.
+    A load holds the lock for its whole length (seconds to minutes), so the UI thread must use
+    try_unload(), which never waits; unload() is for the worker's own thread.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._key = None
         self._pipe = None
+        self._users = 0  # generations running on the cached pipeline
 
     @property
     def loaded_key(self):
@@ -310,23 +361,54 @@ class PipelineCache:
 
     def get(self, source: ModelSource, device: str, precision: str):
         """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device`."""
-        key = (source.key, device, precision)
         with self._lock:
-            if self._key == key:
-                return self._pipe, 0.0, True
-            self._unload_locked()
-            start = time.perf_counter()
-            pipe = load_pipeline(source, precision)
-            placement = devices.apply_memory_options(pipe, device)
-            seconds = time.perf_counter() - start
-            log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)
-            self._key, self._pipe = key, pipe
-            return pipe, seconds, False
+            return self._get_locked(source, device, precision)
+
+    @contextlib.contextmanager
+    def use(self, source: ModelSource, device: str, precision: str):
+        """get() for the length of a with block: try_unload() leaves the pipeline alone until it ends."""
+        with self._lock:
+            loaded = self._get_locked(source, device, precision)
+            self._users += 1
+        try:
+            yield loaded
+        finally:
+            with self._lock:
+                self._users -= 1
+
+    def _get_locked(self, source: ModelSource, device: str, precision: str):
+        key = (source.key, device, precision)
+        if self._key == key:
+            return self._pipe, 0.0, True
+        self._unload_locked()
+        start = time.perf_counter()
+        pipe = load_pipeline(source, precision)
+        placement = devices.apply_memory_options(pipe, device)
+        seconds = time.perf_counter() - start
+        log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)
+        self._key, self._pipe = key, pipe
+        return pipe, seconds, False
 
     def unload(self) -> None:
-        """Drop the cached pipeline and give its memory back."""
+        """Drop the cached pipeline and give its memory back; waits for a load in progress to end."""
         with self._lock:
             self._unload_locked()
+
+    def try_unload(self) -> bool:
+        """Drop the cached pipeline and give its memory back, without ever waiting.
+
+        For the UI thread ("Free Model Memory"): returns False, freeing nothing, while a model is loading
+        or a generation runs on the pipeline; True when the cache is empty afterwards.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._users:
+                return False
+            self._unload_locked()
+            return True
+        finally:
+            self._lock.release()
 
     def _unload_locked(self) -> None:
         if self._pipe is not None:

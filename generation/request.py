@@ -23,7 +23,9 @@ MAX_STEPS = 150
 MAX_SEED = 2**31 - 1
 # CLIP reads 77 tokens; words are at least one token, so beyond this many words the tail is surely cut.
 _LONG_PROMPT_WORDS = 75
-MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".bin")
+# Pickle files can run code when loaded: models.py refuses them unless the artist allowed them.
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
+MODEL_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 _PREFERENCES_HINT = "check the model in Preferences > Add-ons > Promptscape"
 
 

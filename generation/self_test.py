@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import devices
-from .errors import MissingDependency
+from .errors import missing_dependency
 from .seamless import seamless
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,7 @@ def run(device: str = "auto", precision: str = "auto") -> SelfTestReport:
         import diffusers
         import torch
     except ImportError as error:
-        raise MissingDependency(
-            f"the self-test needs {error.name}, which is not installed: install it in "
-            "Preferences > Add-ons > Promptscape > Dependencies"
-        ) from error
+        raise missing_dependency(error.name or str(error), "the self-test") from error
     from .tiny_models import build_tiny_pipeline
 
     start = time.perf_counter()

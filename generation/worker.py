@@ -14,13 +14,14 @@ from collections.abc import Callable
 import numpy as np
 
 from . import devices, models, previews
-from .errors import Cancelled, GenerationFailed, MissingDependency, PromptscapeError
+from .errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from .request import GenerationRequest
 from .seamless import seamless
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "loading", "running", "postprocessing", "done", "failed", "cancelled")
+BUSY_STATES = ("loading", "running", "postprocessing")
 FINAL_STATES = ("done", "failed", "cancelled")
 # Previews are cheap but not free, and the panel redraws a few times a second at most.
 PREVIEW_INTERVAL = 0.25
@@ -123,12 +124,19 @@ class Worker:
         self._jobs: list[Job] = []
         self._jobs_lock = threading.Lock()
         self._stopping = False
+        self._current: Job | None = None
         self._thread = threading.Thread(target=self._serve, name="promptscape-worker", daemon=True)
         self._thread.start()
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stopping
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job is loading its model, generating or post-processing right now."""
+        job = self._current
+        return job is not None and job.state in BUSY_STATES
 
     def submit(self, request: GenerationRequest, on_image: Callable | None = None) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
@@ -168,11 +176,14 @@ class Worker:
                 return
             if not job._begin():
                 continue
+            self._current = job
             try:
                 self._run(job)
             except BaseException as error:  # the thread must outlive any job, or later jobs wait forever
                 log.exception("the Promptscape worker failed on %r", job.request.prompt)
                 job._finish("failed", error, f"internal error: {type(error).__name__}: {error}")
+            finally:
+                self._current = None
 
     def _run(self, job: Job) -> None:
         request = job.request.resolved()
@@ -182,15 +193,16 @@ class Worker:
             device = devices.resolve_device(request.device)
             precision = devices.resolve_precision(device, request.precision)
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
-            pipe, job.timings["load"], job.cache_hit = self.cache.get(source, device, precision)
-            if job.cancel_requested:
-                raise _CancelRequested
-            job.state = "running"
-            job.image = self._generate(job, pipe, request, device)
+            with self.cache.use(source, device, precision) as loaded:
+                pipe, job.timings["load"], job.cache_hit = loaded
+                if job.cancel_requested:
+                    raise _CancelRequested
+                job.state = "running"
+                job.image = self._generate(job, pipe, request, device)
             job.state = "postprocessing"
             start = time.perf_counter()
             if job._on_image is not None:
-                job.outputs = job._on_image(job.image, request)
+                job.outputs = _write_results(job._on_image, job.image, request)
             job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
@@ -232,7 +244,9 @@ class Worker:
 
         job._denoise_started = start = time.perf_counter()
         with (
-            models.call_options(pipe, request.scheduler, request.loras),
+            models.call_options(
+                pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
+            ),
             seamless(pipe, request.wrap_x, request.wrap_y),
         ):
             result = pipe(
@@ -264,14 +278,26 @@ _OUT_OF_MEMORY = (
 )
 
 
+def _write_results(on_image: Callable, image: np.ndarray, request: GenerationRequest):
+    """Run the caller's post-processing; a full disk or a read-only folder becomes a message saying why."""
+    try:
+        return on_image(image, request)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.filename:
+            reason += f": {error.filename}"
+        raise GenerationFailed(
+            f"writing the result files failed ({reason}): free some disk space or choose another "
+            "Output Folder in Preferences > Add-ons > Promptscape"
+        ) from error
+
+
 def _require_torch() -> None:
     try:
         import diffusers  # noqa: F401
         import torch  # noqa: F401
     except ImportError as error:
-        raise MissingDependency(
-            f"{error.name} is not installed: install it in Preferences > Add-ons > Promptscape > Dependencies"
-        ) from error
+        raise missing_dependency(error.name or str(error)) from error
 
 
 def _is_out_of_memory(error: Exception) -> bool:
@@ -291,6 +317,12 @@ def get_worker() -> Worker:
         if _worker is None or not _worker.alive:
             _worker = Worker()
         return _worker
+
+
+def current_worker() -> Worker | None:
+    """The running worker, or None; never starts one, so the UI can ask without starting a thread."""
+    worker = _worker  # one read of the global: no lock, so a UI redraw never waits for get_worker()
+    return worker if worker is not None and worker.alive else None
 
 
 def shutdown_worker(timeout: float = 5.0) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from .. import preferences
+from .. import job_runner, preferences
 from ..generation import installer
 from ..generation.errors import PromptscapeError
 
@@ -17,9 +17,9 @@ def current_install() -> installer.Install | None:
     return _install
 
 
-def site_packages_folder() -> Path:
+def site_packages_folder(create: bool = True) -> Path:
     """Our packages folder, in the extension's user folder so updates of the extension keep it."""
-    return Path(bpy.utils.extension_path_user(preferences.__package__, path="site-packages", create=True))
+    return Path(bpy.utils.extension_path_user(preferences.__package__, path="site-packages", create=create))
 
 
 def activate_installed():
@@ -57,7 +57,7 @@ def start_install(context, packages: tuple[str, ...] = ()) -> installer.Install:
         site_packages_folder(), packages or installer.PINNED, prefs.torch_build, find_links=wheels
     ).start()
     if not bpy.app.timers.is_registered(_poll):
-        bpy.app.timers.register(_poll, first_interval=0.5)
+        bpy.app.timers.register(_poll, first_interval=0.5, persistent=True)
     return _install
 
 
@@ -71,10 +71,7 @@ def finish_install() -> str:
 def _poll():
     if _install is None:
         return None
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    job_runner.redraw({"PREFERENCES"})
     if _install.done:
         finish_install()
         return None

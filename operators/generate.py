@@ -75,9 +75,11 @@ class PROMPTSCAPE_OT_generate(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
+        # Started here, not through the other operators: a nested operator's error report would reach
+        # the artist as a Python traceback.
         if context.scene.promptscape.mode == "WORLD":
-            return bpy.ops.promptscape.generate_world()
-        return bpy.ops.promptscape.generate_material()
+            return run_task(self, lambda: actions.start_world(context.scene))
+        return run_task(self, lambda: actions.start_material(context.scene, None))
 
 
 class PROMPTSCAPE_OT_cancel(bpy.types.Operator):

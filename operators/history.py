@@ -1,10 +1,12 @@
-"""Apply a result from this session's history again."""
+"""This session's results: apply one again, or take its settings back into the sidebar."""
 
 import bpy
 from bpy.props import IntProperty
 
 from .. import actions, job_runner
 from ..generation.errors import PromptscapeError
+from ..properties import use_request
+from ..scene import images
 
 
 class PROMPTSCAPE_OT_reapply(bpy.types.Operator):
@@ -14,15 +16,15 @@ class PROMPTSCAPE_OT_reapply(bpy.types.Operator):
     bl_label = "Re-apply"
     bl_options = {"REGISTER", "UNDO"}
 
-    index: IntProperty(name="Index", description="Position in the history, newest first", min=0)
+    key: IntProperty(name="Result", description="Which result of the history", min=0)
 
     def execute(self, context):
-        history = job_runner.history()
-        if self.index >= len(history):
+        entry = job_runner.history_entry(self.key)
+        if entry is None:
             self.report({"ERROR"}, "That result is no longer in the history")
             return {"CANCELLED"}
         try:
-            result = actions.reapply(history[self.index], context.scene)
+            result = actions.reapply(entry, context.scene)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -30,4 +32,27 @@ class PROMPTSCAPE_OT_reapply(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (PROMPTSCAPE_OT_reapply,)
+class PROMPTSCAPE_OT_use_settings(bpy.types.Operator):
+    """Put the prompt, seed and settings that made this result into the sidebar, to generate it again
+    or a variation of it"""
+
+    bl_idname = "promptscape.use_settings"
+    bl_label = "Use Settings"
+    bl_options = {"REGISTER", "UNDO"}
+
+    key: IntProperty(name="Result", description="Which result of the history; -1: the scene's world", min=-1)
+
+    def execute(self, context):
+        if self.key < 0:
+            metadata = images.metadata_of(context.scene.world) if context.scene.world else {}
+        else:
+            entry = job_runner.history_entry(self.key)
+            metadata = entry.metadata if entry is not None else {}
+        if "seed" not in metadata:
+            self.report({"ERROR"}, "No Promptscape settings to take: generate something first")
+            return {"CANCELLED"}
+        use_request(context.scene.promptscape, metadata)
+        return {"FINISHED"}
+
+
+classes = (PROMPTSCAPE_OT_reapply, PROMPTSCAPE_OT_use_settings)

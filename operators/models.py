@@ -3,7 +3,7 @@
 import bpy
 from bpy.props import StringProperty
 
-from .. import preferences
+from .. import job_runner, preferences
 from ..generation import model_catalog
 from ..generation.errors import PromptscapeError
 
@@ -15,10 +15,7 @@ def current_download() -> model_catalog.Download | None:
 
 
 def _poll():
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    job_runner.redraw({"PREFERENCES"})
     return None if _download is None or _download.state != "running" else 0.5
 
 
@@ -44,7 +41,14 @@ class PROMPTSCAPE_OT_unload_model(bpy.types.Operator):
     def execute(self, context):
         from ..generation import worker
 
-        worker.get_worker().cache.unload()
+        running = worker.current_worker()  # never starts a worker just to find nothing loaded
+        if running is None or running.cache.loaded_key is None:
+            self.report({"INFO"}, "Promptscape: no model is loaded")
+            return {"CANCELLED"}
+        # Never wait here: a load in progress holds the model for seconds, and this is the UI thread.
+        if running.busy or not running.cache.try_unload():
+            self.report({"WARNING"}, "Promptscape: a generation is using the model; free it when it ends")
+            return {"CANCELLED"}
         self.report({"INFO"}, "Promptscape: model unloaded, memory freed")
         return {"FINISHED"}
 
@@ -70,7 +74,7 @@ class PROMPTSCAPE_OT_download_model(bpy.types.Operator):
             _download.wait()
             self.report({"INFO"} if _download.state == "done" else {"ERROR"}, _download.message)
             return {"FINISHED"} if _download.state == "done" else {"CANCELLED"}
-        bpy.app.timers.register(_poll, first_interval=0.5)
+        bpy.app.timers.register(_poll, first_interval=0.5, persistent=True)
         return {"FINISHED"}
 
 

@@ -20,13 +20,15 @@ class PROMPTSCAPE_PT_history(bpy.types.Panel):
         entries = job_runner.history()
         if not entries:
             layout.label(text="Results of this session appear here")
-        for index, entry in enumerate(entries[:20]):
+        for entry in entries[:20]:
             row = layout.row()
             row.template_icon(icon_value=thumbnail_icon(entry), scale=2.0)
             col = row.column(align=True)
             col.label(text=entry.label[:40], icon="WORLD" if entry.kind == "world" else "MATERIAL")
             col.label(text=f"Seed {entry.metadata.get('seed', '-')}")
-            col.operator("promptscape.reapply", text="Re-apply").index = index
+            buttons = col.row(align=True)
+            buttons.operator("promptscape.reapply", text="Re-apply").key = entry.key
+            buttons.operator("promptscape.use_settings", text="Use Settings").key = entry.key
 
 
 classes = (PROMPTSCAPE_PT_history,)

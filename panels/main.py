@@ -75,7 +75,9 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         row.operator("promptscape.material_from_image", icon="MATERIAL")
         mapping = world_nodes.mapping_node(context.scene.world)
         if mapping is not None:
-            layout.prop(mapping.inputs["Rotation"], "default_value", index=2, text="World Rotation")
+            row = layout.row(align=True)
+            row.prop(mapping.inputs["Rotation"], "default_value", index=2, text="World Rotation")
+            row.operator("promptscape.use_settings", text="", icon="PASTEDOWN").key = -1
 
     def draw_tasks(self, layout):
         tasks = job_runner.tasks()

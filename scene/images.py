@@ -7,6 +7,7 @@ import bpy
 import numpy as np
 
 from ..generation.errors import InvalidImage
+from ..generation.hdr import linear_to_srgb
 
 METADATA_KEY = "promptscape"
 
@@ -84,10 +85,3 @@ def read_pixels(path: Path) -> tuple[np.ndarray, bool]:
         return pixels, is_hdr
     finally:
         bpy.data.images.remove(image)
-
-
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """The exact sRGB encoding of linear values in [0, 1]."""
-    linear = np.clip(linear, 0.0, 1.0)
-    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-    return encoded.astype(np.float32)

@@ -56,6 +56,19 @@ def build_material(
         pack,
     )
     material = bpy.data.materials.new(name)
+    try:
+        _wire(material, loaded, tiling, normal_strength, height_mode, box_mapping)
+    except Exception:  # no half-built material or unused images stay behind
+        bpy.data.materials.remove(material)
+        for image in loaded.values():
+            bpy.data.images.remove(image)
+        raise
+    images.tag(material, metadata)
+    return material
+
+
+def _wire(material, loaded: dict, tiling: float, normal_strength: float, height_mode: str, box_mapping: bool):
+    """Build a new material's node tree around its loaded images."""
     tree = nodes.ensure_node_tree(material)
     bsdf = nodes.output_node(tree, "ShaderNodeBsdfPrincipled", (200, 300))
     output = nodes.output_node(tree, "ShaderNodeOutputMaterial", (500, 300))
@@ -101,8 +114,6 @@ def build_material(
         nodes.link(tree, textures["height"].outputs["Color"], bump.inputs["Height"])
         nodes.link(tree, normal_map.outputs["Normal"], bump.inputs["Normal"])
         nodes.link(tree, bump.outputs["Normal"], bsdf.inputs["Normal"])
-    images.tag(material, metadata)
-    return material
 
 
 def assign(material, objects) -> list[str]:

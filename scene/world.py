@@ -13,8 +13,8 @@ def target_world(scene):
     if world is None:
         world = bpy.data.worlds.new("Promptscape World")
         scene.world = world
-    elif world.users - int(world.use_fake_user) > 1:
-        # Other scenes use this world: give this scene its own copy rather than relight theirs.
+    elif world.library is not None or world.users - int(world.use_fake_user) > 1:
+        # Linked from a library (read-only), or used by other scenes: give this scene its own copy.
         world = world.copy()
         scene.world = world
     return world
@@ -27,6 +27,19 @@ def apply_world(scene, exr_path: Path, metadata: dict[str, str], strength: float
     The image is loaded first, so a file Blender cannot read leaves the world untouched.
     """
     image = images.load(exr_path, "Linear Rec.709", metadata, pack=pack)
+    before = scene.world
+    try:
+        return _build(scene, image, metadata, strength)
+    except Exception:
+        # Nothing half-made stays behind: a world made or copied for this apply goes, and the image too.
+        if scene.world != before:
+            made, scene.world = scene.world, before
+            bpy.data.worlds.remove(made)
+        bpy.data.images.remove(image)
+        raise
+
+
+def _build(scene, image, metadata: dict[str, str], strength: float):
     world = target_world(scene)
     tree = nodes.ensure_node_tree(world)
     coords = nodes.ours(tree, "Coordinates", "ShaderNodeTexCoord", (-900, 300))

@@ -54,7 +54,9 @@ def test_help_and_usage_errors(cli, capsys):
 
 
 def test_failures_exit_non_zero_with_the_reason(cli, tmp_path, capfd, fresh_file):
-    code = cli.main(["world", "sky", "--model", str(tmp_path / "no-such-model"), "--steps", "2"])
+    out = tmp_path / "out.blend"
+    code = cli.main(["world", "sky", "--model", str(tmp_path / "no-such-model"), "--output", str(out)])
     assert code == 1
     assert "error" in capfd.readouterr().err
+    assert list(tmp_path.glob("*.blend*")) == []  # no output that looks like a success, no scratch file
     assert cli.main(["material", "bricks", "--object", "Nope"]) == 1

@@ -58,7 +58,7 @@ def test_install_from_a_wheel_folder_lands_on_sys_path(modules, prefs, wheels):
     try:
         assert bpy.ops.promptscape.install_dependencies(packages="psdemo==1.0") == {"FINISHED"}
         install = ops.current_install()
-        assert install.state == "done" and install.fraction == 1.0
+        assert install.state == "done" and install.collected == 1  # pip's "Processing ..." line was read
         found = [line for line in install.lines if line.startswith(("Collecting", "Processing"))]
         assert any("psdemo" in line for line in found)
         assert any("Successfully installed psdemo" in line for line in install.lines)

@@ -89,3 +89,18 @@ def test_sunny_panorama_casts_shadows_with_daylight_contrast(api, tmp_path):
     lit = pixels[14:18, 20:28].mean()  # ground at x 1..3, on the sun's side
     shadow = pixels[14:18, 8:12].mean()  # ground at x -2..-1, behind the box
     assert 3.0 <= lit / shadow <= 5.5, (lit, shadow)
+
+
+def test_material_from_an_exr_texture_keeps_its_mid_tones(api, tmp_path):
+    from PIL import Image
+
+    # 18% grey radiance with some texture: as albedo it must read as a mid grey, not near black.
+    rng = np.random.default_rng(3)
+    radiance = (0.18 * (1 + 0.2 * rng.standard_normal((64, 64, 1)))).repeat(3, axis=2).astype(np.float32)
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    material = api.material_from_image(str(write_exr(tmp_path / "grey.exr", radiance)))
+    albedo = np.asarray(
+        Image.open(bpy.path.abspath(material.node_tree.nodes["Promptscape Albedo"].image.filepath))
+    )
+    assert 70 < albedo.mean() < 130  # linear 0.18 / 1.18 is sRGB ~0.43, about 110 of 255

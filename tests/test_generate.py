@@ -176,3 +176,45 @@ def test_model_paths_relative_to_the_blend_file(api, tiny_sd, tmp_path):
         assert world["promptscape"]["model"] == str(tmp_path / "models" / "tiny")
     finally:
         bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_the_sidebar_button_reports_mistakes_in_words(tiny_sd):
+    scene = new_scene()
+    scene.promptscape.prompt = ""
+    scene.promptscape.mode = "WORLD"
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.promptscape.generate()
+    assert "prompt" in str(raised.value) and "Traceback" not in str(raised.value)
+    scene.promptscape.mode = "MATERIAL"
+    scene.promptscape.prompt = "bricks"
+    bpy.ops.object.select_all(action="DESELECT")
+    bpy.context.view_layer.objects.active = None
+    with pytest.raises(RuntimeError, match="Select the objects") as raised:
+        bpy.ops.promptscape.generate()
+    assert "Traceback" not in str(raised.value)
+
+
+def test_a_script_polling_done_sees_the_result_applied(api, tiny_sd):
+    import time
+
+    scene = new_scene()
+    generation = api.generate_world("polled sky", scene=scene, wait=False, model=str(tiny_sd), **FAST)
+    deadline = time.monotonic() + 60
+    while not generation.done:  # a TD's loop in `blender -b`: no timers run there
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert generation.state == "done" and scene.world["promptscape"]["prompt"] == "polled sky"
+
+
+def test_use_settings_makes_generate_repeat_a_result(api, tiny_sd):
+    scene = new_scene()
+    first = api.generate_world("repeat me", scene=scene, model=str(tiny_sd), **{**FAST, "seed": 77})
+    first_file = read_exr(bpy.path.abspath(environment_image(first).filepath))
+    scene.promptscape.prompt, scene.promptscape.random_seed = "something else", True
+    assert bpy.ops.promptscape.use_settings(key=-1) == {"FINISHED"}  # from the scene's world
+    props = scene.promptscape
+    assert (props.prompt, props.seed, props.random_seed, props.steps) == ("repeat me", 77, False, 2)
+    again = api.generate_world(
+        props.prompt, scene=new_scene(), model=str(tiny_sd), **FAST | {"seed": props.seed}
+    )
+    assert np.array_equal(read_exr(bpy.path.abspath(environment_image(again).filepath)), first_file)

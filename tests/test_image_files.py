@@ -147,13 +147,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(files, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_unique_path_never_returns_an_existing_file(files, tmp_path):
-    first = files.unique_path(tmp_path, "sky", ".exr")
-    assert first == tmp_path / "sky.exr"
+def test_unique_stem_never_returns_an_existing_file(files, tmp_path):
+    stem, (first,) = files.unique_stem(tmp_path, "sky", [".exr"])
+    assert (stem, first) == ("sky", tmp_path / "sky.exr")
     first.write_bytes(b"x")
-    second = files.unique_path(tmp_path, "sky", ".exr")
-    assert second == tmp_path / "sky-2.exr" and not second.exists()
+    stem, (second,) = files.unique_stem(tmp_path, "sky", [".exr"])
+    assert (stem, second) == ("sky-2", tmp_path / "sky-2.exr")
     second.write_bytes(b"x")
-    assert files.unique_path(tmp_path, "sky", ".exr") == tmp_path / "sky-3.exr"
+    (tmp_path / "sky-3.hdr").write_bytes(b"x")  # one file of a set is enough to skip its stem
     stem, paths = files.unique_stem(tmp_path, "sky", [".exr", ".hdr"])
-    assert stem == "sky-3" and not any(p.exists() for p in paths)
+    assert stem == "sky-4" and not any(p.exists() for p in paths)

@@ -4,6 +4,10 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +201,152 @@ def test_lora_without_peft_says_what_to_install(models, errors, tiny_sd, addon, 
     ):
         pass
     assert pipe.scheduler is original
+
+
+@pytest.fixture(scope="module")
+def pickle_lora(addon, tiny_sd, tmp_path_factory):
+    """A folder holding a tiny LoRA only as pytorch_lora_weights.bin, the old pickle format."""
+    import safetensors.torch
+
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    weights = tiny_models.write_tiny_lora(tiny_sd, tmp_path_factory.mktemp("safe-lora"))
+    folder = tmp_path_factory.mktemp("pickle-lora")
+    torch.save(safetensors.torch.load_file(weights), folder / "pytorch_lora_weights.bin")
+    return folder
+
+
+def test_pickle_suffixes_are_the_requests(models, addon):
+    request = importlib.import_module(addon.__name__ + ".generation.request")
+    assert models.PICKLE_SUFFIXES is request.PICKLE_SUFFIXES
+    assert {".ckpt", ".bin", ".pt", ".pth"} <= set(request.PICKLE_SUFFIXES)
+
+
+@pytest.mark.parametrize("name", ["style.bin", "style.pt", "style.ckpt", "style.PTH"])
+def test_pickle_lora_file_refused_unless_allowed(models, errors, tiny_sd, addon, tmp_path, name):
+    request = importlib.import_module(addon.__name__ + ".generation.request")
+    pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
+    lora = tmp_path / name
+    lora.write_bytes(b"not a real pickle")
+    with (
+        pytest.raises(errors.ModelLoadError) as caught,
+        models.call_options(pipe, "default", (request.LoraSpec(str(lora)),)),
+    ):
+        pass
+    assert name in str(caught.value) and "can run code" in str(caught.value)
+    assert "Preferences > Add-ons > Promptscape > Allow .ckpt/.bin Models" in str(caught.value)
+    # Allowed, the file is read (and found broken): the policy, not the format, refused it above.
+    with (
+        pytest.raises(errors.ModelLoadError) as caught,
+        models.call_options(pipe, "default", (request.LoraSpec(str(lora)),), allow_pickle=True),
+    ):
+        pass
+    assert "could not be loaded" in str(caught.value) and "Allow .ckpt/.bin" not in str(caught.value)
+
+
+def test_lora_folder_with_only_pickle_weights(models, errors, tiny_sd, addon, pickle_lora):
+    request = importlib.import_module(addon.__name__ + ".generation.request")
+    pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
+    loras = (request.LoraSpec(str(pickle_lora)),)
+    with pytest.raises(errors.ModelLoadError) as caught, models.call_options(pipe, "default", loras):
+        pass
+    assert "Allow .ckpt/.bin Models" in str(caught.value)
+    assert not pipe.get_list_adapters()
+    with models.call_options(pipe, "default", loras, allow_pickle=True):
+        assert pipe.get_active_adapters() == ["promptscape_lora_0"]
+    assert not pipe.get_list_adapters()
+
+
+def _cache_repo(repo_id: str, folder: Path) -> Path:
+    """Put a folder in the local Hugging Face cache as the main revision of `repo_id`."""
+    hub = Path(os.environ["HF_HOME"]) / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = hub / "snapshots" / "89abcdef0123456789abcdef0123456789abcdef"
+    if not snapshot.exists():
+        shutil.copytree(folder, snapshot)
+        (hub / "refs").mkdir(parents=True, exist_ok=True)
+        (hub / "refs" / "main").write_text(snapshot.name)
+    return hub
+
+
+def test_lora_repo_id_without_downloads_stays_offline(models, errors, tiny_sd, addon, tmp_path, monkeypatch):
+    import socket
+
+    import huggingface_hub.constants
+    from diffusers.loaders import lora_base
+
+    request = importlib.import_module(addon.__name__ + ".generation.request")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    _cache_repo("promptscape-test/tiny-lora", tiny_models.write_tiny_lora(tiny_sd, tmp_path).parent)
+    pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
+    # As on an artist's machine, where Hugging Face is not in offline mode: only the policy keeps it local.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(lora_base, "HF_HUB_OFFLINE", False)
+    lookups = []
+
+    def no_lookup(host, *args, **kwargs):
+        lookups.append(host)
+        raise OSError(f"test tried to look up {host}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    missing = (request.LoraSpec("someone/no-such-lora"),)
+    with pytest.raises(errors.ModelNotFound) as caught, models.call_options(pipe, "default", missing):
+        pass
+    assert "someone/no-such-lora" in str(caught.value) and "downloads are off" in str(caught.value)
+    with models.call_options(pipe, "default", (request.LoraSpec("promptscape-test/tiny-lora"),)):
+        assert pipe.get_active_adapters() == ["promptscape_lora_0"]
+    assert lookups == [] and not pipe.get_list_adapters()
+
+
+def test_repo_cached_without_unused_files_loads_offline(models, tiny_sd):
+    # model_catalog.Download skips files diffusers does not load (SDXL's vae_1_0/, fp16 copies), but the
+    # repo's file list, cached by snapshot_download, still names them.
+    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
+
+    hub = _cache_repo("promptscape-test/tiny-sd-chosen-files", tiny_sd)
+    commit = (hub / "refs" / "main").read_text()
+    listed = [str(path.relative_to(tiny_sd)) for path in tiny_sd.rglob("*") if path.is_file()]
+    listed += ["vae_1_0/config.json", "vae_1_0/diffusion_pytorch_model.safetensors"]
+    listed += ["unet/diffusion_pytorch_model.fp16.safetensors"]
+    write_tree_cache(str(hub), commit, {name: TreeCacheEntry(size=1, blob_id="0" * 40) for name in listed})
+    pipe = models.load_pipeline(models.resolve_source("promptscape-test/tiny-sd-chosen-files"), "fp32")
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_free_memory_never_imports_torch(addon):
+    # Freeing memory before any generation (the UI's "Free Model Memory") must not import torch.
+    package = Path(importlib.import_module(addon.__name__).__file__).parent
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from generation import devices, models; "
+        "devices.free_memory(); models.PipelineCache().try_unload(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_try_unload_never_waits_for_a_load_or_a_generation(models, tiny_sd, monkeypatch):
+    real_load, loading, release = models.load_pipeline, threading.Event(), threading.Event()
+
+    def slow_load(source, precision):
+        loading.set()
+        assert release.wait(60)
+        return real_load(source, precision)
+
+    monkeypatch.setattr(models, "load_pipeline", slow_load)
+    cache = models.PipelineCache()
+    source = models.resolve_source(str(tiny_sd))
+    loader = threading.Thread(target=cache.get, args=(source, "cpu", "fp32"))
+    loader.start()
+    assert loading.wait(60)
+    start = time.perf_counter()
+    assert cache.try_unload() is False
+    assert time.perf_counter() - start < 0.5
+    release.set()
+    loader.join(120)
+    assert cache.loaded_key is not None
+    with cache.use(source, "cpu", "fp32") as (_, seconds, hit):
+        assert hit and seconds == 0.0
+        assert cache.try_unload() is False and cache.loaded_key is not None
+    assert cache.try_unload() is True and cache.loaded_key is None
+    assert cache.try_unload() is True  # nothing loaded: nothing to wait for

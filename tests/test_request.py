@@ -70,7 +70,9 @@ def test_bad_fields_name_the_field_and_allowed_values(make, errors, fields, word
         assert word in str(caught.value)
 
 
-@pytest.mark.parametrize("model", ["/no/such/model", "./missing-folder", "missing.safetensors", "a/b/c"])
+@pytest.mark.parametrize(
+    "model", ["/no/such/model", "./missing-folder", "missing.safetensors", "a/b/c", "missing.pt", "old.pth"]
+)
 def test_missing_model_path(make, errors, model):
     with pytest.raises(errors.ModelNotFound) as caught:
         make(model=model).validate()
@@ -83,6 +85,20 @@ def test_repo_id_is_not_a_path(request_module, make):
     assert request_module.looks_like_path("/abs/folder")
     assert request_module.looks_like_path("model.ckpt")
     assert make(model="stabilityai/sdxl-turbo").validate().model == "stabilityai/sdxl-turbo"
+
+
+def test_a_relative_pickle_file_gets_the_pickle_message(
+    request_module, make, addon, errors, tmp_path, monkeypatch
+):
+    models = importlib.import_module(addon.__name__ + ".generation.models")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"pickle")
+    assert all(request_module.looks_like_path(f"model{suffix}") for suffix in request_module.PICKLE_SUFFIXES)
+    request = make(model="model.pt").validate()
+    with pytest.raises(errors.ModelLoadError) as caught:
+        models.resolve_source(request.model, allow_pickle=request.allow_pickle)
+    assert "model.pt" in str(caught.value) and "can run code" in str(caught.value)
+    assert "Allow .ckpt/.bin Models" in str(caught.value)
 
 
 def test_texture_and_image_sizes(make):

@@ -94,3 +94,12 @@ def test_unreadable_map_builds_nothing(addon, writer, maps, tmp_path):
     with pytest.raises(errors.InvalidImage):
         writer.build_material("PS broken", broken, META)
     assert len(bpy.data.materials) == before
+
+
+def test_a_failure_while_wiring_builds_nothing(addon, writer, maps, monkeypatch):
+    nodes = importlib.import_module(addon.__name__ + ".scene.nodes")
+    counts = (len(bpy.data.materials), len(bpy.data.images))
+    monkeypatch.setattr(nodes, "link", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        writer.build_material("PS half", maps, META)
+    assert (len(bpy.data.materials), len(bpy.data.images)) == counts

@@ -108,3 +108,17 @@ def test_sunny_world_lights_a_sphere_with_shadow_contrast(world_writer, tmp_path
     pixels = render(scene, tmp_path / "sphere.exr", size=32, samples=8)
     top, bottom = pixels[9:12, 14:18].mean(), pixels[20:23, 14:18].mean()
     assert top > 3 * bottom
+
+
+def test_a_failure_while_wiring_leaves_nothing_behind(addon, world_writer, tmp_path, monkeypatch):
+    nodes = importlib.import_module(addon.__name__ + ".scene.nodes")
+    scene = new_scene()
+    counts = (len(bpy.data.worlds), len(bpy.data.images))
+
+    def broken_link(*args):
+        raise RuntimeError("simulated failure half way through the node tree")
+
+    monkeypatch.setattr(nodes, "link", broken_link)
+    with pytest.raises(RuntimeError, match="half way"):
+        world_writer.apply_world(scene, constant_exr(tmp_path / "d.exr", 1.0), META)
+    assert scene.world is None and (len(bpy.data.worlds), len(bpy.data.images)) == counts

@@ -292,6 +292,70 @@ def test_a_lora_changes_the_image_for_one_call_without_reloading(worker, make, g
     assert [job.state for job in (plain, styled, half, again)] == ["done"] * 4, styled.message
     assert styled.cache_hit and half.cache_hit and again.cache_hit  # the base model is never reloaded
     assert np.abs(styled.image - plain.image).max() > 1e-3
-    assert 0 < np.abs(half.image - plain.image).mean() < np.abs(styled.image - plain.image).mean()
+    assert not np.allclose(half.image, plain.image) and not np.allclose(half.image, styled.image)  # scale
     assert np.array_equal(again.image, plain.image)  # the LoRA is gone after its call
+    assert_pipeline_clean(worker, gen)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OSError(28, "No space left on device"), "No space left on device"),
+        (OSError(30, "Read-only file system", "/renders/sky.exr"), "Read-only file system: /renders/sky.exr"),
+    ],
+)
+def test_a_failed_write_says_how_to_fix_it(worker, make, gen, error, reason):
+    def on_image(image, resolved):
+        raise error
+
+    job = run(worker, make(), on_image)
+    assert job.state == "failed" and isinstance(job.error, gen.errors.GenerationFailed)
+    assert job.message == (
+        f"writing the result files failed ({reason}): free some disk space or choose another "
+        "Output Folder in Preferences > Add-ons > Promptscape"
+    )
+    assert run(worker, make()).state == "done"
+
+
+def test_current_worker_never_starts_one_and_busy_follows_the_job(gen, make):
+    gen.worker.shutdown_worker()
+    assert gen.worker.current_worker() is None
+    assert not any(t.name == "promptscape-worker" and t.is_alive() for t in threading.enumerate())
+    worker = gen.worker.get_worker()
+    assert gen.worker.current_worker() is worker and not worker.busy
+    seen = []
+    # While a job holds the pipeline, freeing it from the UI must refuse at once instead of waiting.
+    worker.step_hook = lambda job, step: seen.append((worker.busy, worker.cache.try_unload()))
+    try:
+        job = run(worker, make(), on_image=lambda image, resolved: seen.append((worker.busy, None)))
+    finally:
+        worker.step_hook = None
+    assert job.state == "done" and seen == [(True, False), (True, False), (True, None)]
+    assert not worker.busy
+    assert worker.cache.try_unload() is True and worker.cache.loaded_key is None
+    gen.worker.shutdown_worker()
+    assert gen.worker.current_worker() is None
+
+
+@pytest.fixture(scope="module")
+def pickle_lora(gen, tiny_sd, tmp_path_factory):
+    """A folder holding a tiny LoRA only as pytorch_lora_weights.bin, the old pickle format."""
+    import safetensors.torch
+
+    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 1)[0] + ".tiny_models")
+    weights = tiny_models.write_tiny_lora(tiny_sd, tmp_path_factory.mktemp("safe-lora"))
+    folder = tmp_path_factory.mktemp("pickle-lora")
+    torch.save(safetensors.torch.load_file(weights), folder / "pytorch_lora_weights.bin")
+    return folder
+
+
+def test_the_pickle_policy_reaches_the_loras(worker, make, gen, pickle_lora):
+    loras = (gen.request.LoraSpec(str(pickle_lora)),)
+    refused = run(worker, make(mode="image", loras=loras))
+    assert refused.state == "failed" and isinstance(refused.error, gen.errors.ModelLoadError)
+    assert "Allow .ckpt/.bin Models" in refused.message
+    plain = run(worker, make(mode="image"))
+    allowed = run(worker, make(mode="image", loras=loras, allow_pickle=True))
+    assert allowed.state == "done", allowed.message
+    assert np.abs(allowed.image - plain.image).max() > 1e-3
     assert_pipeline_clean(worker, gen)
