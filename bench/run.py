@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import threading
@@ -162,8 +161,8 @@ def postprocess_and_apply(bench: Bench, folder: Path):
         world = bench.world.apply_world(new_scene(), outputs.exr, meta)
         force(world.node_tree.nodes["Promptscape Environment"].image)
 
-    baseline = statistics.median(timed(blender_load)[0] for _ in range(REPEATS))
-    applied = statistics.median(timed(apply)[0] for _ in range(REPEATS))
+    baseline = min(timed(blender_load)[0] for _ in range(REPEATS))
+    applied = min(timed(apply)[0] for _ in range(REPEATS))
     bench.row("4096x2048 HDR conversion", hdr_seconds, "s")
     bench.row("4096x2048 EXR write (float32)", exr_seconds, "s")
     bench.row("world build (apply_world + pixels)", applied, "s")
