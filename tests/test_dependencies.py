@@ -172,7 +172,7 @@ def test_preferences_page_draws_status_install_and_models(prefs):
 def _props(prefs) -> dict:
     """The preferences' values and draw helpers, for calling draw() on a recording stand-in."""
     names = ("model", "wheel_folder", "site_packages", "allow_pickle", "draw_install", "draw_models")
-    return {name: getattr(prefs, name) for name in names}
+    return {name: getattr(prefs, name) for name in (*names, "bl_rna")}
 
 
 def test_a_torch_shadowing_ours_is_named(modules, tmp_path):

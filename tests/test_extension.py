@@ -90,28 +90,54 @@ def test_install_enable_disable_uninstall_round_trip(extension_zip):
 
 
 class RecordingLayout:
-    """Collects what a panel's draw() puts on screen, so a test can read it without a window."""
+    """Stands in for a UILayout so a panel's draw() runs without a window, and records what it shows.
+
+    It is strict where Blender is: every method, keyword and attribute must exist on this Blender's
+    UILayout, every drawn property on its data, and every operator (with the properties set on it).
+    """
 
     def __init__(self, texts):
-        self.texts = texts
-        self.alert = False
+        object.__setattr__(self, "texts", texts)
 
-    def label(self, text="", **_):
-        self.texts.append(text)
+    def __setattr__(self, name, value):
+        assert name in bpy.types.UILayout.bl_rna.properties, f"UILayout has no attribute {name!r}"
 
-    def prop(self, data, name, text=None, **_):
-        self.texts.append(f"prop:{name}")
+    def __getattr__(self, name):
+        functions = bpy.types.UILayout.bl_rna.functions
+        assert name in functions, f"UILayout has no method {name!r}"
+        accepted = {parameter.identifier for parameter in functions[name].parameters}
 
-    def panel(self, idname, **_):
-        return RecordingLayout(self.texts), RecordingLayout(self.texts)  # header, body (drawn open)
+        def call(*args, **kwargs):
+            assert set(kwargs) <= accepted, f"UILayout.{name} takes no {sorted(set(kwargs) - accepted)}"
+            return self._record(name, args, kwargs)
 
-    def operator(self, idname, text="", **_):
-        self.texts.append(text or idname)
-        return RecordingLayout(self.texts)  # takes the operator's properties as attributes
+        return call
 
-    def __getattr__(self, _name):
-        # row(), box(), column(), split(), operator(), ...: a nested layout that records into the same list.
-        return lambda *args, **kwargs: RecordingLayout(self.texts)
+    def _record(self, name, args, kwargs):
+        nested = RecordingLayout(self.texts)
+        if name == "label":
+            self.texts.append(kwargs.get("text", ""))
+        elif name == "prop":
+            data, prop = args[:2]
+            assert prop in data.bl_rna.properties, f"{data.bl_rna.identifier} has no property {prop!r}"
+            self.texts.append(f"prop:{prop}")
+        elif name == "operator":
+            rna = getattr(getattr(bpy.ops, args[0].split(".")[0]), args[0].split(".")[1]).get_rna_type()
+            self.texts.append(kwargs.get("text") or args[0])
+            return OperatorProperties(rna)
+        elif name == "panel":
+            return nested, nested  # header, body (drawn open)
+        return nested
+
+
+class OperatorProperties:
+    """What layout.operator() returns: only the operator's own properties can be set on it."""
+
+    def __init__(self, rna):
+        object.__setattr__(self, "rna", rna)
+
+    def __setattr__(self, name, value):
+        assert name in self.rna.properties, f"{self.rna.identifier} has no property {name!r}"
 
 
 def draw(panel_class, context) -> list[str]:

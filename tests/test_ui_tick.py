@@ -92,3 +92,16 @@ def test_the_sidebar_shows_progress_preview_and_queue_while_running(modules, tin
     for task in tasks:
         task.cancel()
     pump(runner, tasks)
+
+
+def test_the_history_lists_results_with_their_actions(modules, tiny_sd):
+    from test_extension import draw
+
+    actions, runner = modules
+    task = actions.start_world(new_scene(), prompt="remembered sky", model=str(tiny_sd), seed=4, **FAST)
+    pump(runner, [task])
+    texts = draw(bpy.types.PROMPTSCAPE_PT_history, bpy.context)
+    assert "remembered sky" in texts and "Seed 4" in texts
+    assert "Re-apply" in texts and "Use Settings" in texts
+    main = draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)
+    assert "prop:default_value" in main  # the world's rotation, once a world of ours is there
