@@ -163,3 +163,24 @@ def test_registers_without_torch_and_panel_says_what_is_missing(extension_zip):
     )
     assert "Missing: torch, diffusers, transformers" in out
     assert "Preferences" in out
+
+
+def test_generation_imports_without_blender_and_without_torch():
+    # The generation layer on its own, in a plain Python where bpy, torch, diffusers and transformers are
+    # all unimportable: it must never import bpy, and must import the heavy packages only when used.
+    out = run_in_fresh_blender(
+        f"""
+        import importlib, importlib.util, pathlib, sys
+        folder = pathlib.Path(r"{ROOT / "generation"}")
+        spec = importlib.util.spec_from_file_location(
+            "generation", folder / "__init__.py", submodule_search_locations=[str(folder)])
+        sys.modules["generation"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["generation"])
+        names = sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__")
+        for name in names:
+            importlib.import_module("generation." + name)
+        print("IMPORTED", " ".join(names))
+        """,
+        block_imports=("bpy", "torch", "diffusers", "transformers", "huggingface_hub", "peft"),
+    )
+    assert "IMPORTED" in out and "worker" in out and "hdr" in out
