@@ -18,11 +18,11 @@ from pathlib import Path
 
 from . import devices
 from .errors import ModelLoadError, ModelNotFound, missing_dependency
-from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, LoraSpec, looks_like_path
+from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, looks_like_path
 
 log = logging.getLogger(__name__)
 
-_HINT = "check the model in Preferences > Add-ons > Promptscape"
+HINT = "check the model in Preferences > Add-ons > Promptscape"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Pipelines AutoPipelineForText2Image turns into SD1.x/2.x or SDXL text-to-image (Turbo and LCM included).
 SUPPORTED_PIPELINES = frozenset(
@@ -36,12 +36,6 @@ SUPPORTED_PIPELINES = frozenset(
         "LatentConsistencyModelPipeline",
     }
 )
-SCHEDULERS = {
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
-    "ddim": ("DDIMScheduler", {}),
-}
 
 
 @dataclass(frozen=True)
@@ -71,31 +65,31 @@ def resolve_source(model: str, allow_download: bool = False, allow_pickle: bool 
                 )
             return ModelSource("folder", str(path), allow_download, allow_pickle)
         if not path.is_file():
-            raise ModelNotFound(f'model "{model}" does not exist: {_HINT}')
+            raise ModelNotFound(f'model "{model}" does not exist: {HINT}')
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES and not allow_pickle:
-            raise _pickle_refused(f'"{path}"', suffix)
+            raise pickle_refused(f'"{path}"', suffix)
         if suffix not in MODEL_FILE_SUFFIXES:
             raise ModelNotFound(
-                f'"{path}" is not a diffusers folder, a .safetensors file or a cached model id: {_HINT}'
+                f'"{path}" is not a diffusers folder, a .safetensors file or a cached model id: {HINT}'
             )
         return ModelSource("file", str(path), allow_download, allow_pickle)
     if not _REPO_ID.match(model):
         raise ModelNotFound(
             f'model "{model}" is not a diffusers folder, a .safetensors file or a Hugging Face id '
-            f'like "org/name": {_HINT}'
+            f'like "org/name": {HINT}'
         )
     if cached_model_index(model) is None and not allow_download:
         from huggingface_hub import constants
 
         raise ModelNotFound(
             f'model "{model}" is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) '
-            f"and downloads are off: download it first, allow downloads, or {_HINT}"
+            f"and downloads are off: download it first, allow downloads, or {HINT}"
         )
     return ModelSource("repo", model, allow_download, allow_pickle)
 
 
-def _pickle_refused(what: str, suffix: str) -> ModelLoadError:
+def pickle_refused(what: str, suffix: str) -> ModelLoadError:
     return ModelLoadError(
         f"{what} is a pickle file ({suffix}), which can run code when loaded: use a .safetensors version, "
         "or allow pickle files with Preferences > Add-ons > Promptscape > Allow .ckpt/.bin Models "
@@ -212,7 +206,7 @@ def _load_pretrained(source: ModelSource, dtype):
     except Exception as error:
         raise ModelLoadError(
             f'"{source.location}" could not be loaded: {error}. Files may be missing or the model may have '
-            f"no .safetensors weights; download it again or {_HINT}"
+            f"no .safetensors weights; download it again or {HINT}"
         ) from error
 
 
@@ -247,96 +241,6 @@ def _load_single_file(path: Path, source: ModelSource, dtype):
             f'"{path}" could not be loaded as a single-file checkpoint {where}: {error}. Put its diffusers '
             f'config folder beside it as "{path.with_suffix("").name}/" (with model_index.json), or allow '
             "downloads so the config can be fetched"
-        ) from error
-
-
-def make_scheduler(name: str, config):
-    """A new scheduler of the named kind built from the model's scheduler config."""
-    import diffusers
-
-    class_name, options = SCHEDULERS[name]
-    return getattr(diffusers, class_name).from_config(config, **options)
-
-
-@contextlib.contextmanager
-def call_options(
-    pipe,
-    scheduler: str,
-    loras: tuple[LoraSpec, ...],
-    allow_download: bool = False,
-    allow_pickle: bool = False,
-):
-    """Swap the scheduler and stack the LoRAs for one call; restore the pipeline on exit, even on errors.
-
-    LoRAs follow the request's policies: a repo id is read from the local Hugging Face cache unless
-    `allow_download`, and pickle LoRA files are refused unless `allow_pickle`.
-    """
-    original = pipe.scheduler
-    adapters: list[str] = []
-    try:
-        if scheduler != "default":
-            pipe.scheduler = make_scheduler(scheduler, original.config)
-        if loras:
-            adapters = _load_loras(pipe, loras, allow_download, allow_pickle)
-        yield
-    finally:
-        if adapters:
-            pipe.delete_adapters(adapters)
-        pipe.scheduler = original
-
-
-def _load_loras(pipe, loras: tuple[LoraSpec, ...], allow_download: bool, allow_pickle: bool) -> list[str]:
-    import importlib.util
-
-    for lora in loras:
-        suffix = Path(lora.path_or_id).suffix.lower()
-        if suffix in PICKLE_SUFFIXES and not allow_pickle:
-            raise _pickle_refused(f'LoRA "{lora.path_or_id}"', suffix)
-    if importlib.util.find_spec("peft") is None:
-        raise missing_dependency("peft", "LoRAs")
-    targets = [_lora_target(lora.path_or_id, allow_download) for lora in loras]
-    # With use_safetensors=None diffusers falls back to a pickle file in a folder or repo.
-    options = {"local_files_only": not allow_download, "use_safetensors": None if allow_pickle else True}
-    names = []
-    try:
-        for number, (location, weight_name) in enumerate(targets):
-            name = f"promptscape_lora_{number}"
-            pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name, **options)
-            names.append(name)
-        pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
-    except Exception as error:
-        if names:
-            pipe.delete_adapters(names)
-        hint = "" if allow_pickle else " (a LoRA with only .bin weights needs Allow .ckpt/.bin Models)"
-        raise ModelLoadError(
-            f"LoRA {loras[len(names)].path_or_id!r} could not be loaded: {error}{hint}"
-        ) from error
-    return names
-
-
-def _lora_target(path_or_id: str, allow_download: bool) -> tuple[str, str | None]:
-    """(location, weight file name or None) to load a LoRA from: a file, a folder or a repo id.
-
-    Downloads off, a repo id becomes its snapshot folder in the local cache: diffusers cannot guess the
-    weight file of a repo id offline, but it can in a folder.
-    """
-    path = Path(path_or_id).expanduser()
-    if path.is_file():
-        return str(path.parent), path.name
-    if path.is_dir() or allow_download:
-        return (str(path) if path.is_dir() else path_or_id), None
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(path_or_id, local_files_only=True), None
-    except IncompleteSnapshotError as error:  # only some of its files were fetched: often all a LoRA needs
-        return error.snapshot_path, None
-    except (LocalEntryNotFoundError, ValueError) as error:  # ValueError: not a valid repo id
-        raise ModelNotFound(
-            f'LoRA "{path_or_id}" is not a file, a folder or a model in the local Hugging Face cache '
-            f"({constants.HF_HUB_CACHE}) and downloads are off: download it first, allow downloads, "
-            f"or {_HINT}"
         ) from error
 
 

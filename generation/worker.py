@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import devices, models, previews
+from .call_options import call_options
 from .errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from .request import GenerationRequest
 from .seamless import seamless
@@ -244,7 +245,7 @@ class Worker:
 
         job._denoise_started = start = time.perf_counter()
         with (
-            models.call_options(
+            call_options(
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
             ),
             seamless(pipe, request.wrap_x, request.wrap_y),

@@ -19,6 +19,11 @@ def models(addon):
     return importlib.import_module(addon.__name__ + ".generation.models")
 
 
+@pytest.fixture(scope="module")
+def per_call(addon):
+    return importlib.import_module(addon.__name__ + ".generation.call_options")
+
+
 def test_resolve_kinds(models, tiny_sd, tmp_path):
     assert models.resolve_source(str(tiny_sd)).kind == "folder"
     checkpoint = tmp_path / "model.safetensors"
@@ -167,26 +172,28 @@ def test_failed_load_leaves_the_cache_empty(models, errors, tiny_sd, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["euler", "euler_a", "dpm++", "ddim"])
-def test_scheduler_swapped_and_restored(models, tiny_sd, name):
+def test_scheduler_swapped_and_restored(per_call, models, tiny_sd, name):
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     original = pipe.scheduler
-    expected = models.SCHEDULERS[name][0]
-    with models.call_options(pipe, name, ()):
+    expected = per_call.SCHEDULERS[name][0]
+    with per_call.call_options(pipe, name, ()):
         assert type(pipe.scheduler).__name__ == expected
         image = pipe("x", num_inference_steps=2, width=64, height=64, output_type="np").images[0]
     assert pipe.scheduler is original
     assert image.shape == (64, 64, 3)
 
 
-def test_scheduler_restored_after_an_error(models, tiny_sd):
+def test_scheduler_restored_after_an_error(per_call, models, tiny_sd):
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     original = pipe.scheduler
-    with pytest.raises(RuntimeError), models.call_options(pipe, "ddim", ()):
+    with pytest.raises(RuntimeError), per_call.call_options(pipe, "ddim", ()):
         raise RuntimeError("during the call")
     assert pipe.scheduler is original
 
 
-def test_lora_without_peft_says_what_to_install(models, errors, tiny_sd, addon, tmp_path, monkeypatch):
+def test_lora_without_peft_says_what_to_install(
+    per_call, models, errors, tiny_sd, addon, tmp_path, monkeypatch
+):
     request = importlib.import_module(addon.__name__ + ".generation.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     # As on a Blender where peft is not installed (diffusers itself already looked when it was imported).
@@ -197,7 +204,7 @@ def test_lora_without_peft_says_what_to_install(models, errors, tiny_sd, addon, 
     original = pipe.scheduler
     with (
         pytest.raises(errors.MissingDependency, match="peft"),
-        models.call_options(pipe, "euler_a", (request.LoraSpec(str(tmp_path / "lora.safetensors")),)),
+        per_call.call_options(pipe, "euler_a", (request.LoraSpec(str(tmp_path / "lora.safetensors")),)),
     ):
         pass
     assert pipe.scheduler is original
@@ -222,14 +229,14 @@ def test_pickle_suffixes_are_the_requests(models, addon):
 
 
 @pytest.mark.parametrize("name", ["style.bin", "style.pt", "style.ckpt", "style.PTH"])
-def test_pickle_lora_file_refused_unless_allowed(models, errors, tiny_sd, addon, tmp_path, name):
+def test_pickle_lora_file_refused_unless_allowed(per_call, models, errors, tiny_sd, addon, tmp_path, name):
     request = importlib.import_module(addon.__name__ + ".generation.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     lora = tmp_path / name
     lora.write_bytes(b"not a real pickle")
     with (
         pytest.raises(errors.ModelLoadError) as caught,
-        models.call_options(pipe, "default", (request.LoraSpec(str(lora)),)),
+        per_call.call_options(pipe, "default", (request.LoraSpec(str(lora)),)),
     ):
         pass
     assert name in str(caught.value) and "can run code" in str(caught.value)
@@ -237,21 +244,21 @@ def test_pickle_lora_file_refused_unless_allowed(models, errors, tiny_sd, addon,
     # Allowed, the file is read (and found broken): the policy, not the format, refused it above.
     with (
         pytest.raises(errors.ModelLoadError) as caught,
-        models.call_options(pipe, "default", (request.LoraSpec(str(lora)),), allow_pickle=True),
+        per_call.call_options(pipe, "default", (request.LoraSpec(str(lora)),), allow_pickle=True),
     ):
         pass
     assert "could not be loaded" in str(caught.value) and "Allow .ckpt/.bin" not in str(caught.value)
 
 
-def test_lora_folder_with_only_pickle_weights(models, errors, tiny_sd, addon, pickle_lora):
+def test_lora_folder_with_only_pickle_weights(per_call, models, errors, tiny_sd, addon, pickle_lora):
     request = importlib.import_module(addon.__name__ + ".generation.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     loras = (request.LoraSpec(str(pickle_lora)),)
-    with pytest.raises(errors.ModelLoadError) as caught, models.call_options(pipe, "default", loras):
+    with pytest.raises(errors.ModelLoadError) as caught, per_call.call_options(pipe, "default", loras):
         pass
     assert "Allow .ckpt/.bin Models" in str(caught.value)
     assert not pipe.get_list_adapters()
-    with models.call_options(pipe, "default", loras, allow_pickle=True):
+    with per_call.call_options(pipe, "default", loras, allow_pickle=True):
         assert pipe.get_active_adapters() == ["promptscape_lora_0"]
     assert not pipe.get_list_adapters()
 
@@ -267,7 +274,9 @@ def _cache_repo(repo_id: str, folder: Path) -> Path:
     return hub
 
 
-def test_lora_repo_id_without_downloads_stays_offline(models, errors, tiny_sd, addon, tmp_path, monkeypatch):
+def test_lora_repo_id_without_downloads_stays_offline(
+    per_call, models, errors, tiny_sd, addon, tmp_path, monkeypatch
+):
     import socket
 
     import huggingface_hub.constants
@@ -288,10 +297,10 @@ def test_lora_repo_id_without_downloads_stays_offline(models, errors, tiny_sd, a
 
     monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     missing = (request.LoraSpec("someone/no-such-lora"),)
-    with pytest.raises(errors.ModelNotFound) as caught, models.call_options(pipe, "default", missing):
+    with pytest.raises(errors.ModelNotFound) as caught, per_call.call_options(pipe, "default", missing):
         pass
     assert "someone/no-such-lora" in str(caught.value) and "downloads are off" in str(caught.value)
-    with models.call_options(pipe, "default", (request.LoraSpec("promptscape-test/tiny-lora"),)):
+    with per_call.call_options(pipe, "default", (request.LoraSpec("promptscape-test/tiny-lora"),)):
         assert pipe.get_active_adapters() == ["promptscape_lora_0"]
     assert lookups == [] and not pipe.get_list_adapters()
 
