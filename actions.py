@@ -100,7 +100,11 @@ def apply_material(files, metadata: dict, object_uids: list[int], options: dict)
         box_mapping=material.needs_box_mapping(targets),
         pack=options["pack"],
     )
-    material.assign(made, targets)
+    try:
+        material.assign(made, targets)
+    except Exception:
+        material.remove_with_images(made)
+        raise
     return made
 
 

@@ -4,6 +4,7 @@
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
     blender -c promptscape selftest
+    blender --online-mode -c promptscape download stabilityai/stable-diffusion-xl-base-1.0
 
 Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Exit code 0 on
 success, 1 on a failure, with the reason on stderr and a progress line per denoising step.
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     material_image = commands.add_parser("material-from-image", help="a material from a texture file")
     selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
     selftest.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    download = commands.add_parser(
+        "download", help="fetch a model into the Hugging Face cache (needs online access)"
+    )
+    download.add_argument("model", help="a Hugging Face model id, such as stabilityai/sdxl-turbo")
     for sub in (world, material):
         sub.add_argument("prompt")
         sub.add_argument("--negative-prompt", "--negative_prompt", dest="negative_prompt")
@@ -100,6 +105,8 @@ class ProgressPrinter:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "download":
+        return download_model(args.model)
     if args.command == "selftest":
         from .generation import self_test
 
@@ -123,6 +130,22 @@ def run(args: argparse.Namespace) -> int:
         for leftover in (scratch, scratch.with_suffix(".blend1")):
             leftover.unlink(missing_ok=True)
     print(f"promptscape: saved {output}", file=sys.stderr)
+    return 0
+
+
+def download_model(repo_id: str) -> int:
+    """Generating never downloads: models are fetched here (or in the preferences), with progress."""
+    from .generation import model_catalog
+
+    download = model_catalog.Download(repo_id, bpy.app.online_access).start()
+    shown = -1
+    while not download.wait(1.0):
+        if int(download.fraction * 100) // 10 != shown:
+            shown = int(download.fraction * 100) // 10
+            print(f"promptscape: downloading {repo_id}: {download.fraction:.0%}", file=sys.stderr, flush=True)
+    if download.state != "done":
+        raise PromptscapeError(download.message)
+    print(f"promptscape: {download.message} into {download.path}", file=sys.stderr)
     return 0
 
 
@@ -161,8 +184,11 @@ def main(argv: list[str]) -> int:
         return int(exit_.code or 0)
     try:
         return run(args)
-    except PromptscapeError as error:
+    except (PromptscapeError, OSError) as error:
         print(f"promptscape: error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
+        print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)
         return 1
 
 

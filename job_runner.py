@@ -114,8 +114,10 @@ def tick():
         _tasks.remove(task)
         try:
             _finish(task)
-        except Exception:  # a bug; in the UI timer it would stop every later result from landing
+        except Exception as error:  # a bug; in the UI timer it would stop every later result from landing
             log.exception("Finishing a Promptscape task failed")
+            task.error = task.error or f"Promptscape failed to finish this task ({error}); see the log"
+            task.finished = True  # so nothing waiting on it waits forever
 
 
 def _finish(task: Task):

@@ -4,6 +4,7 @@ prompt, negative_prompt, seed, steps, guidance, width, height, model, ... Unset 
 scene's Promptscape settings and the add-on preferences; every value is checked before work starts.
 """
 
+import numbers
 import re
 import time
 from pathlib import Path
@@ -73,14 +74,14 @@ def merge_options(scene, kind: str, overrides: dict) -> dict:
 
 def check_scene_options(options: dict, kind: str):
     """The options that shape the scene rather than the image: a bad value is an error, not a default."""
-    numbers = (
+    ranges = (
         {"strength": (0.0, 1000.0)}
         if kind == "world"
         else {"tiling": (1e-3, 1e4), "normal_strength": (0.0, 20.0)}
     )
-    for name, (low, high) in numbers.items():
+    for name, (low, high) in ranges.items():
         value = options[name]
-        if not isinstance(value, int | float) or not low <= value <= high:
+        if not isinstance(value, numbers.Real) or not low <= value <= high:
             raise InvalidRequest(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
     if kind == "material":
         options["height_mode"] = str(options["height_mode"]).upper()
@@ -143,7 +144,7 @@ def lora_specs(loras) -> tuple[LoraSpec, ...]:
             specs.append(LoraSpec(blender_path(lora.path_or_id), lora.scale))
         elif isinstance(lora, str | Path):
             specs.append(LoraSpec(blender_path(lora)))
-        elif isinstance(lora, tuple | list) and len(lora) == 2 and isinstance(lora[1], int | float):
+        elif isinstance(lora, tuple | list) and len(lora) == 2 and isinstance(lora[1], numbers.Real):
             specs.append(LoraSpec(blender_path(lora[0]), float(lora[1])))
         else:
             raise InvalidRequest(f"loras: {lora!r} is not a path, an id, or a (path, scale) pair")

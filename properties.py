@@ -27,18 +27,19 @@ def size_of(preset: str) -> tuple[int, int]:
 
 
 def use_request(props, metadata: dict[str, str]):
-    """Fill the sidebar from a stored request (strings, as tagged on images), so Generate repeats it."""
+    """Fill the sidebar from a stored request (strings, as tagged on images), so Generate repeats it.
+
+    Every value is read before any is set: a bad one raises ValueError and changes nothing.
+    """
     world = metadata.get("mode") == "world"
+    seed, steps = int(metadata["seed"]), int(metadata.get("steps", props.steps))
+    guidance = float(metadata.get("guidance", props.guidance))
     props.mode = "WORLD" if world else "MATERIAL"
     props.prompt = metadata.get("prompt", "")
     props.negative_prompt = metadata.get("negative_prompt", "")
     props.random_seed = False
-    props.seed = int(metadata["seed"])
-    props.steps = int(metadata.get("steps", props.steps))
-    props.guidance = float(metadata.get("guidance", props.guidance))
-    if world:
-        props.seamless = True
-    else:
+    props.seed, props.steps, props.guidance = seed, steps, guidance
+    if not world:  # a world always wraps; the material toggle is left as the artist set it
         props.seamless = metadata.get("mode") != "image"
     preset = f"{metadata.get('width')}x{metadata.get('height')}"
     sizes = WORLD_SIZES if world else TEXTURE_SIZES
@@ -90,13 +91,18 @@ class PromptscapeSceneProperties(bpy.types.PropertyGroup):
         items=(("0", "As Generated", ""), ("2048", "2K", ""), ("4096", "4K", ""), ("8192", "8K", "")),
     )
     strength: FloatProperty(
-        name="Strength", description="World light strength", default=1.0, min=0.0, soft_max=10.0
+        name="Strength", description="World light strength", default=1.0, min=0.0, max=1000.0, soft_max=10.0
     )
     # Material options.
     tiling: FloatProperty(
-        name="Tiling", description="How many times the texture repeats", default=1.0, min=0.001, soft_max=32.0
+        name="Tiling",
+        description="How many times the texture repeats",
+        default=1.0,
+        min=0.001,
+        max=10000.0,
+        soft_max=32.0,
     )
-    normal_strength: FloatProperty(name="Normal Strength", default=1.0, min=0.0, soft_max=4.0)
+    normal_strength: FloatProperty(name="Normal Strength", default=1.0, min=0.0, max=20.0, soft_max=4.0)
     seamless: BoolProperty(
         name="Seamless",
         description="Generate a texture that tiles without visible seams (wrap-around in both directions)",

@@ -10,9 +10,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from .errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
+from .models import snapshot_complete
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,8 @@ def _scan_cache() -> list[str]:
         return []
     found = []
     for repo in cache.repos:
-        if repo.repo_type == "model" and any(
-            file.file_name == "model_index.json" for revision in repo.revisions for file in revision.files
-        ):
+        indexes = [Path(revision.snapshot_path) / "model_index.json" for revision in repo.revisions]
+        if repo.repo_type == "model" and any(snapshot_complete(index) for index in indexes):
             found.append(repo.repo_id)
     return sorted(found)
 

@@ -102,7 +102,31 @@ def cached_model_index(repo_id: str) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(repo_id, "model_index.json")
-    return Path(found) if isinstance(found, str) else None
+    return Path(found) if isinstance(found, str) and snapshot_complete(Path(found)) else None
+
+
+def snapshot_complete(model_index: Path) -> bool:
+    """Whether a downloaded diffusers folder has every component it names, weights included.
+
+    A cancelled or failed download leaves model_index.json and some configs; such a folder is not a model.
+    A folder with a config.json is a model part (unet, vae, text encoder) and needs its weights too.
+    """
+    try:
+        index = json.loads(model_index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or not value or value[0] is None:
+            continue
+        if name == "safety_checker":  # never loaded, so never downloaded
+            continue
+        folder = model_index.parent / name
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return False
+        weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")]
+        if (folder / "config.json").is_file() and not weights:
+            return False
+    return True
 
 
 def check_safetensors(path: Path) -> dict:

@@ -48,10 +48,17 @@ class PROMPTSCAPE_OT_use_settings(bpy.types.Operator):
         else:
             entry = job_runner.history_entry(self.key)
             metadata = entry.metadata if entry is not None else {}
+        if "source_image" in metadata:
+            self.report({"ERROR"}, "This result was made from an image file: it has no prompt or seed")
+            return {"CANCELLED"}
         if "seed" not in metadata:
             self.report({"ERROR"}, "No Promptscape settings to take: generate something first")
             return {"CANCELLED"}
-        use_request(context.scene.promptscape, metadata)
+        try:  # the values come from a .blend, perhaps someone else's: data to check, never trusted
+            use_request(context.scene.promptscape, metadata)
+        except (ValueError, TypeError, OverflowError) as error:
+            self.report({"ERROR"}, f"The stored settings cannot be used ({error})")
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 

@@ -42,11 +42,14 @@ class PROMPTSCAPE_OT_unload_model(bpy.types.Operator):
         from ..generation import worker
 
         running = worker.current_worker()  # never starts a worker just to find nothing loaded
+        # Never wait here: a load in progress holds the model for seconds, and this is the UI thread.
+        if running is not None and running.busy:
+            self.report({"WARNING"}, "Promptscape: a generation is using the model; free it when it ends")
+            return {"CANCELLED"}
         if running is None or running.cache.loaded_key is None:
             self.report({"INFO"}, "Promptscape: no model is loaded")
             return {"CANCELLED"}
-        # Never wait here: a load in progress holds the model for seconds, and this is the UI thread.
-        if running.busy or not running.cache.try_unload():
+        if not running.cache.try_unload():
             self.report({"WARNING"}, "Promptscape: a generation is using the model; free it when it ends")
             return {"CANCELLED"}
         self.report({"INFO"}, "Promptscape: model unloaded, memory freed")

@@ -25,7 +25,12 @@ def objects_to_texture(context, objects=None) -> list:
         objects = list(getattr(context, "selected_objects", None) or [])
         if not objects and getattr(context, "active_object", None) is not None:
             objects = [context.active_object]
-    return [obj for obj in objects if obj is not None and hasattr(obj.data, "materials")]
+    return [obj for obj in objects if obj is not None and hasattr(obj.data, "materials") and editable(obj)]
+
+
+def editable(obj) -> bool:
+    """False for objects (or meshes) linked from another .blend: their material slots are read-only."""
+    return obj.library is None and getattr(obj.data, "library", None) is None
 
 
 def needs_box_mapping(objects) -> bool:
@@ -123,14 +128,25 @@ def assign(material, objects) -> list[str]:
     it, so assigning never loses the user's work; returns their names. A replaced Promptscape material
     that nothing uses any more is removed with its images: its files stay on disk and in the history.
     """
+    changed = []  # (object, slot or None when a slot was added, the material it held)
+    try:
+        for obj in objects:
+            if obj.material_slots:
+                slot = obj.material_slots[obj.active_material_index]
+                changed.append((obj, slot, slot.material))
+                slot.material = material
+            else:
+                obj.data.materials.append(material)
+                changed.append((obj, None, None))
+    except Exception:  # all the objects get the material, or none does
+        for obj, slot, previous in reversed(changed):
+            if slot is None:
+                obj.data.materials.pop()
+            else:
+                slot.material = previous
+        raise
     kept, replaced = [], set()
-    for obj in objects:
-        if not obj.material_slots:
-            obj.data.materials.append(material)
-            continue
-        slot = obj.material_slots[obj.active_material_index]
-        previous = slot.material
-        slot.material = material
+    for _obj, _slot, previous in changed:
         if previous is None or previous == material or previous.users > 0:
             continue
         if images.METADATA_KEY in previous:

@@ -28,13 +28,18 @@ def apply_world(scene, exr_path: Path, metadata: dict[str, str], strength: float
     """
     image = images.load(exr_path, "Linear Rec.709", metadata, pack=pack)
     before = scene.world
+    environment = environment_node(before)
+    previous = environment.image if environment is not None else None
     try:
         return _build(scene, image, metadata, strength)
     except Exception:
-        # Nothing half-made stays behind: a world made or copied for this apply goes, and the image too.
+        # Nothing half-made stays behind: a world made or copied for this apply goes; a world updated in
+        # place gets its image back; the new image goes.
         if scene.world != before:
             made, scene.world = scene.world, before
             bpy.data.worlds.remove(made)
+        elif (environment := environment_node(before)) is not None:
+            environment.image = previous
         bpy.data.images.remove(image)
         raise
 
@@ -60,6 +65,11 @@ def _build(scene, image, metadata: dict[str, str], strength: float):
     if previous is not None and previous.users == 0:
         bpy.data.images.remove(previous)  # its file stays on disk and in the history
     return world
+
+
+def environment_node(world):
+    """Our Environment Texture node in `world`; None before the first apply."""
+    return world.node_tree.nodes.get(nodes.PREFIX + "Environment") if world and world.node_tree else None
 
 
 def mapping_node(world):

@@ -60,3 +60,16 @@ def test_failures_exit_non_zero_with_the_reason(cli, tmp_path, capfd, fresh_file
     assert "error" in capfd.readouterr().err
     assert list(tmp_path.glob("*.blend*")) == []  # no output that looks like a success, no scratch file
     assert cli.main(["material", "bricks", "--object", "Nope"]) == 1
+
+
+def test_download_needs_online_access_and_says_how(cli, capfd):
+    assert cli.main(["download", "stabilityai/sdxl-turbo"]) == 1  # the bpy module runs offline
+    assert "Allow Online Access" in capfd.readouterr().err
+
+
+def test_a_blend_that_cannot_be_read_is_an_error_line(cli, tmp_path, capfd, fresh_file):
+    broken = tmp_path / "broken.blend"
+    broken.write_bytes(b"not a blend file")
+    assert cli.main(["world", "sky", "--blend", str(broken)]) == 1
+    err = capfd.readouterr().err
+    assert "promptscape: error:" in err and "Traceback" not in err

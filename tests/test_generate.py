@@ -218,3 +218,27 @@ def test_use_settings_makes_generate_repeat_a_result(api, tiny_sd):
         props.prompt, scene=new_scene(), model=str(tiny_sd), **FAST | {"seed": props.seed}
     )
     assert np.array_equal(read_exr(bpy.path.abspath(environment_image(again).filepath)), first_file)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"height_mode": "displace"}, "height_mode"),
+        ({"tiling": 0}, "tiling"),
+        ({"normal_strength": 50}, "normal"),
+    ],
+)
+def test_bad_material_options_are_errors_not_defaults(api, errors, tiny_sd, options, field):
+    new_scene()
+    bpy.ops.mesh.primitive_plane_add()
+    with pytest.raises(errors.PromptscapeError, match=field):
+        api.generate_material("tiles", [bpy.context.active_object], model=str(tiny_sd), **FAST, **options)
+
+
+def test_numpy_numbers_and_lowercase_names_are_fine(api, tiny_sd):
+    new_scene()
+    bpy.ops.mesh.primitive_plane_add()
+    options = {**FAST, "width": 64, "height": 64, "tiling": np.float32(2.5), "height_mode": "displacement"}
+    material = api.generate_material("tiles", [bpy.context.active_object], model=str(tiny_sd), **options)
+    assert material.node_tree.nodes["Promptscape Mapping"].inputs["Scale"].default_value[0] == 2.5
+    assert "Promptscape Displacement" in material.node_tree.nodes

@@ -307,3 +307,18 @@ def test_cancel_stops_the_parallel_file_downloads(catalog, errors):
     with pytest.raises(errors.Cancelled):
         hf_thread_map(fetch, ["a", "b", "c"], max_workers=1, desc="Fetching 3 files", tqdm_class=cls)
     assert finished == ["a"]
+
+
+def test_a_partial_download_is_not_a_model(catalog, addon, tiny_sd, tmp_path):
+    import importlib
+    import shutil
+
+    models = importlib.import_module(addon.__name__ + ".generation.models")
+    folder = tmp_path / "snapshot"
+    shutil.copytree(tiny_sd, folder)
+    assert models.snapshot_complete(folder / "model_index.json")
+    for weights in (folder / "unet").glob("*.safetensors"):
+        weights.unlink()  # cancelled before the UNet's weights arrived: only its config is there
+    assert not models.snapshot_complete(folder / "model_index.json")
+    shutil.rmtree(folder / "vae")
+    assert not models.snapshot_complete(folder / "model_index.json")

@@ -259,6 +259,28 @@ def test_results_never_overwrite_and_survive_a_failed_apply(mods, tiny_sd):
     assert not list(Path(second_path).parent.glob("*.tmp*"))
 
 
+def test_custom_properties_are_data_never_code(mods, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("still here")
+    code = f"__import__('os').remove({str(victim)!r})"
+    scene = new_scene()
+    scene.promptscape.prompt = "mine"
+    world = bpy.data.worlds.new("Tampered")
+    world["promptscape"] = {"prompt": code, "seed": code, "steps": "1e999", "source_image": str(victim)}
+    scene.world = world
+    from test_extension import draw
+
+    panels = (bpy.types.PROMPTSCAPE_PT_main, bpy.types.PROMPTSCAPE_PT_history)
+    assert "prop:prompt" in [text for panel in panels for text in draw(panel, bpy.context)]
+    with pytest.raises(RuntimeError, match="made from an image"):
+        bpy.ops.promptscape.use_settings(key=-1)
+    del world["promptscape"]["source_image"]
+    with pytest.raises(RuntimeError, match="cannot be used"):
+        bpy.ops.promptscape.use_settings(key=-1)  # a seed that is code, not a number: refused in words
+    assert victim.read_text() == "still here" and scene.promptscape.prompt == "mine"
+    assert not any(bpy.path.abspath(image.filepath) == str(victim) for image in bpy.data.images)
+
+
 def test_a_world_deleted_mid_job_gets_a_new_one(mods, tiny_sd):
     scene = new_scene()
     scene.world = bpy.data.worlds.new("Doomed")

@@ -103,3 +103,20 @@ def test_a_failure_while_wiring_builds_nothing(addon, writer, maps, monkeypatch)
     with pytest.raises(ZeroDivisionError):
         writer.build_material("PS half", maps, META)
     assert (len(bpy.data.materials), len(bpy.data.images)) == counts
+
+
+def test_assign_puts_every_slot_back_when_one_object_fails(writer, maps):
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    mine = bpy.data.materials.new("Mine")
+    cube.data.materials.append(mine)
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.active_object  # no slots: assign adds one
+    bpy.ops.object.empty_add()
+    empty = bpy.context.active_object  # no data to hold a material: assign fails here
+    generated = writer.build_material("PS all or none", maps, META)
+    with pytest.raises(AttributeError):
+        writer.assign(generated, [cube, plane, empty])
+    assert cube.active_material == mine and len(plane.data.materials) == 0
+    assert writer.objects_to_texture(bpy.context, [cube, empty]) == [cube]  # the sidebar never passes it

@@ -122,3 +122,16 @@ def test_a_failure_while_wiring_leaves_nothing_behind(addon, world_writer, tmp_p
     with pytest.raises(RuntimeError, match="half way"):
         world_writer.apply_world(scene, constant_exr(tmp_path / "d.exr", 1.0), META)
     assert scene.world is None and (len(bpy.data.worlds), len(bpy.data.images)) == counts
+
+
+def test_a_failed_update_keeps_the_world_as_it_was(addon, world_writer, tmp_path, monkeypatch):
+    nodes = importlib.import_module(addon.__name__ + ".scene.nodes")
+    scene = new_scene()
+    world = world_writer.apply_world(scene, constant_exr(tmp_path / "first.exr", 1.0), META)
+    first = world.node_tree.nodes["Promptscape Environment"].image
+    images = len(bpy.data.images)
+    monkeypatch.setattr(nodes, "link", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        world_writer.apply_world(scene, constant_exr(tmp_path / "second.exr", 2.0), META)
+    assert scene.world == world and world.node_tree.nodes["Promptscape Environment"].image == first
+    assert len(bpy.data.images) == images

@@ -105,3 +105,11 @@ def test_the_history_lists_results_with_their_actions(modules, tiny_sd):
     assert "Re-apply" in texts and "Use Settings" in texts
     main = draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)
     assert "prop:default_value" in main  # the world's rotation, once a world of ours is there
+
+
+def test_a_failing_finish_step_still_ends_the_task(modules, tiny_sd):
+    actions, runner = modules
+    task = actions.start_world(new_scene(), prompt="sky", model=str(tiny_sd), **FAST)
+    task.on_finish.append(lambda task: 1 / 0)  # a bug in a callback must not hang whoever waits
+    assert runner.wait(task, timeout=60)
+    assert task.finished and "division by zero" in task.error
