@@ -113,24 +113,6 @@ def material_name(prompt: str) -> str:
     return f"PS {words}" if words else "PS Material"
 
 
-class FinishedJob:
-    """A job that ran on the spot (conversions of an existing image): same face as a worker job."""
-
-    state = "done"
-    done = True
-    error = None
-
-    def __init__(self, outputs, metadata: dict[str, str]):
-        self.outputs = outputs
-        self.metadata = metadata
-
-    def wait(self, timeout=None) -> bool:
-        return True
-
-    def cancel(self):
-        pass
-
-
 def image_metadata(path: Path, kind: str) -> dict[str, str]:
     return {"generator": "Promptscape", "mode": kind, "source_image": str(path), "prompt": Path(path).stem}
 
@@ -138,18 +120,17 @@ def image_metadata(path: Path, kind: str) -> dict[str, str]:
 def world_from_image(scene, path, **overrides) -> job_runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
     options = merge_options(scene, "world", {"prompt": Path(path).stem, **overrides})
-    pixels, is_hdr = images.read_pixels(Path(path))
+    pixels, is_hdr = images.read_pixels(Path(path))  # Blender reads every format: main thread
     metadata = image_metadata(path, "world")
-    folder = output_folder()
-    stem = file_stem("world", Path(path).stem, "image")
-    if is_hdr:
-        files = outputs.write_world_hdr(pixels, folder, stem, metadata)
-    else:
-        files = outputs.write_world(pixels, folder, stem, metadata, hdr_options(options))
-    job = FinishedJob(files, metadata)
-    task = job_runner.start(job_runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
-    job_runner.tick()
-    return task
+    folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
+
+    def convert():  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
+        if is_hdr:
+            return outputs.write_world_hdr(pixels, folder, stem, metadata)
+        return outputs.write_world(pixels, folder, stem, metadata, hdr)
+
+    job = worker.get_worker().submit_conversion(convert, metadata)
+    return job_runner.start(job_runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
 
 
 def material_from_image(scene, path, objects=None, **overrides) -> job_runner.Task:
@@ -159,20 +140,20 @@ def material_from_image(scene, path, objects=None, **overrides) -> job_runner.Ta
         raise PromptscapeError(SELECT_OBJECTS)
     options = merge_options(scene, "material", {"prompt": Path(path).stem, **overrides})
     pixels, is_hdr = images.read_pixels(Path(path))
-    if is_hdr:  # radiance: roll the highlights off into albedo range, then encode as sRGB like any texture
-        pixels = linear_to_srgb(pixels / (1.0 + pixels))
     metadata = image_metadata(path, "texture")
-    files = outputs.write_material(
-        pixels, output_folder(), file_stem("material", Path(path).stem, "image"), metadata
-    )
+    folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
     uids = [obj.session_uid for obj in targets]
+
+    def convert():  # in the worker thread: no bpy here
+        # Radiance: roll the highlights off into albedo range, then encode as sRGB like any texture.
+        texture = linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
+        return outputs.write_material(texture, folder, stem, metadata)
 
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)
 
-    task = job_runner.start(job_runner.Task(FinishedJob(files, metadata), "material", Path(path).name, apply))
-    job_runner.tick()
-    return task
+    job = worker.get_worker().submit_conversion(convert, metadata)
+    return job_runner.start(job_runner.Task(job, "material", Path(path).name, apply))
 
 
 def reapply(entry: job_runner.HistoryEntry, scene, objects=None):

@@ -1,7 +1,8 @@
 """Which of the Python packages Promptscape runs on are importable, found without importing them.
 
-Importing torch takes seconds and hundreds of MB; this only looks the packages up, so the
-preferences and the sidebar can show the status at every redraw.
+Importing torch takes seconds and hundreds of MB; this only looks the packages up, once: the sidebar
+redraws ten times a second while a job runs, and a look-up walks sys.path. What is importable changes
+only when sys.path does, and the installer calls `forget()` when it changes it.
 """
 
 import importlib.metadata
@@ -24,14 +25,25 @@ def version_of(name: str) -> str | None:
         return "unknown version"
 
 
+_found: dict[str, str | None] = {}
+
+
 def status() -> dict[str, str | None]:
     """Each required and optional package mapped to its version, or None when missing."""
-    return {name: version_of(name) for name in REQUIRED + OPTIONAL}
+    if not _found:
+        _found.update({name: version_of(name) for name in REQUIRED + OPTIONAL})
+    return dict(_found)
 
 
 def missing() -> list[str]:
     """The required packages that are not importable, in install order."""
-    return [name for name in REQUIRED if version_of(name) is None]
+    found = status()
+    return [name for name in REQUIRED if found[name] is None]
+
+
+def forget():
+    """Look the packages up again next time (sys.path changed)."""
+    _found.clear()
 
 
 def torch_devices() -> str:
@@ -39,7 +51,7 @@ def torch_devices() -> str:
     stall the UI for seconds, so before that it says how to find out."""
     torch = sys.modules.get("torch")
     if torch is None:
-        return "GPU: shown after the first generation or a Self-Test" if version_of("torch") else ""
+        return "GPU: shown after the first generation or a Self-Test" if status()["torch"] else ""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return f"CUDA {torch.version.cuda}: {props.name}, {props.total_memory / 2**30:.1f} GB"

@@ -19,6 +19,8 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from . import dependencies
+
 log = logging.getLogger(__name__)
 
 # The versions Promptscape is tested with; a newer diffusers can rename what we call.
@@ -49,20 +51,26 @@ def is_complete(folder: Path) -> bool:
 
 
 def activate(folder: Path) -> bool:
-    """Put a finished install on sys.path, after everything Blender ships, so Blender's own modules win."""
-    folder = str(folder)
+    """Put a finished install on sys.path; False (and nothing changed) when it is not complete."""
     if not is_complete(Path(folder)):
         return False
-    if folder not in sys.path:
-        sys.path.append(folder)
-        importlib.invalidate_caches()
+    add_to_path(folder)
     return True
+
+
+def add_to_path(folder: Path):
+    """Append `folder` to sys.path, after everything Blender ships, so Blender's own modules win."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+        importlib.invalidate_caches()
+        dependencies.forget()
 
 
 def deactivate(folder: Path):
     """Take `folder` off sys.path (modules already imported from it stay loaded until Blender restarts)."""
     while str(folder) in sys.path:
         sys.path.remove(str(folder))
+        dependencies.forget()
 
 
 def remove(folder: Path):

@@ -35,13 +35,13 @@ class _CancelRequested(Exception):
 class Job:
     """One submitted request: its state, progress, preview and result, updated by the worker thread."""
 
-    def __init__(self, request: GenerationRequest, on_image: Callable | None = None):
-        self.request = request
+    def __init__(self, request: GenerationRequest | None, on_image: Callable | None = None):
+        self.request = request  # None for a conversion, which needs no model
         self.resolved: GenerationRequest | None = None
         self.metadata: dict[str, str] = {}
         self.state = "queued"
         self.step = 0
-        self.steps = request.steps
+        self.steps = request.steps if request is not None else 0
         self.preview: np.ndarray | None = None
         self.image: np.ndarray | None = None
         self.outputs = None
@@ -58,7 +58,12 @@ class Job:
         self._denoise_started: float | None = None
 
     def __repr__(self) -> str:
-        return f"<Job {self.state} step {self.step}/{self.steps} {self.request.prompt[:40]!r}>"
+        return f"<Job {self.state} step {self.step}/{self.steps} {self.label[:40]!r}>"
+
+    @property
+    def label(self) -> str:
+        """The prompt, for logs (a conversion's metadata names its image)."""
+        return self.request.prompt if self.request is not None else self.metadata.get("prompt", "")
 
     @property
     def done(self) -> bool:
@@ -150,11 +155,24 @@ class Worker:
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
+        self._enqueue(job)
+        return job
+
+    def submit_conversion(self, convert: Callable[[], object], metadata: dict[str, str]) -> Job:
+        """Queue work that needs no model, such as turning an existing image into files: it runs in turn in
+        this thread, off Blender's main thread. What `convert()` returns becomes `job.outputs`."""
+        if self._stopping:
+            raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
+        job = Job(None, convert)
+        job.metadata = dict(metadata)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
         with self._jobs_lock:
             self._jobs = [queued for queued in self._jobs if not queued.done]
             self._jobs.append(job)
         self._queue.put(job)
-        return job
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every queued and running job, stop the thread and unload the pipeline."""
@@ -179,9 +197,12 @@ class Worker:
                 continue
             self._current = job
             try:
-                self._run(job)
+                if job.request is None:
+                    self._convert(job)
+                else:
+                    self._run(job)
             except BaseException as error:  # the thread must outlive any job, or later jobs wait forever
-                log.exception("the Promptscape worker failed on %r", job.request.prompt)
+                log.exception("the Promptscape worker failed on %r", job.label)
                 job._finish("failed", error, f"internal error: {type(error).__name__}: {error}")
             finally:
                 self._current = None
@@ -203,7 +224,7 @@ class Worker:
             job.state = "postprocessing"
             start = time.perf_counter()
             if job._on_image is not None:
-                job.outputs = _write_results(job._on_image, job.image, request)
+                job.outputs = _write_results(lambda: job._on_image(job.image, request))
             job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
@@ -221,6 +242,22 @@ class Worker:
                 log.exception("generation failed for %r", request.prompt)
                 job._finish("failed", error, f"generation failed: {type(error).__name__}: {error}")
         log.info("job %s in %.2f s %s", job.state, job.elapsed, job.timings)
+
+    def _convert(self, job: Job) -> None:
+        job.state = "postprocessing"
+        start = time.perf_counter()
+        try:
+            job.outputs = _write_results(job._on_image)
+            job.timings["postprocess"] = time.perf_counter() - start
+            if job.cancel_requested:
+                job._finish("cancelled", Cancelled("cancelled during the conversion; the files were kept"))
+            else:
+                job._finish("done")
+        except PromptscapeError as error:
+            job._finish("failed", error)
+        except Exception as error:
+            log.exception("converting %r failed", job.label)
+            job._finish("failed", error, f"converting failed: {type(error).__name__}: {error}")
 
     def _generate(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
         import torch
@@ -279,10 +316,10 @@ _OUT_OF_MEMORY = (
 )
 
 
-def _write_results(on_image: Callable, image: np.ndarray, request: GenerationRequest):
+def _write_results(write: Callable[[], object]):
     """Run the caller's post-processing; a full disk or a read-only folder becomes a message saying why."""
     try:
-        return on_image(image, request)
+        return write()
     except OSError as error:
         reason = error.strerror or str(error)
         if error.filename:

@@ -1,6 +1,5 @@
 """Install, repair and remove torch and diffusers for Blender, and check the install with a self-test."""
 
-import sys
 from pathlib import Path
 
 import bpy
@@ -27,8 +26,8 @@ def activate_installed():
     installer.activate(site_packages_folder())
     prefs = preferences.get()
     path = Path(bpy.path.abspath(prefs.site_packages)) if prefs.site_packages else None
-    if path is not None and not installer.check_site_packages(path) and str(path) not in sys.path:
-        sys.path.append(str(path))
+    if path is not None and not installer.check_site_packages(path):
+        installer.add_to_path(path)
 
 
 def deactivate_installed():
