@@ -5,9 +5,10 @@ This file only registers. Nothing here imports torch or diffusers: the extension
 its panel explain what is missing, on a Blender without them.
 """
 
-from . import cli, job_runner, operators, panels, preferences, properties
+from . import cli, operators, panels, preferences, properties
+from .flow import runner
 
-_modules = (preferences, properties, job_runner, operators, panels, cli)
+_modules = (preferences, properties, runner, operators, panels, cli)
 
 
 def register():

@@ -10,12 +10,13 @@ Options have the same names as the sidebar's and the CLI's: prompt, negative_pro
 guidance, width, height, model, scheduler, device, precision, loras (paths, ids or (path, scale)
 pairs, stacked on the model for that call); worlds also take exposure, sun
 ("auto", "on", "off"), sun_strength, hdr_width, strength, pack; materials tiling, normal_strength,
-height_mode ("BUMP", "DISPLACEMENT"), seamless, pack. Errors a user can fix raise `PromptscapeError`.
+height_mode ("BUMP", "DISPLACEMENT"), seamless, pack. Each is declared once, with its range and help,
+in generation/options.py. Errors a user can fix raise `PromptscapeError`.
 """
 
 import bpy
 
-from . import actions, job_runner
+from .flow import runner, start
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
@@ -35,12 +36,12 @@ class Generation:
     `state`, `done` or `progress` does it, as does `result()`.
     """
 
-    def __init__(self, task: job_runner.Task):
+    def __init__(self, task: runner.Task):
         self._task = task
 
     def _poll(self):
         if bpy.app.background:
-            job_runner.tick()
+            runner.tick()
 
     @property
     def state(self) -> str:
@@ -72,7 +73,7 @@ class Generation:
 
     def result(self, timeout: float | None = None):
         """Wait for it (applying it to the scene) and return the World or Material; raises on failure."""
-        if not job_runner.wait(self._task, timeout):
+        if not runner.wait(self._task, timeout):
             raise TimeoutError(f"Promptscape is still generating after {timeout} s")
         if self._task.error:
             raise PromptscapeError(self._task.error)
@@ -81,7 +82,7 @@ class Generation:
         return self._task.result
 
 
-def _finish(task: job_runner.Task, wait: bool):
+def _finish(task: runner.Task, wait: bool):
     generation = Generation(task)
     return generation.result() if wait else generation
 
@@ -89,22 +90,22 @@ def _finish(task: job_runner.Task, wait: bool):
 def generate_world(prompt: str, *, scene=None, wait: bool = True, **options):
     """Generate a 360° HDRI from `prompt` and make it the world of `scene` (default: the current one)."""
     scene = scene or bpy.context.scene
-    return _finish(actions.start_world(scene, prompt=prompt, **options), wait)
+    return _finish(start.start_world(scene, prompt=prompt, **options), wait)
 
 
 def generate_material(prompt: str, objects=None, *, scene=None, wait: bool = True, **options):
     """Generate a seamless PBR material from `prompt` and put it on `objects` (default: the selection)."""
     scene = scene or bpy.context.scene
-    return _finish(actions.start_material(scene, objects, prompt=prompt, **options), wait)
+    return _finish(start.start_material(scene, objects, prompt=prompt, **options), wait)
 
 
 def world_from_image(path: str, *, scene=None, wait: bool = True, **options):
     """Make the world of `scene` from a 2:1 panorama file (PNG, JPEG, EXR, HDR...); no model needed."""
     scene = scene or bpy.context.scene
-    return _finish(actions.world_from_image(scene, path, **options), wait)
+    return _finish(start.world_from_image(scene, path, **options), wait)
 
 
 def material_from_image(path: str, objects=None, *, scene=None, wait: bool = True, **options):
     """Make a PBR material from a texture image and put it on `objects`; no model needed."""
     scene = scene or bpy.context.scene
-    return _finish(actions.material_from_image(scene, path, objects, **options), wait)
+    return _finish(start.material_from_image(scene, path, objects, **options), wait)

@@ -16,70 +16,59 @@ from pathlib import Path
 
 import bpy
 
-from . import actions, api, job_runner
+from . import api
+from .flow import runner, start
+from .flow.settings import lora_argument
+from .generation import options as declared
 from .generation.errors import PromptscapeError
-from .generation.request import SCHEDULERS
+
+# Each job command and the kind of job its options are declared for (generation/options.py).
+JOB_COMMANDS = {
+    "world": ("world", "generate a world HDRI"),
+    "material": ("material", "generate a seamless PBR material"),
+    "world-from-image": ("world_from_image", "a world from a panorama file"),
+    "material-from-image": ("material_from_image", "a material from a texture file"),
+}
+NOT_FLAGS = {"prompt"}  # positional
 
 
-def lora_argument(text: str) -> tuple[str, float]:
-    """PATH[:SCALE]; a Windows drive letter (C:\\...) is part of the path, not a scale."""
-    path, _, scale = text.rpartition(":")
-    try:
-        return (path, float(scale)) if path else (text, 1.0)
-    except ValueError:
-        return (text, 1.0)
+def add_option(parser: argparse.ArgumentParser, option: declared.Option):
+    """The flag of a declared option: --snake-case, also accepted as --snake_case, same help and range."""
+    names = dict.fromkeys([option.flag, "--" + option.name])  # one name when they are the same
+    common = {"dest": option.name, "help": option.help}
+    if option.type == "loras":
+        parser.add_argument(
+            "--lora", action="append", type=lora_argument, metavar="PATH[:SCALE]", **common
+        )  # --lora, repeated, as artists write one LoRA at a time
+    elif option.type is bool:
+        parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
+    else:
+        parser.add_argument(*names, type=option.type, choices=option.choices or None, **common)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blender -c promptscape", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    world = commands.add_parser("world", help="generate a world HDRI")
-    material = commands.add_parser("material", help="generate a seamless PBR material")
-    world_image = commands.add_parser("world-from-image", help="a world from a panorama file")
-    material_image = commands.add_parser("material-from-image", help="a material from a texture file")
+    for command, (kind, help_text) in JOB_COMMANDS.items():
+        sub = commands.add_parser(command, help=help_text)
+        if kind in declared.GENERATE:
+            sub.add_argument("prompt")
+        else:
+            sub.add_argument("path", help="the image file")
+        for option in declared.for_kind(kind):
+            if option.name not in NOT_FLAGS:
+                add_option(sub, option)
+        if kind in declared.MATERIAL:
+            sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
+        sub.add_argument("--blend", help="open this .blend first")
+        sub.add_argument("--output", help="save the result as this .blend")
+        sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
     selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
-    selftest.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    selftest.add_argument("--device", choices=declared.BY_NAME["device"].choices, default="auto")
     download = commands.add_parser(
         "download", help="fetch a model into the Hugging Face cache (needs online access)"
     )
     download.add_argument("model", help="a Hugging Face model id, such as stabilityai/sdxl-turbo")
-    for sub in (world, material):
-        sub.add_argument("prompt")
-        sub.add_argument("--negative-prompt", "--negative_prompt", dest="negative_prompt")
-        sub.add_argument("--seed", type=int)
-        sub.add_argument("--steps", type=int)
-        sub.add_argument("--guidance", type=float)
-        sub.add_argument("--width", type=int)
-        sub.add_argument("--height", type=int)
-        sub.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file")
-        sub.add_argument("--scheduler", choices=SCHEDULERS)
-        sub.add_argument(
-            "--lora", action="append", dest="loras", type=lora_argument, metavar="PATH[:SCALE]",
-            help="a LoRA file, folder or id to stack on the model, with its weight (repeatable)",
-        )  # fmt: skip
-        sub.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"))
-        sub.add_argument("--precision", choices=("auto", "fp16", "bf16", "fp32"))
-    for sub in (world_image, material_image):
-        sub.add_argument("path", help="the image file")
-    for sub in (world, world_image):
-        sub.add_argument("--exposure", type=float)
-        sub.add_argument("--sun", choices=("auto", "on", "off"))
-        sub.add_argument("--sun-strength", "--sun_strength", dest="sun_strength", type=float)
-        sub.add_argument(
-            "--hdr-width", "--hdr_width", dest="hdr_width", type=int, choices=(0, 2048, 4096, 8192)
-        )
-        sub.add_argument("--strength", type=float)
-    for sub in (material, material_image):
-        sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
-        sub.add_argument("--tiling", type=float)
-        sub.add_argument(
-            "--height-mode", "--height_mode", dest="height_mode", choices=("BUMP", "DISPLACEMENT")
-        )
-    material.add_argument("--seamless", action=argparse.BooleanOptionalAction, help="tileable (default on)")
-    for sub in (world, material, world_image, material_image):
-        sub.add_argument("--blend", help="open this .blend first")
-        sub.add_argument("--output", help="save the result as this .blend")
-        sub.add_argument("--pack", action="store_true", default=None, help="pack images into the .blend")
     return parser
 
 
@@ -93,7 +82,7 @@ class ProgressPrinter:
         self.state = ""
         self.step = 0
 
-    def __call__(self, task: job_runner.Task):
+    def __call__(self, task: runner.Task):
         job = task.job
         state, step, steps = getattr(job, "state", ""), getattr(job, "step", 0), getattr(job, "steps", 0)
         for shown in range(self.step + 1, step + 1):
@@ -108,16 +97,21 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "download":
         return download_model(args.model)
     if args.command == "selftest":
-        from .generation import self_test
+        from .generation.setup import self_test
 
         report = self_test.run(device=args.device)
         print(report.summary())
         return 0 if report.ok else 1
+    if args.save and not args.blend:
+        raise PromptscapeError("--save writes the result back into the --blend file: give --blend IN.blend")
+    if not args.output and not args.save:
+        # Nothing would keep the result: refuse before generating, not after.
+        raise PromptscapeError(
+            "Say where the result goes: --output OUT.blend, or --save to write it back into --blend"
+        )
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
-    if not args.output:
-        return generate(args)
-    output = Path(args.output).resolve()
+    output = Path(args.output or args.blend).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     # Saved under a scratch name beside OUT first, so the files land in //promptscape/ next to it and the
     # images' paths are relative to it; OUT itself is written only once the result is in the scene.
@@ -135,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 def download_model(repo_id: str) -> int:
     """Generating never downloads: models are fetched here (or in the preferences), with progress."""
-    from .generation import model_catalog
+    from .generation.setup import model_catalog
 
     download = model_catalog.Download(repo_id, bpy.app.online_access).start()
     shown = -1
@@ -151,7 +145,7 @@ def download_model(repo_id: str) -> int:
 
 def generate(args: argparse.Namespace) -> int:
     """Start the command's task in the open file, wait for it and apply it; raises on failure."""
-    skip = {"command", "blend", "output", "prompt", "path", "objects"}
+    skip = {"command", "blend", "output", "save", "prompt", "path", "objects"}
     options = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
     scene = bpy.context.scene
     objects = None
@@ -161,15 +155,15 @@ def generate(args: argparse.Namespace) -> int:
             raise PromptscapeError(f"No object named {', '.join(missing)} in the file")
         objects = [bpy.data.objects[name] for name in args.objects]
     if args.command == "world":
-        task = actions.start_world(scene, prompt=args.prompt, **options)
+        task = start.start_world(scene, prompt=args.prompt, **options)
     elif args.command == "material":
-        task = actions.start_material(scene, objects, prompt=args.prompt, **options)
+        task = start.start_material(scene, objects, prompt=args.prompt, **options)
     elif args.command == "world-from-image":
-        task = actions.world_from_image(scene, args.path, **options)
+        task = start.world_from_image(scene, args.path, **options)
     else:
-        task = actions.material_from_image(scene, args.path, objects, **options)
+        task = start.material_from_image(scene, args.path, objects, **options)
     progress = ProgressPrinter()
-    job_runner.wait(task, progress=progress)
+    runner.wait(task, progress=progress)
     progress(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)

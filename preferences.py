@@ -5,7 +5,8 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from .generation import dependencies, installer, model_catalog
+from .flow import installs
+from .generation.setup import dependencies, installer, model_catalog
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 
@@ -82,10 +83,8 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         row.prop(self, "allow_pickle")
 
     def draw_install(self, box):
-        from .operators import dependencies as install_ops
-
         box.label(text="Install", icon="IMPORT")
-        install = install_ops.current_install()
+        install = installs.current_install()
         if install is not None and not install.done:
             box.progress(
                 factor=install.fraction, text=(install.lines[-1] if install.lines else "Starting pip")[:90]
@@ -109,13 +108,13 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         if self.site_packages:
             for problem in installer.check_site_packages(Path(bpy.path.abspath(self.site_packages))):
                 box.label(text=problem, icon="ERROR")
-        for problem in installer.clashes(install_ops.site_packages_folder(create=False)):
+        for problem in installer.clashes(installs.site_packages_folder(create=False)):
             box.label(text=problem, icon="ERROR")
         box.operator("promptscape.self_test", icon="CHECKMARK")
+        for line in installs.self_test_lines():
+            box.label(text=line[:120])
 
     def draw_models(self, box):
-        from .operators import models as model_ops
-
         box.label(text="Models", icon="FILE_3D")
         box.prop(self, "model")
         for entry in model_catalog.CURATED:
@@ -130,7 +129,7 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
             box.label(text="In the local cache (work offline):")
             for repo_id in cached:
                 box.operator("promptscape.use_model", text=repo_id, icon="CHECKMARK").model = repo_id
-        download = model_ops.current_download()
+        download = installs.current_download()
         if download is not None and download.state == "running":
             box.progress(factor=download.fraction, text=f"Downloading {download.repo_id}")
             box.operator("promptscape.cancel_download", icon="CANCEL")

@@ -7,6 +7,8 @@ keyword arguments and the CLI's flags (prompt, negative_prompt, seed, steps, gui
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from .generation import options as declared
+
 # Worlds are equirectangular, so always 2:1. These are generated sizes; the saved HDR width is separate.
 WORLD_SIZES = (
     ("1024x512", "1024 x 512", "Fast; SD 1.x models are trained near 512"),
@@ -47,74 +49,57 @@ def use_request(props, metadata: dict[str, str]):
         setattr(props, "world_size" if world else "texture_size", preset)
 
 
+def blender_property(option: declared.Option, clamp: bool = True, **extra):
+    """The Blender property for a declared option: same name, default, range and help everywhere.
+
+    With `clamp` off the range only bounds the slider: an operator called from a script with a value out
+    of range must get the check's error in words, not a value Blender quietly clamped.
+    """
+    common = {"name": option.title, "description": option.help, **extra}
+    if option.choices:
+        labels = option.choice_labels or [str(choice).capitalize() for choice in option.choices]
+        items = [
+            (str(choice), label, option.help) for choice, label in zip(option.choices, labels, strict=True)
+        ]
+        return EnumProperty(items=items, default=str(option.default), **common)
+    if option.type is bool:
+        return BoolProperty(default=option.default, **common)
+    if option.type in (int, float):
+        prop = IntProperty if option.type is int else FloatProperty
+        bounds = {"default": option.default or 0}
+        if option.low is not None:
+            bounds.update(min=option.low, max=option.high) if clamp else bounds.update(soft_max=option.high)
+            bounds.update(soft_min=option.low)
+        if option.soft_high is not None:
+            bounds.update(soft_max=option.soft_high, soft_min=max(option.low, -option.soft_high))
+        return prop(**bounds, **common)
+    return StringProperty(default=option.default if isinstance(option.default, str) else "", **common)
+
+
+def sidebar_value(option: declared.Option, value):
+    """A property's value as the option's type (an enum of numbers stores them as text)."""
+    return option.type(value) if option.choices and option.type is not str else value
+
+
 class PromptscapeSceneProperties(bpy.types.PropertyGroup):
-    mode: EnumProperty(
-        name="Mode",
-        items=(
-            ("WORLD", "World", "A 360° HDRI panorama that lights the scene", "WORLD", 0),
-            ("MATERIAL", "Material", "A seamless PBR material on the selected objects", "MATERIAL", 1),
+    # What only the sidebar has; every other setting is a declared option (generation/options.py).
+    __annotations__ = {
+        "mode": EnumProperty(
+            name="Mode",
+            items=(
+                ("WORLD", "World", "A 360° HDRI panorama that lights the scene", "WORLD", 0),
+                ("MATERIAL", "Material", "A seamless PBR material on the selected objects", "MATERIAL", 1),
+            ),
         ),
-    )
-    prompt: StringProperty(name="Prompt", description="What to generate, in words")
-    negative_prompt: StringProperty(name="Negative Prompt", description="What to keep out of the image")
-    seed: IntProperty(name="Seed", description="Same seed and prompt give the same image", min=0)
-    random_seed: BoolProperty(
-        name="Random Seed", description="Pick a new seed for every generation", default=True
-    )
-    steps: IntProperty(
-        name="Steps", description="Denoising steps: more is slower and finer", default=25, min=1, max=150
-    )
-    guidance: FloatProperty(
-        name="Guidance", description="How closely to follow the prompt", default=7.0, min=0.0, soft_max=20.0
-    )
-    world_size: EnumProperty(name="Size", items=WORLD_SIZES, default="1024x512")
-    texture_size: EnumProperty(name="Size", items=TEXTURE_SIZES, default="512x512")
-    show_advanced: BoolProperty(name="Advanced", description="Seamless and HDR options", default=False)
-    # World (HDR) options.
-    exposure: FloatProperty(
-        name="Exposure", description="Brightness of the world in stops", default=0.0, soft_min=-4, soft_max=4
-    )
-    sun: EnumProperty(
-        name="Sun",
-        items=(
-            ("AUTO", "Auto", "Add a bright sun where the image shows one"),
-            ("ON", "On", "Always add a sun at the brightest spot above the horizon"),
-            ("OFF", "Off", "No added sun: overcast, night or interior light"),
+        "seed": IntProperty(name="Seed", description="Same seed and prompt give the same image", min=0),
+        "random_seed": BoolProperty(
+            name="Random Seed", description="Pick a new seed for every generation", default=True
         ),
-    )
-    sun_strength: FloatProperty(
-        name="Sun Strength", description="Scales the sun's brightness", default=1.0, min=0.0, soft_max=4.0
-    )
-    hdr_width: EnumProperty(
-        name="HDR Width",
-        description="Width of the saved HDRI; upscaled from the generated panorama",
-        items=(("0", "As Generated", ""), ("2048", "2K", ""), ("4096", "4K", ""), ("8192", "8K", "")),
-    )
-    strength: FloatProperty(
-        name="Strength", description="World light strength", default=1.0, min=0.0, max=1000.0, soft_max=10.0
-    )
-    # Material options.
-    tiling: FloatProperty(
-        name="Tiling",
-        description="How many times the texture repeats",
-        default=1.0,
-        min=0.001,
-        max=10000.0,
-        soft_max=32.0,
-    )
-    normal_strength: FloatProperty(name="Normal Strength", default=1.0, min=0.0, max=20.0, soft_max=4.0)
-    seamless: BoolProperty(
-        name="Seamless",
-        description="Generate a texture that tiles without visible seams (wrap-around in both directions)",
-        default=True,
-    )
-    height_mode: EnumProperty(
-        name="Height",
-        items=(
-            ("BUMP", "Bump", "Shading-only relief; works everywhere"),
-            ("DISPLACEMENT", "Displacement", "Real displacement in Cycles; needs a dense mesh"),
-        ),
-    )
+        "world_size": EnumProperty(name="Size", items=WORLD_SIZES, default="1024x512"),
+        "texture_size": EnumProperty(name="Size", items=TEXTURE_SIZES, default="512x512"),
+        "show_advanced": BoolProperty(name="Advanced", description="Seamless and HDR options", default=False),
+        **{option.name: blender_property(option) for option in declared.OPTIONS if option.sidebar},
+    }
 
 
 def register():

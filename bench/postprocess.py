@@ -35,7 +35,10 @@ def load_generation():
         module = importlib.util.module_from_spec(spec)
         sys.modules[PACKAGE] = module
         spec.loader.exec_module(module)
-    return {name: importlib.import_module(f"{PACKAGE}.{name}") for name in ("hdr", "pbr", "image_files")}
+    return {
+        name: importlib.import_module(f"{PACKAGE}.{name}")
+        for name in ("imaging.hdr", "imaging.pbr", "imaging.image_files")
+    }
 
 
 def _noise(height, width, seed):
@@ -82,7 +85,7 @@ def _seconds(function, *args, repeat=2, **kwargs):
 def run() -> dict:
     """Measure and return the figures (seconds, and each total's ratio to the 1.5 s target)."""
     modules = load_generation()
-    hdr, pbr, files = modules["hdr"], modules["pbr"], modules["image_files"]
+    hdr, pbr, files = modules["imaging.hdr"], modules["imaging.pbr"], modules["imaging.image_files"]
     figures: dict[str, float] = {}
     probe = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)
     figures["fft_2048_seconds"], _ = _seconds(lambda: np.fft.irfft2(np.fft.rfft2(probe), s=probe.shape))

@@ -38,8 +38,11 @@ class Bench:
 
     def __init__(self):
         addon = blender_tools.install_extension(blender_tools.build_zip(Path(tempfile.mkdtemp())))
-        generation = ("worker", "request", "models", "outputs", "hdr", "image_files", "tiny_models")
-        for name in ("api", "job_runner", "scene.world", *(f"generation.{name}" for name in generation)):
+        generation = (
+            "engine.worker", "engine.request", "engine.models", "imaging.outputs", "imaging.hdr",
+            "imaging.image_files", "setup.tiny_models",
+        )  # fmt: skip
+        for name in ("api", "flow.runner", "scene.world", *(f"generation.{name}" for name in generation)):
             setattr(self, name.split(".")[-1], import_module(f"{addon.__name__}.{name}"))
         self.rows = []
 
@@ -187,7 +190,7 @@ def responsiveness(bench: Bench, model: str, device: str, precision: str, label:
         due = start + beat * 0.010
         time.sleep(max(0.0, due - time.perf_counter()))
         lateness.append(time.perf_counter() - due)
-        seconds, _ = timed(bench.job_runner.tick)
+        seconds, _ = timed(bench.runner.tick)
         ticks.append(seconds)
         peak = max(peak, rss_mb())
     polls = ticks[:-1]  # the last tick applied the result; the others only polled

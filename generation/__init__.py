@@ -1,6 +1,10 @@
-"""Promptscape's generation layer: requests, models, the worker, HDR and PBR post-processing, image files.
+"""Promptscape's generation layer: nothing below this folder imports bpy.
 
-Nothing below this folder imports bpy. torch, diffusers and transformers are imported lazily, inside the
-functions that need them, so the pure-numpy parts (HDR conversion, PBR maps, files) work on a Blender
-without them.
+- `engine/`: everything that runs a torch model (requests, the worker thread, models, seamless wrap,
+  call options, devices, previews). torch and diffusers are imported lazily, on first use.
+- `imaging/`: numpy only (HDR reconstruction, PBR maps, quality measures, image files, outputs), so
+  World and Material from Image work in a Blender without torch.
+- `setup/`: installing the dependencies, the model catalog and downloads, tiny test models, self-test.
+
+The same code runs inside Blender and on a Promptscape server.
 """

@@ -2,6 +2,8 @@
 
 import bpy
 
+from .. import preferences
+from ..flow import installs
 from . import dependencies, from_image, generate, history, models
 
 classes = generate.classes + from_image.classes + history.classes + dependencies.classes + models.classes
@@ -10,12 +12,11 @@ classes = generate.classes + from_image.classes + history.classes + dependencies
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
-    dependencies.activate_installed()
+    installs.activate_installed(preferences.get())
 
 
 def unregister():
-    dependencies.unregister_timers()
-    models.unregister_timers()
-    dependencies.deactivate_installed()
+    installs.unregister()
+    installs.deactivate_installed(preferences.get())
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -1,80 +1,12 @@
 """Install, repair and remove torch and diffusers for Blender, and check the install with a self-test."""
 
-from pathlib import Path
-
 import bpy
 from bpy.props import StringProperty
 
-from .. import job_runner, preferences
-from ..generation import installer
+from .. import preferences
+from ..flow import installs
 from ..generation.errors import PromptscapeError
-
-_install: installer.Install | None = None  # the running or last pip run, drawn by the preferences
-
-
-def current_install() -> installer.Install | None:
-    return _install
-
-
-def site_packages_folder(create: bool = True) -> Path:
-    """Our packages folder, in the extension's user folder so updates of the extension keep it."""
-    return Path(bpy.utils.extension_path_user(preferences.__package__, path="site-packages", create=create))
-
-
-def activate_installed():
-    """Put our finished install and the user's chosen environment on sys.path (after Blender's own)."""
-    installer.activate(site_packages_folder())
-    prefs = preferences.get()
-    path = Path(bpy.path.abspath(prefs.site_packages)) if prefs.site_packages else None
-    if path is not None and not installer.check_site_packages(path):
-        installer.add_to_path(path)
-
-
-def deactivate_installed():
-    """Take our folders off sys.path when the extension is disabled (imported modules stay loaded)."""
-    installer.deactivate(site_packages_folder())
-    prefs = preferences.get()
-    if prefs.site_packages:
-        installer.deactivate(Path(bpy.path.abspath(prefs.site_packages)))
-
-
-def start_install(context, packages: tuple[str, ...] = ()) -> installer.Install:
-    """Start pip in the background; without online access only a local wheel folder is allowed."""
-    global _install
-    if _install is not None and not _install.done:
-        raise PromptscapeError("An install is already running; wait for it or cancel it")
-    prefs = preferences.get(context)
-    wheels = Path(bpy.path.abspath(prefs.wheel_folder)) if prefs.wheel_folder else None
-    if wheels is None and not bpy.app.online_access:
-        raise PromptscapeError(
-            "Installing downloads about 3 GB, and Blender's online access is off: allow it in Preferences > "
-            "System > Network > Allow Online Access, or set a Wheel Folder, or Use Existing Environment"
-        )
-    if wheels is not None and not wheels.is_dir():
-        raise PromptscapeError(f"The wheel folder {wheels} does not exist: pick a folder of .whl files")
-    _install = installer.Install(
-        site_packages_folder(), packages or installer.PINNED, prefs.torch_build, find_links=wheels
-    ).start()
-    if not bpy.app.timers.is_registered(_poll):
-        bpy.app.timers.register(_poll, first_interval=0.5, persistent=True)
-    return _install
-
-
-def finish_install() -> str:
-    """Main thread, once pip has ended: activate a good install; the words to show either way."""
-    if _install.state == "done":
-        installer.activate(site_packages_folder())
-    return _install.message
-
-
-def _poll():
-    if _install is None:
-        return None
-    job_runner.redraw({"PREFERENCES"})
-    if _install.done:
-        finish_install()
-        return None
-    return 0.5
+from ..generation.setup import installer
 
 
 class PROMPTSCAPE_OT_install_dependencies(bpy.types.Operator):
@@ -92,7 +24,7 @@ class PROMPTSCAPE_OT_install_dependencies(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            install = start_install(context, tuple(self.packages.split()))
+            install = installs.start_install(preferences.get(context), tuple(self.packages.split()))
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -100,7 +32,7 @@ class PROMPTSCAPE_OT_install_dependencies(bpy.types.Operator):
             self.report({"INFO"}, "Installing in the background; progress shows in the preferences")
             return {"FINISHED"}
         install.wait()  # scripts and `blender -b`: no timers, so finish here
-        message = finish_install()
+        message = installs.finish_install()
         self.report({"INFO"} if install.state == "done" else {"ERROR"}, message)
         return {"FINISHED"} if install.state == "done" else {"CANCELLED"}
 
@@ -112,9 +44,10 @@ class PROMPTSCAPE_OT_cancel_install(bpy.types.Operator):
     bl_label = "Cancel Install"
 
     def execute(self, context):
-        if _install is None or _install.done:
+        install = installs.current_install()
+        if install is None or install.done:
             return {"CANCELLED"}
-        _install.cancel()
+        install.cancel()
         return {"FINISHED"}
 
 
@@ -125,10 +58,11 @@ class PROMPTSCAPE_OT_uninstall_dependencies(bpy.types.Operator):
     bl_label = "Uninstall Dependencies"
 
     def execute(self, context):
-        if _install is not None and not _install.done:
+        install = installs.current_install()
+        if install is not None and not install.done:
             self.report({"ERROR"}, "An install is running: cancel it first")
             return {"CANCELLED"}
-        installer.remove(site_packages_folder())
+        installer.remove(installs.site_packages_folder())
         self.report({"INFO"}, "Removed; restart Blender to unload what was already imported")
         return {"FINISHED"}
 
@@ -140,24 +74,20 @@ class PROMPTSCAPE_OT_self_test(bpy.types.Operator):
     bl_label = "Self-Test"
 
     def execute(self, context):
-        from ..generation import self_test
-
         prefs = preferences.get(context)
         try:
-            report = self_test.run(device=prefs.device, precision=prefs.precision)
+            job = installs.start_self_test(prefs.device, prefs.precision)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        for line in report.summary().splitlines():
-            self.report({"INFO"} if report.ok else {"ERROR"}, line)
-        return {"FINISHED"} if report.ok else {"CANCELLED"}
-
-
-def unregister_timers():
-    if _install is not None:
-        _install.cancel()
-    if bpy.app.timers.is_registered(_poll):
-        bpy.app.timers.unregister(_poll)
+        if not bpy.app.background:
+            self.report({"INFO"}, "Self-test running in the background; the result shows in the preferences")
+            return {"FINISHED"}
+        job.wait()  # scripts and `blender -b`: report here
+        ok = job.outputs is not None and job.outputs.ok
+        for line in installs.self_test_lines():
+            self.report({"INFO"} if ok else {"ERROR"}, line)
+        return {"FINISHED"} if ok else {"CANCELLED"}
 
 
 classes = (

@@ -4,7 +4,7 @@ import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .. import actions
+from ..flow import start
 from .generate import run_task
 
 IMAGE_FILTER = "*.png;*.jpg;*.jpeg;*.exr;*.hdr;*.tif;*.tiff;*.webp;*.bmp"
@@ -20,7 +20,7 @@ class PROMPTSCAPE_OT_world_from_image(bpy.types.Operator, ImportHelper):
     filter_glob: StringProperty(default=IMAGE_FILTER, options={"HIDDEN"})
 
     def execute(self, context):
-        return run_task(self, lambda: actions.world_from_image(context.scene, self.filepath))
+        return run_task(self, lambda: start.world_from_image(context.scene, self.filepath))
 
 
 class PROMPTSCAPE_OT_material_from_image(bpy.types.Operator, ImportHelper):
@@ -33,7 +33,7 @@ class PROMPTSCAPE_OT_material_from_image(bpy.types.Operator, ImportHelper):
     filter_glob: StringProperty(default=IMAGE_FILTER, options={"HIDDEN"})
 
     def execute(self, context):
-        return run_task(self, lambda: actions.material_from_image(context.scene, self.filepath))
+        return run_task(self, lambda: start.material_from_image(context.scene, self.filepath))
 
 
 classes = (PROMPTSCAPE_OT_world_from_image, PROMPTSCAPE_OT_material_from_image)

@@ -1,27 +1,32 @@
 """Generate a world or a material from the prompt, and cancel."""
 
 import bpy
-from bpy.props import FloatProperty, IntProperty, StringProperty
 
-from .. import actions, job_runner
+from ..flow import runner, start
+from ..flow.settings import parse_loras
+from ..generation import options as declared
 from ..generation.errors import PromptscapeError
+from ..properties import blender_property, sidebar_value
 
 
-class GenerateOptions:
-    """Optional overrides of the sidebar settings, so scripts can pass them; unset ones use the sidebar's."""
+def operator_properties(kind: str) -> dict:
+    """Every option of `kind` as an optional operator property: unset ones take the sidebar's value."""
+    return {
+        option.name: blender_property(option, clamp=False, options={"SKIP_SAVE"})
+        for option in declared.for_kind(kind)
+    }
 
-    prompt: StringProperty(name="Prompt", options={"SKIP_SAVE"})
-    negative_prompt: StringProperty(name="Negative Prompt", options={"SKIP_SAVE"})
-    seed: IntProperty(name="Seed", min=0, options={"SKIP_SAVE"})
-    steps: IntProperty(name="Steps", options={"SKIP_SAVE"})
-    guidance: FloatProperty(name="Guidance", options={"SKIP_SAVE"})
-    width: IntProperty(name="Width", options={"SKIP_SAVE"})
-    height: IntProperty(name="Height", options={"SKIP_SAVE"})
-    model: StringProperty(name="Model", options={"SKIP_SAVE"})
 
-    def overrides(self) -> dict:
-        names = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height", "model")
-        return {name: getattr(self, name) for name in names if self.properties.is_property_set(name)}
+def overrides(operator, kind: str) -> dict:
+    """The options a script set on the operator, as the API takes them."""
+    values = {}
+    for option in declared.for_kind(kind):
+        if operator.properties.is_property_set(option.name):
+            value = getattr(operator, option.name)
+            values[option.name] = (
+                parse_loras(value) if option.type == "loras" else sidebar_value(option, value)
+            )
+    return values
 
 
 def run_task(operator, start) -> set[str]:
@@ -34,7 +39,7 @@ def run_task(operator, start) -> set[str]:
     if not bpy.app.background and not task.finished:
         operator.report({"INFO"}, f"Promptscape: generating {task.kind} for '{task.label[:60]}'")
         return {"FINISHED"}
-    job_runner.wait(task)
+    runner.wait(task)
     if task.error:
         operator.report({"ERROR"}, task.error)
         return {"CANCELLED"}
@@ -45,26 +50,31 @@ def run_task(operator, start) -> set[str]:
     return {"FINISHED"}
 
 
-class PROMPTSCAPE_OT_generate_world(GenerateOptions, bpy.types.Operator):
+class PROMPTSCAPE_OT_generate_world(bpy.types.Operator):
     """Generate a 360° HDRI from the prompt and make it the scene's world"""
 
     bl_idname = "promptscape.generate_world"
     bl_label = "Generate World"
     bl_options = {"REGISTER"}
+    __annotations__ = operator_properties("world")
 
     def execute(self, context):
-        return run_task(self, lambda: actions.start_world(context.scene, **self.overrides()))
+        options = overrides(self, "world")
+        return run_task(self, lambda: start.start_world(context.scene, **options))
 
 
-class PROMPTSCAPE_OT_generate_material(GenerateOptions, bpy.types.Operator):
+class PROMPTSCAPE_OT_generate_material(bpy.types.Operator):
     """Generate a seamless PBR material from the prompt and put it on the selected objects"""
 
     bl_idname = "promptscape.generate_material"
     bl_label = "Generate Material"
     bl_options = {"REGISTER"}
+    __annotations__ = operator_properties("material")
 
     def execute(self, context):
-        return run_task(self, lambda: actions.start_material(context.scene, None, **self.overrides()))
+        return run_task(
+            self, lambda: start.start_material(context.scene, None, **overrides(self, "material"))
+        )
 
 
 class PROMPTSCAPE_OT_generate(bpy.types.Operator):
@@ -78,8 +88,8 @@ class PROMPTSCAPE_OT_generate(bpy.types.Operator):
         # Started here, not through the other operators: a nested operator's error report would reach
         # the artist as a Python traceback.
         if context.scene.promptscape.mode == "WORLD":
-            return run_task(self, lambda: actions.start_world(context.scene))
-        return run_task(self, lambda: actions.start_material(context.scene, None))
+            return run_task(self, lambda: start.start_world(context.scene))
+        return run_task(self, lambda: start.start_material(context.scene, None))
 
 
 class PROMPTSCAPE_OT_cancel(bpy.types.Operator):
@@ -90,11 +100,11 @@ class PROMPTSCAPE_OT_cancel(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
-        if not job_runner.tasks():
+        if not runner.tasks():
             self.report({"INFO"}, "Promptscape: nothing to cancel")
             return {"CANCELLED"}
-        job_runner.cancel_all()
-        job_runner.tick()
+        runner.cancel_all()
+        runner.tick()
         return {"FINISHED"}
 
 

@@ -3,7 +3,7 @@
 import bpy
 from bpy.props import IntProperty
 
-from .. import actions, job_runner
+from ..flow import runner, start
 from ..generation.errors import PromptscapeError
 from ..properties import use_request
 from ..scene import images
@@ -19,12 +19,12 @@ class PROMPTSCAPE_OT_reapply(bpy.types.Operator):
     key: IntProperty(name="Result", description="Which result of the history", min=0)
 
     def execute(self, context):
-        entry = job_runner.history_entry(self.key)
+        entry = runner.history_entry(self.key)
         if entry is None:
             self.report({"ERROR"}, "That result is no longer in the history")
             return {"CANCELLED"}
         try:
-            result = actions.reapply(entry, context.scene)
+            result = start.reapply(entry, context.scene)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -46,7 +46,7 @@ class PROMPTSCAPE_OT_use_settings(bpy.types.Operator):
         if self.key < 0:
             metadata = images.metadata_of(context.scene.world) if context.scene.world else {}
         else:
-            entry = job_runner.history_entry(self.key)
+            entry = runner.history_entry(self.key)
             metadata = entry.metadata if entry is not None else {}
         if "source_image" in metadata:
             self.report({"ERROR"}, "This result was made from an image file: it has no prompt or seed")

@@ -3,20 +3,9 @@
 import bpy
 from bpy.props import StringProperty
 
-from .. import job_runner, preferences
-from ..generation import model_catalog
+from .. import preferences
+from ..flow import installs
 from ..generation.errors import PromptscapeError
-
-_download: model_catalog.Download | None = None
-
-
-def current_download() -> model_catalog.Download | None:
-    return _download
-
-
-def _poll():
-    job_runner.redraw({"PREFERENCES"})
-    return None if _download is None or _download.state != "running" else 0.5
 
 
 class PROMPTSCAPE_OT_use_model(bpy.types.Operator):
@@ -39,7 +28,7 @@ class PROMPTSCAPE_OT_unload_model(bpy.types.Operator):
     bl_label = "Free Model Memory"
 
     def execute(self, context):
-        from ..generation import worker
+        from ..generation.engine import worker
 
         running = worker.current_worker()  # never starts a worker just to find nothing loaded
         # Never wait here: a load in progress holds the model for seconds, and this is the UI thread.
@@ -63,21 +52,15 @@ class PROMPTSCAPE_OT_download_model(bpy.types.Operator):
     bl_label = "Download Model"
 
     def execute(self, context):
-        global _download
-        if _download is not None and _download.state == "running":
-            self.report({"ERROR"}, "A download is already running; wait for it or cancel it")
-            return {"CANCELLED"}
-        prefs = preferences.get(context)
         try:
-            _download = model_catalog.Download(prefs.model, bpy.app.online_access).start()
+            download = installs.start_download(preferences.get(context).model)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if bpy.app.background:
-            _download.wait()
-            self.report({"INFO"} if _download.state == "done" else {"ERROR"}, _download.message)
-            return {"FINISHED"} if _download.state == "done" else {"CANCELLED"}
-        bpy.app.timers.register(_poll, first_interval=0.5, persistent=True)
+        if bpy.app.background:  # scripts and `blender -b`: no timers, so finish here
+            download.wait()
+            self.report({"INFO"} if download.state == "done" else {"ERROR"}, download.message)
+            return {"FINISHED"} if download.state == "done" else {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -88,17 +71,11 @@ class PROMPTSCAPE_OT_cancel_download(bpy.types.Operator):
     bl_label = "Cancel Download"
 
     def execute(self, context):
-        if _download is None or _download.state != "running":
+        download = installs.current_download()
+        if download is None or download.state != "running":
             return {"CANCELLED"}
-        _download.cancel()
+        download.cancel()
         return {"FINISHED"}
-
-
-def unregister_timers():
-    if _download is not None:
-        _download.cancel()
-    if bpy.app.timers.is_registered(_poll):
-        bpy.app.timers.unregister(_poll)
 
 
 classes = (

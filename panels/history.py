@@ -2,7 +2,7 @@
 
 import bpy
 
-from .. import job_runner
+from ..flow import runner
 from .previews import thumbnail_icon
 
 
@@ -17,7 +17,7 @@ class PROMPTSCAPE_PT_history(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        entries = job_runner.history()
+        entries = runner.history()
         if not entries:
             layout.label(text="Results of this session appear here")
         for entry in entries[:20]:

@@ -2,10 +2,14 @@
 
 import bpy
 
-from .. import job_runner, preferences
-from ..generation import dependencies
+from .. import preferences
+from ..flow import runner
+from ..generation import options as declared
+from ..generation.setup import dependencies
 from ..scene import world as world_nodes
 from .previews import live_icon
+
+TOP = ("prompt", "negative_prompt", "steps", "guidance")  # drawn above the fold
 
 
 def progress_text(task) -> tuple[float, str]:
@@ -19,6 +23,11 @@ def progress_text(task) -> tuple[float, str]:
         return step / steps, f"Step {step}/{steps}, {getattr(job, 'elapsed', 0.0):.0f} s{eta_text}"
     words = {"queued": "Waiting", "loading": "Loading model", "postprocessing": "Making HDR and maps"}
     return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize())
+
+
+def advanced_options(kind: str) -> list[str]:
+    """The sidebar settings of `kind` drawn under the fold: every declared one the top does not show."""
+    return [option.name for option in declared.for_kind(kind) if option.sidebar and option.name not in TOP]
 
 
 class PROMPTSCAPE_PT_main(bpy.types.Panel):
@@ -55,17 +64,14 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         header, body = layout.panel("promptscape_advanced", default_closed=True)
         header.label(text="HDR" if props.mode == "WORLD" else "Material")
         if body:
-            names = ("exposure", "sun", "sun_strength", "hdr_width", "strength")
-            if props.mode == "MATERIAL":
-                names = ("seamless", "tiling", "normal_strength", "height_mode")
-            for name in names:
+            for name in advanced_options("world" if props.mode == "WORLD" else "material"):
                 body.prop(props, name)
 
         generate = layout.row()
         generate.scale_y = 1.5
         generate.operator("promptscape.generate", icon="SHADERFX")
         self.draw_tasks(layout)
-        if error := job_runner.last_error():
+        if error := runner.last_error():
             box = layout.box()
             box.alert = True
             box.label(text=error, icon="ERROR")
@@ -80,7 +86,7 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
             row.operator("promptscape.use_settings", text="", icon="PASTEDOWN").key = -1
 
     def draw_tasks(self, layout):
-        tasks = job_runner.tasks()
+        tasks = runner.tasks()
         if not tasks:
             return
         box = layout.box()
@@ -95,7 +101,7 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
 
 def draw_status_bar(self, context):
     """Progress in the status bar, visible with the sidebar closed."""
-    tasks = job_runner.tasks()
+    tasks = runner.tasks()
     if tasks:
         fraction, text = progress_text(tasks[0])
         more = f" (+{len(tasks) - 1} queued)" if len(tasks) > 1 else ""

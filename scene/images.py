@@ -7,7 +7,7 @@ import bpy
 import numpy as np
 
 from ..generation.errors import InvalidImage
-from ..generation.hdr import linear_to_srgb
+from ..generation.imaging.hdr import linear_to_srgb
 
 METADATA_KEY = "promptscape"
 

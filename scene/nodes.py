@@ -46,10 +46,3 @@ def link(tree, from_socket, to_socket):
     for old in list(to_socket.links):
         tree.links.remove(old)
     tree.links.new(from_socket, to_socket)
-
-
-def remove_ours(tree, keep: set[str]):
-    """Remove our nodes whose role is not in `keep` (an option turned off since the last apply)."""
-    for node in list(tree.nodes):
-        if node.name.startswith(PREFIX) and node.name[len(PREFIX) :] not in keep:
-            tree.nodes.remove(node)

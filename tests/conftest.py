@@ -54,7 +54,7 @@ def addon(extension_zip):
     """The installed, enabled extension module: `bl_ext.user_default.promptscape`."""
     yield blender_tools.install_extension(extension_zip)
     # Stop any worker thread before Blender's module is torn down with the process.
-    worker = sys.modules.get(blender_tools.MODULE + ".generation.worker")
+    worker = sys.modules.get(blender_tools.MODULE + ".generation.engine.worker")
     if worker is not None and hasattr(worker, "shutdown_worker"):
         worker.shutdown_worker()
 
@@ -71,21 +71,21 @@ def _our_module(name: str):
 
 api = _our_module("api")
 errors = _our_module("generation.errors")
-hdr = _our_module("generation.hdr")
-outputs = _our_module("generation.outputs")
-pbr = _our_module("generation.pbr")
-quality = _our_module("generation.quality")
+hdr = _our_module("generation.imaging.hdr")
+outputs = _our_module("generation.imaging.outputs")
+pbr = _our_module("generation.imaging.pbr")
+quality = _our_module("generation.imaging.quality")
 
 
 @pytest.fixture(scope="session")
 def tiny_sd(addon) -> Path:
     """A tiny random-weight SD1.x-style diffusers folder, built offline."""
-    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     return tiny_models.ensure_tiny_pipeline("sd", TINY_MODEL_CACHE)
 
 
 @pytest.fixture(scope="session")
 def tiny_sdxl(addon) -> Path:
     """A tiny random-weight SDXL-style diffusers folder, built offline."""
-    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     return tiny_models.ensure_tiny_pipeline("sdxl", TINY_MODEL_CACHE)

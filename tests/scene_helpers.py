@@ -1,11 +1,20 @@
 """Test helpers for the Blender side: files made with independent writers, renders read back."""
 
+import time
 from pathlib import Path
 
 import bpy
 import numpy as np
 import OpenEXR
 from PIL import Image
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "the condition"):
+    """Poll `condition()` until it is true; fail (never hang) when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(0.002)
 
 
 def write_exr(path: Path, rgb: np.ndarray) -> Path:

@@ -59,7 +59,7 @@ def test_failures_exit_non_zero_with_the_reason(cli, tmp_path, capfd, fresh_file
     assert code == 1
     assert "error" in capfd.readouterr().err
     assert list(tmp_path.glob("*.blend*")) == []  # no output that looks like a success, no scratch file
-    assert cli.main(["material", "bricks", "--object", "Nope"]) == 1
+    assert cli.main(["material", "bricks", "--object", "Nope", "--output", str(out)]) == 1
 
 
 def test_download_needs_online_access_and_says_how(cli, capfd):
@@ -70,6 +70,43 @@ def test_download_needs_online_access_and_says_how(cli, capfd):
 def test_a_blend_that_cannot_be_read_is_an_error_line(cli, tmp_path, capfd, fresh_file):
     broken = tmp_path / "broken.blend"
     broken.write_bytes(b"not a blend file")
-    assert cli.main(["world", "sky", "--blend", str(broken)]) == 1
+    assert cli.main(["world", "sky", "--blend", str(broken), "--save"]) == 1
     err = capfd.readouterr().err
     assert "promptscape: error:" in err and "Traceback" not in err
+
+
+def test_a_job_without_output_or_save_is_refused_before_generating(cli, addon, tiny_sd, capfd, fresh_file):
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+    history = len(runner.history())
+    code = cli.main(
+        ["world", "sky", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
+    )
+    assert code == 1
+    assert "--output OUT.blend, or --save" in capfd.readouterr().err
+    assert len(runner.history()) == history and runner.tasks() == []  # nothing was generated
+    assert cli.main(["world", "sky", "--save"]) == 1
+    assert "give --blend IN.blend" in capfd.readouterr().err
+
+
+def test_save_writes_the_result_back_into_the_blend(cli, tiny_sd, tmp_path, fresh_file):
+    bpy.ops.wm.read_homefile(use_empty=True)
+    source = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(source))
+    argv = ["world", "saved sky", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
+    assert cli.main([*argv, "--blend", str(source), "--save"]) == 0
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(source))
+    assert bpy.context.scene.world["promptscape"]["prompt"] == "saved sky"
+
+
+def test_every_declared_option_is_a_flag_an_operator_property_and_a_sidebar_setting(cli, addon):
+    options = importlib.import_module(addon.__name__ + ".generation.options")
+    subcommands = next(action for action in cli.build_parser()._actions if action.dest == "command").choices
+    for command, (kind, _) in cli.JOB_COMMANDS.items():
+        flags = {action.dest for action in subcommands[command]._actions}
+        assert {option.name for option in options.for_kind(kind)} <= flags, command
+    for kind, operator in (("world", "generate_world"), ("material", "generate_material")):
+        properties = getattr(bpy.ops.promptscape, operator).get_rna_type().properties.keys()
+        assert {option.name for option in options.for_kind(kind)} <= set(properties), operator
+    sidebar = bpy.context.scene.promptscape.bl_rna.properties.keys()
+    assert {option.name for option in options.OPTIONS if option.sidebar} <= set(sidebar)

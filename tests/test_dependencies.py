@@ -4,6 +4,7 @@ import importlib
 import os
 import shutil
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import pytest
 def modules(addon):
     name = addon.__name__
     return (
-        importlib.import_module(name + ".operators.dependencies"),
-        importlib.import_module(name + ".generation.installer"),
-        importlib.import_module(name + ".generation.model_catalog"),
+        importlib.import_module(name + ".flow.installs"),
+        importlib.import_module(name + ".generation.setup.installer"),
+        importlib.import_module(name + ".generation.setup.model_catalog"),
     )
 
 
@@ -136,7 +137,9 @@ def test_pip_runs_with_blenders_python_and_holds_numpy(modules, tmp_path):
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
     assert "torch==2.13.0" in command and "--target" in command
     constraints = Path(command[command.index("--constraint") + 1]).read_text()
-    assert constraints.startswith("numpy==1.")  # Blender's own numpy, never a second major version
+    import numpy  # Blender's own: 1.x in 4.2 and 5.0, 2.x in 5.2
+
+    assert constraints == f"numpy=={numpy.__version__}\n"  # held as it is, never a second numpy
 
 
 def test_cached_models_are_listed_for_offline_use(modules, tiny_sd):
@@ -150,13 +153,21 @@ def test_cached_models_are_listed_for_offline_use(modules, tiny_sd):
     assert "acme/tiny-sd" in catalog.cached_models(max_age=0)
 
 
-def test_self_test_reports_device_and_wrap(addon, capfd):
+def test_self_test_runs_in_the_worker_and_reports_in_the_preferences(addon, modules, monkeypatch):
+    installs = modules[0]
+    self_test = importlib.import_module(addon.__name__ + ".generation.setup.self_test")
+    threads, real_run = [], self_test.run
+
+    def run(**kwargs):
+        threads.append(threading.current_thread().name)
+        return real_run(**kwargs)
+
+    monkeypatch.setattr(self_test, "run", run)
     assert bpy.ops.promptscape.self_test() == {"FINISHED"}
-    self_test = importlib.import_module(addon.__name__ + ".generation.self_test")
-    report = self_test.run(device="cpu")
-    assert report.ok
-    summary = report.summary()
-    assert "cpu" in summary.lower() and "wrap" in summary.lower()
+    assert threads == ["promptscape-worker"]  # never Blender's main thread, which it froze for seconds
+    lines = installs.self_test_lines()
+    assert lines[0] == "Promptscape self-test: OK"
+    assert any("wrap" in line for line in lines) and any("cpu" in line.lower() for line in lines)
 
 
 def test_preferences_page_draws_status_install_and_models(prefs):

@@ -26,6 +26,21 @@ def test_world_from_hdr_file_keeps_its_values(api, tmp_path):
     assert radiance.shape == sky.shape and radiance.max() == pytest.approx(5000.0, rel=1e-3)
 
 
+def test_world_from_hdr_file_honours_exposure_and_size_and_refuses_sun_options(api, errors, tmp_path):
+    sky = np.full((32, 64, 3), 0.5, np.float32)
+    path = str(write_exr(tmp_path / "studio.exr", sky))
+    scene = new_scene()
+    world = api.world_from_image(path, scene=scene, exposure=1.0, hdr_width=2048)
+    radiance = read_exr(bpy.path.abspath(world.node_tree.nodes["Promptscape Environment"].image.filepath))
+    assert radiance.shape == (1024, 2048, 3)
+    np.testing.assert_allclose(radiance, 1.0, rtol=1e-5)  # 0.5 one stop up
+    before = scene.world
+    for option in ({"sun": "on"}, {"sun_strength": 2.0}):
+        with pytest.raises(errors.InvalidRequest, match="already HDR"):
+            api.world_from_image(path, scene=scene, **option)
+    assert scene.world == before
+
+
 def test_material_from_image(api, tmp_path):
     rng = np.random.default_rng(1)
     texture = np.fft.ifft2(np.fft.fft2(rng.random((64, 64, 3)), axes=(0, 1)) * 0.5, axes=(0, 1)).real

@@ -139,7 +139,7 @@ def test_seamless_off_generates_a_plain_image(api, tiny_sd):
 
 
 def test_free_model_memory_unloads_and_the_next_run_loads_again(api, addon, tiny_sd):
-    worker = importlib.import_module(addon.__name__ + ".generation.worker").get_worker()
+    worker = importlib.import_module(addon.__name__ + ".generation.engine.worker").get_worker()
     api.generate_world("a sky", scene=new_scene(), model=str(tiny_sd), **FAST)
     assert worker.cache.loaded_key is not None
     assert bpy.ops.promptscape.unload_model() == {"FINISHED"}
@@ -150,7 +150,7 @@ def test_free_model_memory_unloads_and_the_next_run_loads_again(api, addon, tiny
 
 
 def test_loras_from_the_api_and_the_command_line(api, addon, tiny_sd, tmp_path):
-    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     cli = importlib.import_module(addon.__name__ + ".cli")
     lora = tiny_models.write_tiny_lora(tiny_sd, tmp_path)
     plain = api.generate_world("a sky", scene=new_scene(), model=str(tiny_sd), **FAST)

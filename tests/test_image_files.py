@@ -14,7 +14,7 @@ METADATA = {"prompt": "a sunny meadow, ünïcode ✓", "seed": "42", "negative_p
 
 @pytest.fixture(scope="module")
 def files(addon):
-    return importlib.import_module(addon.__name__ + ".generation.image_files")
+    return importlib.import_module(addon.__name__ + ".generation.imaging.image_files")
 
 
 def radiance(height=37, width=64, seed=0):

@@ -138,7 +138,7 @@ BYTES_BAR = "huggingface_hub.snapshot_download"
 
 @pytest.fixture(scope="module")
 def catalog(addon):
-    return importlib.import_module(addon.__name__ + ".generation.model_catalog")
+    return importlib.import_module(addon.__name__ + ".generation.setup.model_catalog")
 
 
 def test_sd15_gets_each_weight_once(catalog):
@@ -313,7 +313,7 @@ def test_a_partial_download_is_not_a_model(catalog, addon, tiny_sd, tmp_path):
     import importlib
     import shutil
 
-    models = importlib.import_module(addon.__name__ + ".generation.models")
+    models = importlib.import_module(addon.__name__ + ".generation.engine.models")
     folder = tmp_path / "snapshot"
     shutil.copytree(tiny_sd, folder)
     assert models.snapshot_complete(folder / "model_index.json")

@@ -16,12 +16,12 @@ import torch
 
 @pytest.fixture(scope="module")
 def models(addon):
-    return importlib.import_module(addon.__name__ + ".generation.models")
+    return importlib.import_module(addon.__name__ + ".generation.engine.models")
 
 
 @pytest.fixture(scope="module")
 def per_call(addon):
-    return importlib.import_module(addon.__name__ + ".generation.call_options")
+    return importlib.import_module(addon.__name__ + ".generation.engine.call_options")
 
 
 def test_resolve_kinds(models, tiny_sd, tmp_path):
@@ -194,7 +194,7 @@ def test_scheduler_restored_after_an_error(per_call, models, tiny_sd):
 def test_lora_without_peft_says_what_to_install(
     per_call, models, errors, tiny_sd, addon, tmp_path, monkeypatch
 ):
-    request = importlib.import_module(addon.__name__ + ".generation.request")
+    request = importlib.import_module(addon.__name__ + ".generation.engine.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     # As on a Blender where peft is not installed (diffusers itself already looked when it was imported).
     find_spec = importlib.util.find_spec
@@ -215,7 +215,7 @@ def pickle_lora(addon, tiny_sd, tmp_path_factory):
     """A folder holding a tiny LoRA only as pytorch_lora_weights.bin, the old pickle format."""
     import safetensors.torch
 
-    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     weights = tiny_models.write_tiny_lora(tiny_sd, tmp_path_factory.mktemp("safe-lora"))
     folder = tmp_path_factory.mktemp("pickle-lora")
     torch.save(safetensors.torch.load_file(weights), folder / "pytorch_lora_weights.bin")
@@ -223,14 +223,14 @@ def pickle_lora(addon, tiny_sd, tmp_path_factory):
 
 
 def test_pickle_suffixes_are_the_requests(models, addon):
-    request = importlib.import_module(addon.__name__ + ".generation.request")
+    request = importlib.import_module(addon.__name__ + ".generation.engine.request")
     assert models.PICKLE_SUFFIXES is request.PICKLE_SUFFIXES
     assert {".ckpt", ".bin", ".pt", ".pth"} <= set(request.PICKLE_SUFFIXES)
 
 
 @pytest.mark.parametrize("name", ["style.bin", "style.pt", "style.ckpt", "style.PTH"])
 def test_pickle_lora_file_refused_unless_allowed(per_call, models, errors, tiny_sd, addon, tmp_path, name):
-    request = importlib.import_module(addon.__name__ + ".generation.request")
+    request = importlib.import_module(addon.__name__ + ".generation.engine.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     lora = tmp_path / name
     lora.write_bytes(b"not a real pickle")
@@ -251,7 +251,7 @@ def test_pickle_lora_file_refused_unless_allowed(per_call, models, errors, tiny_
 
 
 def test_lora_folder_with_only_pickle_weights(per_call, models, errors, tiny_sd, addon, pickle_lora):
-    request = importlib.import_module(addon.__name__ + ".generation.request")
+    request = importlib.import_module(addon.__name__ + ".generation.engine.request")
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     loras = (request.LoraSpec(str(pickle_lora)),)
     with pytest.raises(errors.ModelLoadError) as caught, per_call.call_options(pipe, "default", loras):
@@ -282,8 +282,8 @@ def test_lora_repo_id_without_downloads_stays_offline(
     import huggingface_hub.constants
     from diffusers.loaders import lora_base
 
-    request = importlib.import_module(addon.__name__ + ".generation.request")
-    tiny_models = importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    request = importlib.import_module(addon.__name__ + ".generation.engine.request")
+    tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     _cache_repo("promptscape-test/tiny-lora", tiny_models.write_tiny_lora(tiny_sd, tmp_path).parent)
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     # As on an artist's machine, where Hugging Face is not in offline mode: only the policy keeps it local.
@@ -324,7 +324,7 @@ def test_free_memory_never_imports_torch(addon):
     # Freeing memory before any generation (the UI's "Free Model Memory") must not import torch.
     package = Path(importlib.import_module(addon.__name__).__file__).parent
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from generation import devices, models; "
+        "import sys; sys.path.insert(0, sys.argv[1]); from generation.engine import devices, models; "
         "devices.free_memory(); models.PipelineCache().try_unload(); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

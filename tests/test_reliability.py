@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from scene_helpers import new_scene, read_exr
+from scene_helpers import new_scene, read_exr, wait_until
 
 FAST = {"steps": 2, "width": 128, "height": 64, "seed": 9, "device": "cpu"}
 
@@ -21,9 +21,9 @@ def mods(addon):
 
     class Modules:
         api = importlib.import_module(name + ".api")
-        actions = importlib.import_module(name + ".actions")
-        runner = importlib.import_module(name + ".job_runner")
-        worker = importlib.import_module(name + ".generation.worker")
+        start = importlib.import_module(name + ".flow.start")
+        runner = importlib.import_module(name + ".flow.runner")
+        worker = importlib.import_module(name + ".generation.engine.worker")
         errors = importlib.import_module(name + ".generation.errors")
 
     return Modules
@@ -144,16 +144,15 @@ def test_cancel_while_queued_loading_and_at_step_k(mods, tiny_sd, hook):
     before = scene_state(scene)
     mods.worker.get_worker().cache.unload()  # so the first job has a loading stage to cancel in
     long = {**FAST, "steps": 40}
-    loading = mods.actions.start_world(scene, prompt="a", model=str(tiny_sd), **long)
-    queued = mods.actions.start_world(scene, prompt="b", model=str(tiny_sd), **long)
+    loading = mods.start.start_world(scene, prompt="a", model=str(tiny_sd), **long)
+    queued = mods.start.start_world(scene, prompt="b", model=str(tiny_sd), **long)
     queued.cancel()
-    while loading.job.state == "queued":
-        time.sleep(0.001)
+    wait_until(lambda: loading.job.state != "queued", what="the first job starting")
     loading.cancel()
     pump(mods.runner, loading)
     pump(mods.runner, queued)
     hook(lambda job, step: job.cancel() if step == 3 else None)
-    stepped = mods.actions.start_world(scene, prompt="c", model=str(tiny_sd), **long)
+    stepped = mods.start.start_world(scene, prompt="c", model=str(tiny_sd), **long)
     pump(mods.runner, stepped)
     assert [task.job.state for task in (loading, queued, stepped)] == ["cancelled"] * 3
     assert stepped.job.step == 3  # stopped within one step
@@ -165,9 +164,8 @@ def test_cancel_during_post_processing_keeps_files_and_scene(mods, tiny_sd):
     scene = new_scene()
     before = scene_state(scene)
     # An 8K HDR makes post-processing long enough to cancel in.
-    task = mods.actions.start_world(scene, prompt="dunes", model=str(tiny_sd), hdr_width=8192, **FAST)
-    while task.job.state != "postprocessing" and not task.job.done:
-        time.sleep(0.001)
+    task = mods.start.start_world(scene, prompt="dunes", model=str(tiny_sd), hdr_width=8192, **FAST)
+    wait_until(lambda: task.job.state == "postprocessing" or task.job.done, what="post-processing")
     task.cancel()
     pump(mods.runner, task)
     assert task.job.state == "cancelled" and not task.applied
@@ -178,8 +176,8 @@ def test_cancel_during_post_processing_keeps_files_and_scene(mods, tiny_sd):
 def test_cancel_after_the_worker_finished_applies_nothing(mods, tiny_sd):
     scene = new_scene()
     before = scene_state(scene)
-    task = mods.actions.start_world(scene, prompt="glacier", model=str(tiny_sd), **FAST)
-    task.job.wait(60)
+    task = mods.start.start_world(scene, prompt="glacier", model=str(tiny_sd), **FAST)
+    assert task.job.wait(60)
     task.cancel()  # the user pressed Cancel just before the result was applied
     mods.runner.tick()
     assert task.finished and not task.applied and scene_state(scene) == before
@@ -189,7 +187,7 @@ def test_cancel_after_the_worker_finished_applies_nothing(mods, tiny_sd):
 
 def test_opening_another_file_mid_job_keeps_the_result_out_of_it(mods, tiny_sd):
     scene = new_scene()
-    task = mods.actions.start_world(scene, prompt="old file", model=str(tiny_sd), **{**FAST, "steps": 20})
+    task = mods.start.start_world(scene, prompt="old file", model=str(tiny_sd), **{**FAST, "steps": 20})
     bpy.ops.wm.read_homefile(use_empty=True)  # File > New while generating
     worlds_before = len(bpy.data.worlds)
     pump(mods.runner, task)
@@ -204,7 +202,7 @@ def test_opening_another_file_mid_job_keeps_the_result_out_of_it(mods, tiny_sd):
 def test_saving_mid_job_still_applies(mods, tiny_sd, tmp_path):
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
-    task = mods.actions.start_world(scene, prompt="saved", model=str(tiny_sd), **{**FAST, "steps": 10})
+    task = mods.start.start_world(scene, prompt="saved", model=str(tiny_sd), **{**FAST, "steps": 10})
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "mid-job.blend"))
     pump(mods.runner, task)
     assert task.applied and scene.world["promptscape"]["prompt"] == "saved"
@@ -216,9 +214,7 @@ def test_deleted_object_is_a_clear_message_and_the_maps_stay(mods, tiny_sd):
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
     options = {**FAST, "width": 64, "height": 64}
-    task = mods.actions.start_material(
-        bpy.context.scene, [cube], prompt="tiles", model=str(tiny_sd), **options
-    )
+    task = mods.start.start_material(bpy.context.scene, [cube], prompt="tiles", model=str(tiny_sd), **options)
     bpy.data.objects.remove(cube)
     pump(mods.runner, task)
     assert not task.applied and "deleted" in task.error
@@ -249,7 +245,7 @@ def test_results_never_overwrite_and_survive_a_failed_apply(mods, tiny_sd):
     scene = new_scene()
     first = mods.api.generate_world("same", scene=scene, model=str(tiny_sd), **FAST)
     first_path = bpy.path.abspath(first.node_tree.nodes["Promptscape Environment"].image.filepath)
-    task = mods.actions.start_world(scene, prompt="same", model=str(tiny_sd), **FAST)
+    task = mods.start.start_world(scene, prompt="same", model=str(tiny_sd), **FAST)
     bpy.data.scenes.remove(scene)  # the apply fails: its scene is gone
     pump(mods.runner, task)
     assert not task.applied and "deleted" in task.error
@@ -284,7 +280,7 @@ def test_custom_properties_are_data_never_code(mods, tmp_path):
 def test_a_world_deleted_mid_job_gets_a_new_one(mods, tiny_sd):
     scene = new_scene()
     scene.world = bpy.data.worlds.new("Doomed")
-    task = mods.actions.start_world(scene, prompt="reborn", model=str(tiny_sd), **{**FAST, "steps": 10})
+    task = mods.start.start_world(scene, prompt="reborn", model=str(tiny_sd), **{**FAST, "steps": 10})
     bpy.data.worlds.remove(scene.world)
     pump(mods.runner, task)
     assert task.applied and scene.world["promptscape"]["prompt"] == "reborn"
@@ -332,13 +328,13 @@ def test_disabling_or_quitting_with_a_job_running_stops_the_worker(extension_zip
         api = importlib.import_module("{MODULE}.api")
         options = dict(model=r"{tiny_sd}", steps=150, width=256, height=128, device="cpu")
         generation = api.generate_world("a sky", wait=False, **options)
+        deadline = time.monotonic() + 60
         while generation.state in ("queued", "loading"):
+            assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.01)
-        started = time.monotonic()
         addon_utils.disable("{MODULE}", default_set=True)
-        took = time.monotonic() - started
         left = [thread.name for thread in threading.enumerate() if thread.name.startswith("promptscape")]
-        print("DISABLED", generation.state, f"{{took:.2f}}", left)
+        print("DISABLED", generation.state, left)
         # Enable again and quit mid-job: the process must end, not hang on the worker thread.
         addon_utils.enable("{MODULE}", default_set=True)
         api = importlib.import_module("{MODULE}.api")
@@ -347,8 +343,8 @@ def test_disabling_or_quitting_with_a_job_running_stops_the_worker(extension_zip
         """,
         timeout=120,
     )
-    state, took, left = out.split("DISABLED ")[1].split("\n")[0].split(" ", 2)
-    assert state == "cancelled" and float(took) < 2.0 and left == "[]"
+    state, left = out.split("DISABLED ")[1].split("\n")[0].split(" ", 1)
+    assert state == "cancelled" and left == "[]"  # how long disabling takes is a bench row
     assert "QUITTING" in out
 
 

@@ -9,12 +9,12 @@ import torch
 
 @pytest.fixture(scope="module")
 def seamless_module(addon):
-    return importlib.import_module(addon.__name__ + ".generation.seamless")
+    return importlib.import_module(addon.__name__ + ".generation.engine.seamless")
 
 
 @pytest.fixture(scope="module", params=["sd", "sdxl"])
 def pipe(request, addon):
-    models = importlib.import_module(addon.__name__ + ".generation.models")
+    models = importlib.import_module(addon.__name__ + ".generation.engine.models")
     folder = request.getfixturevalue(f"tiny_{request.param}")
     return models.load_pipeline(models.resolve_source(str(folder)), "fp32")
 

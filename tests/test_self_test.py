@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def self_test(addon):
-    return importlib.import_module(addon.__name__ + ".generation.self_test")
+    return importlib.import_module(addon.__name__ + ".generation.setup.self_test")
 
 
 def test_self_test_passes_on_the_cpu(self_test):

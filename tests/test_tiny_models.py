@@ -10,7 +10,7 @@ import torch
 
 @pytest.fixture(scope="module")
 def tiny_models(addon):
-    return importlib.import_module(addon.__name__ + ".generation.tiny_models")
+    return importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
 
 
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])

@@ -17,7 +17,7 @@ def gen(addon):
 
     class Modules:
         worker, request, errors, seamless, models = map(
-            load, ("worker", "request", "errors", "seamless", "models")
+            load, ("engine.worker", "engine.request", "errors", "engine.seamless", "engine.models")
         )
 
     return Modules
@@ -283,7 +283,7 @@ def test_the_worker_survives_an_error_outside_the_pipeline(worker, make, tiny_sd
 
 
 def test_a_lora_changes_the_image_for_one_call_without_reloading(worker, make, gen, tiny_sd, tmp_path):
-    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 1)[0] + ".tiny_models")
+    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 2)[0] + ".setup.tiny_models")
     lora = gen.request.LoraSpec(str(tiny_models.write_tiny_lora(tiny_sd, tmp_path)), scale=1.0)
     plain = run(worker, make(mode="image"))
     styled = run(worker, make(mode="image", loras=(lora,)))
@@ -342,7 +342,7 @@ def pickle_lora(gen, tiny_sd, tmp_path_factory):
     """A folder holding a tiny LoRA only as pytorch_lora_weights.bin, the old pickle format."""
     import safetensors.torch
 
-    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 1)[0] + ".tiny_models")
+    tiny_models = importlib.import_module(gen.worker.__name__.rsplit(".", 2)[0] + ".setup.tiny_models")
     weights = tiny_models.write_tiny_lora(tiny_sd, tmp_path_factory.mktemp("safe-lora"))
     folder = tmp_path_factory.mktemp("pickle-lora")
     torch.save(safetensors.torch.load_file(weights), folder / "pytorch_lora_weights.bin")

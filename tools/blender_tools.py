@@ -1,6 +1,10 @@
 """Blender's extension tool, building and installing the zip, running code in a fresh Blender.
 
-Shared by the tests, the demo (the main job) and the benchmarks.
+Shared by the tests, the demo (the main job) and the benchmarks. As a script it is `make zip` and
+`make repo`:
+
+    python tools/blender_tools.py zip dist     # dist/promptscape-<version>.zip, with Blender's builder
+    python tools/blender_tools.py repo dist    # the zip plus index.json: a remote extension repository
 """
 
 import importlib.util
@@ -36,6 +40,16 @@ def build_zip(out_dir: Path, source: Path = ROOT) -> Path:
     return zip_path
 
 
+def build_repo(out_dir: Path, source: Path = ROOT) -> Path:
+    """A static extension repository in `out_dir`: the zip and Blender's own index.json (and index.html),
+    ready for any static web server; Blender 4.2+ follows it from Preferences > Get Extensions."""
+    zip_path = build_zip(out_dir, source)
+    done = run_blender_ext("server-generate", "--repo-dir", str(out_dir), "--html")
+    if done.returncode != 0:
+        raise RuntimeError(f"Blender's server-generate failed:\n{done.stdout}{done.stderr}")
+    return zip_path.parent / "index.json"
+
+
 def install_extension(zip_path: Path):
     """Install and enable the zip the way a user does; return the extension's module."""
     import bpy
@@ -68,3 +82,11 @@ def run_in_fresh_blender(code: str, timeout: float = 180, block_imports: tuple[s
     )
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
     return done.stdout
+
+
+if __name__ == "__main__":
+    command, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("promptscape-*.zip"):  # one version per repository: the one just built
+        old.unlink()
+    print(build_zip(out) if command == "zip" else build_repo(out))

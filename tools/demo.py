@@ -63,7 +63,7 @@ def main() -> int:
     if args.model:
         model = args.model
     else:
-        tiny_models = import_module(addon.__name__ + ".generation.tiny_models")
+        tiny_models = import_module(addon.__name__ + ".generation.setup.tiny_models")
         model = str(tiny_models.ensure_tiny_pipeline("sd", ROOT / ".cache" / "tiny-models"))
 
     blend = out / "promptscape-demo.blend"

@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidRequest, ModelNotFound
+from ..errors import InvalidRequest, ModelNotFound
 
 log = logging.getLogger(__name__)
 

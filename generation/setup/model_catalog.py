@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
-from .models import snapshot_complete
+from ..engine.models import snapshot_complete
+from ..errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,20 @@
-"""What the operators, the Python API and the CLI share: options -> request -> worker -> files -> scene.
+"""Stage 2 of a request: submit it. What the operators, the Python API and the CLI share.
 
-Each start_* function checks its options (options.py), submits the request to the worker and returns a
-job_runner.Task whose apply step builds the world or material on the main thread once the files exist.
+Each start_* function checks its options (settings.py), submits the request to the worker and returns a
+runner.Task whose apply step builds the world or material on the main thread once the files exist.
 """
 
 from pathlib import Path
 
 import bpy
 
-from . import job_runner
-from .generation import outputs, worker
-from .generation.errors import PromptscapeError
-from .generation.hdr import linear_to_srgb
-from .options import (
+from ..generation.engine import worker
+from ..generation.errors import InvalidRequest, PromptscapeError
+from ..generation.imaging import outputs
+from ..generation.imaging.hdr import linear_to_srgb
+from ..scene import images, material, world
+from . import runner
+from .settings import (
     SELECT_OBJECTS,
     build_request,
     default_options,
@@ -21,7 +23,6 @@ from .options import (
     merge_options,
     output_folder,
 )
-from .scene import images, material, world
 
 
 def _find(collection, uid: int, what: str):
@@ -47,7 +48,7 @@ def _world_applier(scene, options: dict):
     return apply
 
 
-def start_world(scene, **overrides) -> job_runner.Task:
+def start_world(scene, **overrides) -> runner.Task:
     """Generate a world HDRI for `scene` in the background; the task applies it when done."""
     options = merge_options(scene, "world", overrides)
     request = build_request(options, "world")
@@ -59,10 +60,10 @@ def start_world(scene, **overrides) -> job_runner.Task:
         return outputs.write_world(image, folder, stem, resolved.to_metadata(), hdr)
 
     job = worker.get_worker().submit(request, on_image=postprocess)
-    return job_runner.start(job_runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
+    return runner.start(runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
 
 
-def start_material(scene, objects=None, **overrides) -> job_runner.Task:
+def start_material(scene, objects=None, **overrides) -> runner.Task:
     """Generate a seamless PBR material and put it on `objects` (default: the selected, else the active)."""
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
@@ -81,7 +82,7 @@ def start_material(scene, objects=None, **overrides) -> job_runner.Task:
         return apply_material(task.job.outputs, task.metadata, uids, options)
 
     job = worker.get_worker().submit(request, on_image=postprocess)
-    return job_runner.start(job_runner.Task(job, "material", request.prompt, apply))
+    return runner.start(runner.Task(job, "material", request.prompt, apply))
 
 
 def apply_material(files, metadata: dict, object_uids: list[int], options: dict):
@@ -117,28 +118,33 @@ def image_metadata(path: Path, kind: str) -> dict[str, str]:
     return {"generator": "Promptscape", "mode": kind, "source_image": str(path), "prompt": Path(path).stem}
 
 
-def world_from_image(scene, path, **overrides) -> job_runner.Task:
+def world_from_image(scene, path, **overrides) -> runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
-    options = merge_options(scene, "world", {"prompt": Path(path).stem, **overrides})
+    options = merge_options(scene, "world_from_image", overrides)
     pixels, is_hdr = images.read_pixels(Path(path))  # Blender reads every format: main thread
+    if is_hdr and (given := sorted({"sun", "sun_strength"} & set(overrides))):
+        raise InvalidRequest(
+            f"{' and '.join(given)} shape the light made from an 8-bit panorama; {Path(path).name} is "
+            "already HDR and holds its own light: leave them out (exposure and hdr_width still apply)"
+        )
     metadata = image_metadata(path, "world")
     folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
 
     def convert():  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
         if is_hdr:
-            return outputs.write_world_hdr(pixels, folder, stem, metadata)
+            return outputs.write_world_hdr(pixels, folder, stem, metadata, hdr.exposure, hdr.output_width)
         return outputs.write_world(pixels, folder, stem, metadata, hdr)
 
     job = worker.get_worker().submit_conversion(convert, metadata)
-    return job_runner.start(job_runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
+    return runner.start(runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
 
 
-def material_from_image(scene, path, objects=None, **overrides) -> job_runner.Task:
+def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     """Turn an existing texture image into a PBR material on `objects`, without a model or torch."""
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)
-    options = merge_options(scene, "material", {"prompt": Path(path).stem, **overrides})
+    options = merge_options(scene, "material_from_image", overrides)
     pixels, is_hdr = images.read_pixels(Path(path))
     metadata = image_metadata(path, "texture")
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
@@ -153,10 +159,10 @@ def material_from_image(scene, path, objects=None, **overrides) -> job_runner.Ta
         return apply_material(task.job.outputs, task.metadata, uids, options)
 
     job = worker.get_worker().submit_conversion(convert, metadata)
-    return job_runner.start(job_runner.Task(job, "material", Path(path).name, apply))
+    return runner.start(runner.Task(job, "material", Path(path).name, apply))
 
 
-def reapply(entry: job_runner.HistoryEntry, scene, objects=None):
+def reapply(entry: runner.HistoryEntry, scene, objects=None):
     """Apply a result from the history again: to `scene`'s world, or as a new material on `objects`."""
     if entry.kind == "world":
         options = default_options(scene, "world")

@@ -7,7 +7,7 @@ stacked for its call only, from a local file or folder or the local cache, under
 import contextlib
 from pathlib import Path
 
-from .errors import ModelLoadError, ModelNotFound, missing_dependency
+from ..errors import ModelLoadError, ModelNotFound, missing_dependency
 from .models import HINT, pickle_refused
 from .request import PICKLE_SUFFIXES, LoraSpec
 

@@ -5,7 +5,7 @@ import importlib.util
 import logging
 import sys
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from . import devices
-from .errors import missing_dependency
-from .seamless import seamless
+from ..engine import devices
+from ..engine.seamless import seamless
+from ..errors import missing_dependency
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidImage
+from ..errors import InvalidImage
 
 _EXR_MAGIC = 20000630
 _EXR_LONG_NAMES = 0x400

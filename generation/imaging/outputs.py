@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidImage
 from . import image_files
-from .errors import InvalidImage, InvalidRequest
 from .hdr import HdrOptions, convert_panorama, linear_to_srgb, resize_panorama, resize_wrap
 from .pbr import texture_to_pbr
 from .quality import luminance, material_report, world_report
@@ -159,9 +159,12 @@ def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOu
     return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=found)
 
 
-def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs:
-    """Write an image that is already HDR radiance (from an EXR or HDR file) as a world, as it is: NaN
-    and negative values become a tiny positive floor, +Inf the largest finite value; no tone change."""
+def write_world_hdr(
+    radiance, folder, stem: str, metadata: dict, exposure: float = 0.0, output_width: int | None = None
+) -> WorldOutputs:
+    """Write an image that is already HDR radiance (from an EXR or HDR file) as a world: scaled by
+    2**exposure and resampled to `output_width` when given, otherwise as it is. NaN and negative values
+    become a tiny positive floor, +Inf the largest finite value."""
     data = _rgb(radiance, "The HDR panorama").astype(np.float32)
     _check_panorama(data, "The HDR panorama")
     finite = np.isfinite(data)
@@ -172,6 +175,10 @@ def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs
     positive = data[data > 0]
     floor = max(float(positive.min()), 1e-9) if positive.size else 1e-9
     data = np.maximum(data, np.float32(floor))
+    if exposure:
+        data *= np.float32(2.0**exposure)
+    if output_width and output_width != data.shape[1]:
+        data = np.maximum(resize_wrap(data, output_width // 2, output_width), np.float32(floor))
     # Preview: the median sky at mid grey, highlights rolled off (Reinhard), then sRGB.
     sky = luminance(data[: max(1, data.shape[0] // 2)])
     key = 0.18 / max(float(np.median(sky)), 1e-9)
@@ -180,7 +187,7 @@ def write_world_hdr(radiance, folder, stem: str, metadata: dict) -> WorldOutputs
     return _write_world_files(data, ldr, folder, stem, metadata, lambda: world_report(None, data))
 
 
-def write_material(image, folder, stem: str, metadata: dict, normal_strength: float = 1.0) -> MaterialOutputs:
+def write_material(image, folder, stem: str, metadata: dict) -> MaterialOutputs:
     """Derive the PBR maps of a tileable sRGB texture and write `{stem}-albedo.png`, `-normal.png`,
     `-roughness.png`, `-height.png`, `-ao.png` and `-preview.png` in `folder`, each carrying `metadata`."""
     texture = _ldr(image, "The texture")
@@ -189,9 +196,7 @@ def write_material(image, folder, stem: str, metadata: dict, normal_strength: fl
             f"The texture is {texture.shape[1]}x{texture.shape[0]}: a material needs at least "
             f"{MIN_TEXTURE_SIZE}x{MIN_TEXTURE_SIZE} pixels"
         )
-    if not 0.0 <= float(normal_strength) <= 20.0:
-        raise InvalidRequest(f"normal_strength must be between 0 and 20, not {normal_strength}")
-    maps = texture_to_pbr(texture, normal_strength)
+    maps = texture_to_pbr(texture)
     names = ["albedo", "normal", "roughness", "height", "ao", "preview"]
     stem, paths = image_files.unique_stem(folder, stem, [f"-{name}.png" for name in names])
     files = dict(zip(names, paths, strict=True))

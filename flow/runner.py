@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from .generation.errors import PromptscapeError
+from ..generation.errors import PromptscapeError
 
 log = logging.getLogger(__name__)
 TICK_INTERVAL = 0.1
@@ -24,7 +24,7 @@ TICK_INTERVAL = 0.1
 class Task:
     """One request's way through Promptscape: the worker's job plus what applies its result."""
 
-    job: object  # a generation.worker.Job (or any object with the same state/outputs/error/cancel)
+    job: object  # a generation.engine.worker.Job (or any object with the same state/outputs/error/cancel)
     kind: str  # "world" or "material"
     label: str  # shown in the panel: the prompt, or the image's file name
     apply: Callable[["Task"], object]  # task -> the World or Material; runs on the main thread
@@ -56,7 +56,7 @@ class HistoryEntry:
     kind: str
     label: str
     metadata: dict
-    outputs: object  # generation.outputs.WorldOutputs or MaterialOutputs
+    outputs: object  # generation.imaging.outputs.WorldOutputs or MaterialOutputs
 
 
 _tasks: list[Task] = []
@@ -202,7 +202,7 @@ def _on_load_pre(*_):
 
 
 def _stop_worker():
-    from .generation import worker
+    from ..generation.engine import worker
 
     worker.shutdown_worker(timeout=2.0)
 

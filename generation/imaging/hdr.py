@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 from .quality import elevations, finite, gaussian_blur_wrap, luminance, pixel_solid_angles, seam_ratio
 
 SATURATED = 0.98  # sRGB value at or above which every channel of a pixel is clipped white

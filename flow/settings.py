@@ -1,9 +1,11 @@
-"""The options of a generation, in one vocabulary for the sidebar, the Python API and the command line.
+"""Stage 1 of a request: the scene's settings and a caller's options become a checked request.
 
-prompt, negative_prompt, seed, steps, guidance, width, height, model, ... Unset options come from the
-scene's Promptscape settings and the add-on preferences; every value is checked before work starts.
+Options have one vocabulary for the sidebar, the Python API and the command line, declared once in
+generation/options.py. Unset options come from the scene's Promptscape settings and the add-on
+preferences; every value is checked before work starts.
 """
 
+import dataclasses
 import numbers
 import re
 import time
@@ -11,86 +13,49 @@ from pathlib import Path
 
 import bpy
 
-from . import preferences
-from .generation import outputs
-from .generation.errors import InvalidRequest, PromptscapeError
-from .generation.request import GenerationRequest, LoraSpec
-from .properties import size_of
+from .. import preferences
+from ..generation import options as declared
+from ..generation.engine.request import GenerationRequest, LoraSpec
+from ..generation.errors import InvalidRequest, PromptscapeError
+from ..generation.imaging import outputs
+from ..properties import sidebar_value, size_of
 
-REQUEST_OPTIONS = (
-    "prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-    "model", "scheduler", "device", "precision", "loras",
-)  # fmt: skip
-WORLD_OPTIONS = ("exposure", "sun", "sun_strength", "hdr_width", "strength", "pack")
-MATERIAL_OPTIONS = ("tiling", "normal_strength", "height_mode", "seamless", "pack")
-HEIGHT_MODES = ("BUMP", "DISPLACEMENT")
+REQUEST_OPTIONS = tuple(
+    field.name
+    for field in dataclasses.fields(GenerationRequest)
+    if field.name in declared.BY_NAME and declared.BY_NAME[field.name].kinds >= declared.GENERATE
+)
+FROM_PREFERENCES = ("model", "device", "precision")
 SELECT_OBJECTS = "Select the objects to put the material on (or make one active), then try again"
 
 
 def default_options(scene, kind: str) -> dict:
-    """The options the sidebar shows for `kind` ("world" or "material"), with the preferences' model."""
+    """The options the sidebar shows for `kind` (see generation/options.py for the kinds)."""
     props = scene.promptscape
     prefs = preferences.get()
-    width, height = size_of(props.world_size if kind == "world" else props.texture_size)
-    return {
-        "prompt": props.prompt,
-        "negative_prompt": props.negative_prompt,
-        "seed": None if props.random_seed else props.seed,
-        "steps": props.steps,
-        "guidance": props.guidance,
-        "width": width,
-        "height": height,
-        "model": prefs.model,
-        "scheduler": "default",
-        "device": prefs.device,
-        "precision": prefs.precision,
-        "loras": (),
-        "exposure": props.exposure,
-        "sun": props.sun.lower(),
-        "sun_strength": props.sun_strength,
-        "hdr_width": int(props.hdr_width),
-        "strength": props.strength,
-        "tiling": props.tiling,
-        "normal_strength": props.normal_strength,
-        "height_mode": props.height_mode,
-        "seamless": props.seamless,
-        "pack": False,
-    }
+    values = {}
+    for option in declared.for_kind(kind):
+        if option.sidebar:
+            values[option.name] = sidebar_value(option, getattr(props, option.name))
+        elif option.name in FROM_PREFERENCES:
+            values[option.name] = getattr(prefs, option.name)
+        else:
+            values[option.name] = option.default
+    if kind in declared.GENERATE:
+        width, height = size_of(props.world_size if kind == "world" else props.texture_size)
+        values.update(width=width, height=height, seed=None if props.random_seed else props.seed)
+    return values
 
 
 def merge_options(scene, kind: str, overrides: dict) -> dict:
-    """Defaults for `kind` with `overrides` on top; an unknown name is an error, not silently ignored."""
-    allowed = set(REQUEST_OPTIONS) | set(WORLD_OPTIONS if kind == "world" else MATERIAL_OPTIONS)
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown option {', '.join(unknown)} for a {kind}; known: {', '.join(sorted(allowed))}"
-        )
+    """Defaults for `kind` with `overrides` on top, all checked: an unknown name or a bad value is an
+    error, not silently ignored."""
     options = default_options(scene, kind)
-    options.update(overrides)
-    check_scene_options(options, kind)
-    return options
-
-
-def check_scene_options(options: dict, kind: str):
-    """The options that shape the scene rather than the image: a bad value is an error, not a default."""
-    ranges = (
-        {"strength": (0.0, 1000.0)}
-        if kind == "world"
-        else {"tiling": (1e-3, 1e4), "normal_strength": (0.0, 20.0)}
-    )
-    for name, (low, high) in ranges.items():
-        value = options[name]
-        if not isinstance(value, numbers.Real) or not low <= value <= high:
-            raise InvalidRequest(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
-    if kind == "material":
-        options["height_mode"] = str(options["height_mode"]).upper()
-        if options["height_mode"] not in HEIGHT_MODES:
-            raise InvalidRequest(
-                f"height_mode must be one of {', '.join(HEIGHT_MODES)}, not {options['height_mode']!r}"
-            )
-    if not isinstance(options["model"], str | Path) or not str(options["model"]).strip():
+    options.update(declared.check(overrides, kind))
+    options = declared.check(options, kind)
+    if "model" in options and not options["model"].strip():
         raise InvalidRequest("model: give a Hugging Face id, a diffusers folder or a .safetensors file")
+    return options
 
 
 def output_folder() -> Path:
@@ -134,6 +99,20 @@ def blender_path(path) -> str:
     """A model or LoRA location with Blender's "//" (beside the .blend) made absolute; ids pass through."""
     path = str(path)
     return bpy.path.abspath(path) if path.startswith("//") else path
+
+
+def lora_argument(text: str) -> tuple[str, float]:
+    """PATH[:SCALE]; a Windows drive letter (C:\\...) is part of the path, not a scale."""
+    path, _, scale = text.rpartition(":")
+    try:
+        return (path, float(scale)) if path else (text, 1.0)
+    except ValueError:
+        return (text, 1.0)
+
+
+def parse_loras(text: str) -> list[tuple[str, float]]:
+    """LoRAs written as text (an operator property): PATH[:SCALE] entries separated by ";"."""
+    return [lora_argument(entry.strip()) for entry in text.split(";") if entry.strip()]
 
 
 def lora_specs(loras) -> tuple[LoraSpec, ...]:

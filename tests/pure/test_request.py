@@ -1,15 +1,9 @@
 """GenerationRequest: validation messages, cleaning, seeds and metadata."""
 
 import dataclasses
-import importlib
 import logging
 
 import pytest
-
-
-@pytest.fixture(scope="module")
-def request_module(addon):
-    return importlib.import_module(addon.__name__ + ".generation.request")
 
 
 @pytest.fixture()
@@ -88,9 +82,8 @@ def test_repo_id_is_not_a_path(request_module, make):
 
 
 def test_a_relative_pickle_file_gets_the_pickle_message(
-    request_module, make, addon, errors, tmp_path, monkeypatch
+    request_module, make, models, errors, tmp_path, monkeypatch
 ):
-    models = importlib.import_module(addon.__name__ + ".generation.models")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.pt").write_bytes(b"pickle")
     assert all(request_module.looks_like_path(f"model{suffix}") for suffix in request_module.PICKLE_SUFFIXES)

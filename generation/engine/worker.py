@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from . import devices, models, previews
 from .call_options import call_options
-from .errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from .request import GenerationRequest
 from .seamless import seamless
 
@@ -281,6 +281,8 @@ class Worker:
             return tensors
 
         job._denoise_started = start = time.perf_counter()
+        # Under numpy 2 the Euler and DPM++ schedulers' np.array(tensor) warns (DeprecationWarning, hidden
+        # outside tests) that torch's __array__ takes no copy= keyword; numpy retries and the array is right.
         with (
             call_options(
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ModelLoadError, ModelNotFound, missing_dependency
 from . import devices
-from .errors import ModelLoadError, ModelNotFound, missing_dependency
 from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, looks_like_path
 
 log = logging.getLogger(__name__)

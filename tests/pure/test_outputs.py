@@ -121,7 +121,7 @@ def test_an_hdr_input_is_written_as_it_is(outputs, tmp_path):
 
 
 def test_material_files(outputs, tmp_path):
-    material = outputs.write_material(texture(128), tmp_path, "stone", METADATA, normal_strength=1.0)
+    material = outputs.write_material(texture(128), tmp_path, "stone", METADATA)
     expected = {
         "albedo": "RGB",
         "normal": "RGB",
@@ -154,8 +154,6 @@ def test_material_inputs(outputs, errors, tmp_path):
     outputs.write_material(broken, tmp_path, "broken", METADATA)
     with pytest.raises(errors.InvalidImage):
         outputs.write_material(np.zeros((4, 4, 3)), tmp_path, "small", METADATA)
-    with pytest.raises(errors.InvalidRequest):
-        outputs.write_material(texture(32), tmp_path, "strength", METADATA, normal_strength=-1)
 
 
 @pytest.mark.slow

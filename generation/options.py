@@ -1,0 +1,150 @@
+"""Every option of a job, declared once: name, type, range, default, help and the kinds of job it applies to.
+
+The sidebar's properties, the operators' properties, the CLI's flags and the checks of a request (in
+Blender and on a server) are all made from this table, so they cannot drift apart: a new option is one
+line here. No bpy: the Blender side turns an `Option` into a property (properties.py).
+"""
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+
+from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, PRECISIONS, SCHEDULERS
+from .errors import InvalidRequest
+
+# The kinds of job. A world or material from an image runs no model, so it takes no model options.
+GENERATE = frozenset({"world", "material"})
+WORLD = frozenset({"world", "world_from_image"})
+MATERIAL = frozenset({"material", "material_from_image"})
+KINDS = GENERATE | WORLD | MATERIAL
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. `type` is str, int, float, bool, or "loras" (LoRAs stacked on the model)."""
+
+    name: str
+    type: object
+    default: object
+    help: str
+    kinds: frozenset
+    low: float | None = None  # the hard range: outside it a value is an error
+    high: float | None = None
+    soft_high: float | None = None  # where the sidebar's slider stops (typing more is allowed)
+    choices: tuple = ()
+    sidebar: bool = False  # stored on the scene and drawn in the sidebar (the scene's value is the default)
+    label: str = ""
+    choice_labels: tuple = ()  # what the sidebar shows for each choice (default: the choice, capitalised)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").title()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+G, W, M = GENERATE, WORLD, MATERIAL
+# fmt: off
+OPTIONS = (
+    Option("prompt", str, "", "What to generate, in words", G, sidebar=True),
+    Option("negative_prompt", str, "", "What to keep out of the image", G, sidebar=True),
+    Option("seed", int, None, "Same seed and prompt give the same image (unset: random)", G, 0, MAX_SEED),
+    Option("steps", int, 25, "Denoising steps: more is slower and finer", G, 1, MAX_STEPS, sidebar=True),
+    Option("guidance", float, 7.0, "How closely to follow the prompt", G, 0.0, 100.0, 20.0, sidebar=True),
+    Option("width", int, None, "Width in pixels, a multiple of 8 (worlds are 2:1)", G, MIN_SIZE, MAX_SIZE),
+    Option("height", int, None, "Height in pixels, a multiple of 8", G, MIN_SIZE, MAX_SIZE),
+    Option("model", str, "", "A Hugging Face id, a diffusers folder or a .safetensors file", G),
+    Option("scheduler", str, "default", "The sampler: the model's own, or another", G, choices=SCHEDULERS),
+    Option("device", str, "auto", "Where to run: CUDA, then Apple Metal, then the CPU", G, choices=DEVICES),
+    Option("precision", str, "auto", "Half precision on GPUs, full on the CPU", G, choices=PRECISIONS),
+    Option("loras", "loras", (), "A LoRA file, folder or id to stack on the model, with its weight", G),
+    Option("exposure", float, 0.0, "Brightness of the world in stops", W, -20.0, 20.0, 4.0, sidebar=True),
+    Option("sun", str, "auto", "Add a sun where the image shows one (auto), always (on), never (off)", W,
+           choices=("auto", "on", "off"), sidebar=True),
+    Option("sun_strength", float, 1.0, "Scales the sun's brightness", W, 0.05, 20.0, 4.0, sidebar=True),
+    Option("hdr_width", int, 0, "Width of the saved HDRI, resampled from the panorama (0: as generated)", W,
+           choices=(0, 2048, 4096, 8192), choice_labels=("As Generated", "2K", "4K", "8K"), sidebar=True,
+           label="HDR Width"),
+    Option("strength", float, 1.0, "World light strength", W, 0.0, 1000.0, 10.0, sidebar=True),
+    Option("tiling", float, 1.0, "How many times the texture repeats", M, 1e-3, 1e4, 32.0, sidebar=True),
+    Option("normal_strength", float, 1.0, "Strength of the normal map", M, 0.0, 20.0, 4.0, sidebar=True),
+    Option("height_mode", str, "BUMP", "Bump (shading only) or displacement (Cycles, dense mesh)", M,
+           choices=("BUMP", "DISPLACEMENT"), sidebar=True, label="Height"),
+    Option("seamless", bool, True, "Tile without visible seams (wrap-around in both directions)",
+           frozenset({"material"}), sidebar=True),
+    Option("pack", bool, False, "Pack the images into the .blend", W | M),
+)
+# fmt: on
+BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def for_kind(kind: str) -> tuple[Option, ...]:
+    """The options a kind of job takes, in declaration order."""
+    if kind not in KINDS:
+        raise InvalidRequest(f"Unknown kind of job {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return tuple(option for option in OPTIONS if kind in option.kinds)
+
+
+def check(values: dict, kind: str) -> dict:
+    """Check option values for `kind` against their declaration; return them normalised (a copy).
+
+    Unknown names, wrong types, values out of range and unknown choices raise InvalidRequest naming the
+    option and what it accepts. Cross-field rules (2:1 worlds, model paths) are the request's to check.
+    """
+    declared = {option.name: option for option in for_kind(kind)}
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown option {', '.join(unknown)} for a {kind.replace('_', ' ')}; "
+            f"known: {', '.join(sorted(declared))}"
+        )
+    return {name: _checked(declared[name], value) for name, value in values.items()}
+
+
+def _checked(option: Option, value):
+    if value is None and option.default is None:
+        return None
+    if option.type == "loras":
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            raise InvalidRequest(f"{option.name}: give a list of LoRAs, not {value!r}")
+        return tuple(value)
+    if option.type is bool:
+        if not isinstance(value, bool):
+            raise InvalidRequest(f"{option.name} must be True or False, not {value!r}")
+        return value
+    if option.type is str:
+        if isinstance(value, os.PathLike):  # a model or file given as a Path
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise InvalidRequest(f"{option.name} must be text, not {value!r}")
+        if option.choices:
+            value = _choice(option, value)
+        return value
+    if option.type is int and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        raise InvalidRequest(f"{option.name} must be a whole number, not {value!r}")
+    if option.type is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise InvalidRequest(f"{option.name} must be a number, not {value!r}")
+    value = option.type(value)
+    if option.choices and value not in option.choices:
+        raise InvalidRequest(
+            f"{option.name} must be one of {', '.join(map(str, option.choices))}, not {value!r}"
+        )
+    if not math.isfinite(value) or not _in_range(option, value):
+        raise InvalidRequest(
+            f"{option.name} must be a number from {option.low:g} to {option.high:g}, not {value!r}"
+        )
+    return value
+
+
+def _choice(option: Option, value: str) -> str:
+    for choice in option.choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise InvalidRequest(f"{option.name} must be one of {', '.join(option.choices)}, not {value!r}")
+
+
+def _in_range(option: Option, value) -> bool:
+    return (option.low is None or value >= option.low) and (option.high is None or value <= option.high)
