@@ -229,6 +229,26 @@ def memory(bench: Bench, model: str, peak: float):
     bench.row("RSS growth over 20 generations (after the first)", growth, "MB", "< 100 MB", growth < 100)
 
 
+def stopping(bench: Bench, model: str):
+    """6. Disabling the extension or quitting with a job running stops the worker: how long that takes,
+    in denoising steps of the running job (the cancel is checked after every step)."""
+    generation = bench.api.generate_world("stop", scene=new_scene(), wait=False, model=model, device="cpu",
+                                          steps=150, width=256, height=128)  # fmt: skip
+    job = generation._task.job
+    while job.step < 3 and not job.done:
+        time.sleep(0.001)
+    per_step = (time.perf_counter() - job._denoise_started) / max(job.step, 1)
+    seconds, _ = timed(bench.worker.shutdown_worker, 5.0)  # what unregister() and atexit call
+    bench.runner.tick()
+    bench.row(
+        "worker stop with a job running / one step",
+        seconds / per_step,
+        "steps",
+        "<= 2",
+        seconds <= 2 * per_step,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu-model", help="a real model id or folder for the CUDA pass (fp16)")
@@ -243,6 +263,7 @@ def main() -> int:
     peak = responsiveness(bench, tiny, "cpu", "fp32")
     model_cache(bench, tiny)
     memory(bench, tiny, peak)
+    stopping(bench, tiny)
     import torch
 
     if args.gpu_model and torch.cuda.is_available():

@@ -66,7 +66,7 @@ def start_install(prefs, packages: tuple[str, ...] = ()) -> installer.Install:
     if wheels is not None and not wheels.is_dir():
         raise PromptscapeError(f"The wheel folder {wheels} does not exist: pick a folder of .whl files")
     _install = installer.Install(
-        site_packages_folder(), packages or installer.PINNED, prefs.torch_build, find_links=wheels
+        site_packages_folder(), packages, prefs.torch_build, find_links=wheels
     ).start()
     _watch(_poll_install)
     return _install

@@ -133,9 +133,11 @@ def test_an_environment_of_another_python_is_named(modules, tmp_path):
 
 def test_pip_runs_with_blenders_python_and_holds_numpy(modules, tmp_path):
     _, installer, _ = modules
-    command = installer.pip_command(tmp_path / "staging", installer.PINNED, "cu128")
+    command = installer.pip_command(tmp_path / "staging", installer.requirements(), "cu128")
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert "torch==2.13.0" in command and "--target" in command
+    torch = [argument for argument in command if argument.startswith("torch==")]
+    assert torch == [installer.TORCH_FOR_PYTHON[sys.version_info[:2]]] and "--target" in command
+    assert not any(argument.startswith("numpy") for argument in command)  # numpy is held, never installed
     constraints = Path(command[command.index("--constraint") + 1]).read_text()
     import numpy  # Blender's own: 1.x in 4.2 and 5.0, 2.x in 5.2
 
@@ -195,3 +197,15 @@ def test_a_torch_shadowing_ours_is_named(modules, tmp_path):
     problems = installer.clashes(ours)
     assert len(problems) == 1 and problems[0].startswith("torch is loaded from ")
     assert "not from Promptscape's folder" in problems[0]
+
+
+def test_the_torch_build_follows_blenders_python(modules, errors):
+    _, installer, _ = modules
+    # Blender 4.2 and 5.0 run Python 3.11, 5.2 runs 3.13: both have a torch built for them.
+    for python in ((3, 11), (3, 13), sys.version_info[:2]):
+        torch = installer.requirements(python)[0]
+        assert torch.startswith("torch==") and torch == installer.TORCH_FOR_PYTHON[python]
+    with pytest.raises(
+        errors.PromptscapeError, match=r"Python 3\.15, for which Promptscape knows no tested torch"
+    ):
+        installer.requirements((3, 15))

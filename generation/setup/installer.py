@@ -19,13 +19,19 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from ..errors import PromptscapeError
 from . import dependencies
 
 log = logging.getLogger(__name__)
 
-# The versions Promptscape is tested with; a newer diffusers can rename what we call.
+# The torch Promptscape installs, by the Python the running Blender ships: 3.11 in Blender 4.2 to 5.0, 3.13
+# from 5.1 (5.2 LTS). torch 2.13.0 publishes wheels for CPython 3.10 to 3.13 on Linux, Windows and macOS;
+# 3.11 and 3.13 are the ones the test matrix runs.
+TORCH_FOR_PYTHON = {(3, 10): "torch==2.13.0", (3, 11): "torch==2.13.0", (3, 12): "torch==2.13.0"}
+TORCH_FOR_PYTHON[(3, 13)] = "torch==2.13.0"
+# The versions Promptscape is tested with; a newer diffusers can rename what we call. numpy is never
+# installed: Blender's own is held (see pip_command), 1.x or 2.x, whichever this Blender ships.
 PINNED = (
-    "torch==2.13.0",
     "diffusers==0.42.1",
     "transformers==5.23.0",
     "accelerate==1.15.0",
@@ -42,6 +48,22 @@ TORCH_BUILDS = {
     "cu128": "https://download.pytorch.org/whl/cu128",
 }
 COMPLETE_MARKER = ".promptscape-complete"
+
+
+def requirements(python: tuple[int, int] = sys.version_info[:2]) -> tuple[str, ...]:
+    """What Install Dependencies installs for a Blender running `python`: a torch built for it, then the
+    rest. A Python with no tested torch build is refused in words, before pip downloads gigabytes."""
+    torch = TORCH_FOR_PYTHON.get(tuple(python))
+    if torch is None:
+        known = ", ".join(f"{major}.{minor}" for major, minor in sorted(TORCH_FOR_PYTHON))
+        raise PromptscapeError(
+            f"This Blender runs Python {python[0]}.{python[1]}, for which Promptscape knows no tested torch "
+            f"build (it knows Python {known}): update Promptscape, or set Use Existing Environment to a "
+            "site-packages folder that has torch and diffusers for this Python"
+        )
+    return (torch, *PINNED)
+
+
 TAIL_LINES = 200
 
 
@@ -147,10 +169,10 @@ def _installed_version(name: str) -> str | None:
 class Install:
     """One pip run in the background: its output lines, a rough progress fraction, and the outcome."""
 
-    def __init__(self, folder: Path, requirements=PINNED, torch_build: str = "default", find_links=None):
+    def __init__(self, folder: Path, packages=(), torch_build: str = "default", find_links=None):
         self.folder = Path(folder)
         self.staging = self.folder.parent / f"{self.folder.name}.staging-{os.getpid()}"
-        self.requirements = tuple(requirements)
+        self.requirements = tuple(packages) or requirements()  # ours unless the caller names others
         self.torch_build = torch_build
         self.find_links = find_links
         self.state = "running"  # running, done, failed, cancelled
