@@ -88,9 +88,11 @@ class ProgressPrinter:
         for shown in range(self.step + 1, step + 1):
             print(f"promptscape: step {shown}/{steps}", file=sys.stderr, flush=True)
         self.step = max(self.step, step)
-        if state != self.state and state != "running":
-            print(f"promptscape: {state}", file=sys.stderr, flush=True)
-        self.state = state
+        stage = getattr(job, "stage", "")
+        shown = stage if state == "running" and stage != "generating" else state
+        if shown != self.state and shown != "running":
+            print(f"promptscape: {shown}", file=sys.stderr, flush=True)
+        self.state = shown
 
 
 def run(args: argparse.Namespace) -> int:

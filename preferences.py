@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .flow import installs
-from .generation.setup import dependencies, installer, model_catalog
+from .generation.setup import dependencies, installer, model_catalog, world_presets
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 
@@ -18,6 +18,15 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         name="Model",
         description="A Hugging Face model id, a diffusers model folder, or a .safetensors checkpoint file",
         default=DEFAULT_MODEL,
+    )
+    world_model: EnumProperty(
+        name="World Model",
+        description="What worlds are made with when no model is given: a model trained on 360° panoramas",
+        items=(
+            (world_presets.AUTO, "Automatic", "The first 360 model below that is downloaded, else the Model"),
+            (world_presets.PLAIN, "The Model", "The model above: it draws a wide picture, not a panorama"),
+            *((preset.key, preset.name, preset.repo_id) for preset in world_presets.PRESETS),
+        ),
     )
     device: EnumProperty(
         name="Device",
@@ -114,6 +123,9 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         for line in installs.self_test_lines():
             box.label(text=line[:120])
 
+    def draw_world_models(self, box):
+        draw_world_models_box(self, box)
+
     def draw_models(self, box):
         box.label(text="Models", icon="FILE_3D")
         box.prop(self, "model")
@@ -124,6 +136,7 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
                 "promptscape.use_model", text=text, depress=self.model == entry.repo_id
             ).model = entry.repo_id
             row.label(text=entry.note)
+        self.draw_world_models(box)
         cached = model_catalog.cached_models()
         if cached:
             box.label(text="In the local cache (work offline):")
@@ -137,6 +150,21 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
             if download is not None and download.state != "done":
                 box.label(text=download.message[:120], icon="ERROR")
             box.operator("promptscape.download_model", icon="IMPORT")
+
+
+def draw_world_models_box(prefs, box):
+    """The 360 presets: what each is, whether it is here, and a Download button for it."""
+    box.label(text="World models (trained on 360° panoramas):")
+    box.prop(prefs, "world_model")
+    for preset in world_presets.PRESETS:
+        row = box.row()
+        here = world_presets.is_downloaded(preset)
+        row.label(text=f"{preset.name}: {preset.width}x{preset.height}, '{preset.trigger}'", icon="WORLD")
+        if here:
+            row.label(text="Downloaded", icon="CHECKMARK")
+        else:
+            op = row.operator("promptscape.download_model", text="Download")
+            op.model, op.lora = preset.repo_id, preset.is_lora
 
 
 def draw_dependency_status(layout):

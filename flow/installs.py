@@ -79,12 +79,12 @@ def finish_install() -> str:
     return _install.message
 
 
-def start_download(repo_id: str) -> model_catalog.Download:
-    """Fetch a model into the Hugging Face cache in the background (only with online access)."""
+def start_download(repo_id: str, lora: bool = False) -> model_catalog.Download:
+    """Fetch a model (or a LoRA) into the Hugging Face cache in the background (only with online access)."""
     global _download
     if _download is not None and _download.state == "running":
         raise PromptscapeError("A download is already running; wait for it or cancel it")
-    _download = model_catalog.Download(repo_id, bpy.app.online_access).start()
+    _download = model_catalog.Download(repo_id, bpy.app.online_access, lora=lora).start()
     _watch(_poll_download)
     return _download
 

@@ -20,10 +20,9 @@ from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
 from ..properties import sidebar_value, size_of
 
+# The declared options a GenerationRequest carries (the others shape the files and the scene).
 REQUEST_OPTIONS = tuple(
-    field.name
-    for field in dataclasses.fields(GenerationRequest)
-    if field.name in declared.BY_NAME and declared.BY_NAME[field.name].kinds >= declared.GENERATE
+    field.name for field in dataclasses.fields(GenerationRequest) if field.name in declared.BY_NAME
 )
 FROM_PREFERENCES = ("model", "device", "precision")
 SELECT_OBJECTS = "Select the objects to put the material on (or make one active), then try again"
@@ -40,7 +39,7 @@ def default_options(scene, kind: str) -> dict:
         elif option.name in FROM_PREFERENCES:
             values[option.name] = getattr(prefs, option.name)
         else:
-            values[option.name] = option.default
+            values[option.name] = option.default_for(kind)
     if kind in declared.GENERATE:
         width, height = size_of(props.world_size if kind == "world" else props.texture_size)
         values.update(width=width, height=height, seed=None if props.random_seed else props.seed)
@@ -92,6 +91,7 @@ def hdr_options(options: dict) -> outputs.HdrOptions:
         sun=options["sun"],
         sun_strength=options["sun_strength"],
         output_width=options["hdr_width"] or None,
+        poles="blend" if options["poles"] == "blend" else "off",  # a repair is the worker's, before this
     )
 
 
@@ -132,7 +132,7 @@ def lora_specs(loras) -> tuple[LoraSpec, ...]:
 
 def build_request(options: dict, mode: str) -> GenerationRequest:
     """The request for `options`, checked: a bad value raises before any work starts."""
-    fields = {name: options[name] for name in REQUEST_OPTIONS}
+    fields = {name: options[name] for name in REQUEST_OPTIONS if name in options}
     fields["loras"] = lora_specs(fields["loras"])
     fields["model"] = blender_path(fields["model"])
     prefs = preferences.get()

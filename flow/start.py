@@ -8,10 +8,12 @@ from pathlib import Path
 
 import bpy
 
+from .. import preferences
 from ..generation.engine import worker
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
 from ..generation.imaging.hdr import linear_to_srgb
+from ..generation.setup import world_presets
 from ..scene import images, material, world
 from . import runner
 from .settings import (
@@ -49,8 +51,14 @@ def _world_applier(scene, options: dict):
 
 
 def start_world(scene, **overrides) -> runner.Task:
-    """Generate a world HDRI for `scene` in the background; the task applies it when done."""
+    """Generate a world HDRI for `scene` in the background; the task applies it when done.
+
+    Without an explicit model, the world preset of the preferences applies (a model trained on 360°
+    panoramas, its trigger words and native size); an explicit `model` always wins.
+    """
     options = merge_options(scene, "world", overrides)
+    if "model" not in overrides and (preset := world_preset()) is not None:
+        options = world_presets.apply(preset, options, set(overrides))
     request = build_request(options, "world")
     folder = output_folder()
     hdr = hdr_options(options)
@@ -61,6 +69,11 @@ def start_world(scene, **overrides) -> runner.Task:
 
     job = worker.get_worker().submit(request, on_image=postprocess)
     return runner.start(runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
+
+
+def world_preset():
+    """The 360 preset worlds are made with now (None: the plain model of the preferences)."""
+    return world_presets.choose(preferences.get().world_model, world_presets.is_downloaded)
 
 
 def start_material(scene, objects=None, **overrides) -> runner.Task:
@@ -121,13 +134,19 @@ def image_metadata(path: Path, kind: str) -> dict[str, str]:
 def world_from_image(scene, path, **overrides) -> runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
     options = merge_options(scene, "world_from_image", overrides)
+    if options["poles"] == "repair":
+        raise InvalidRequest(
+            "poles='repair' redraws the poles with the model, for generated worlds; for an image use "
+            "'blend' (rows blended into one colour) or 'off'"
+        )
     pixels, is_hdr = images.read_pixels(Path(path))  # Blender reads every format: main thread
     if is_hdr and (given := sorted({"sun", "sun_strength"} & set(overrides))):
         raise InvalidRequest(
             f"{' and '.join(given)} shape the light made from an 8-bit panorama; {Path(path).name} is "
             "already HDR and holds its own light: leave them out (exposure and hdr_width still apply)"
         )
-    metadata = image_metadata(path, "world")
+    # An HDR file is a photographed or rendered world: its poles are right as they are.
+    metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
     folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
 
     def convert():  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here

@@ -10,7 +10,7 @@ import numbers
 import os
 from dataclasses import dataclass
 
-from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, PRECISIONS, SCHEDULERS
+from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
 from .errors import InvalidRequest
 
 # The kinds of job. A world or material from an image runs no model, so it takes no model options.
@@ -36,6 +36,10 @@ class Option:
     sidebar: bool = False  # stored on the scene and drawn in the sidebar (the scene's value is the default)
     label: str = ""
     choice_labels: tuple = ()  # what the sidebar shows for each choice (default: the choice, capitalised)
+    kind_defaults: tuple = ()  # (kind, default) pairs where a kind of job starts from another default
+
+    def default_for(self, kind: str):
+        return dict(self.kind_defaults).get(kind, self.default)
 
     @property
     def title(self) -> str:
@@ -75,6 +79,8 @@ OPTIONS = (
            choices=("BUMP", "DISPLACEMENT"), sidebar=True, label="Height"),
     Option("seamless", bool, True, "Tile without visible seams (wrap-around in both directions)",
            frozenset({"material"}), sidebar=True),
+    Option("poles", str, "repair", "Poles redrawn on the cube by the model, rows blended, or as drawn", W,
+           choices=POLES, kind_defaults=(("world_from_image", "blend"),)),
     Option("pack", bool, False, "Pack the images into the .blend", W | M),
 )
 # fmt: on

@@ -1,7 +1,7 @@
 """Pick a model from the curated list or the local cache, and download one with a progress bar."""
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from .. import preferences
 from ..flow import installs
@@ -51,9 +51,12 @@ class PROMPTSCAPE_OT_download_model(bpy.types.Operator):
     bl_idname = "promptscape.download_model"
     bl_label = "Download Model"
 
+    model: StringProperty(name="Model", description="The model to fetch (empty: the preferences' model)")
+    lora: BoolProperty(name="LoRA", description="The repo holds LoRA weights, not a diffusers pipeline")
+
     def execute(self, context):
         try:
-            download = installs.start_download(preferences.get(context).model)
+            download = installs.start_download(self.model or preferences.get(context).model, self.lora)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -3,9 +3,9 @@
 import bpy
 
 from .. import preferences
-from ..flow import runner
+from ..flow import runner, start
 from ..generation import options as declared
-from ..generation.setup import dependencies
+from ..generation.setup import dependencies, world_presets
 from ..scene import world as world_nodes
 from .previews import live_icon
 
@@ -17,6 +17,9 @@ def progress_text(task) -> tuple[float, str]:
     job = task.job
     state = getattr(job, "state", "")
     step, steps = getattr(job, "step", 0), getattr(job, "steps", 0)
+    stage = getattr(job, "stage", "")
+    if state == "running" and stage not in ("", "generating"):  # a stage after denoising: poles, ...
+        return 1.0, stage.capitalize()
     if state == "running" and steps:
         eta = getattr(job, "eta", None)
         eta_text = f", {eta:.0f} s left" if eta is not None else ""
@@ -60,6 +63,11 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(preferences.get(context), "model", text="", icon="FILE_3D")
         row.operator("promptscape.unload_model", text="", icon="TRASH")
+        if props.mode == "WORLD":
+            if (preset := start.world_preset()) is not None:
+                layout.label(text=f"World model: {preset.name}", icon="WORLD")
+            else:
+                layout.label(text=world_presets.PLAIN_WARNING, icon="INFO")
 
         header, body = layout.panel("promptscape_advanced", default_closed=True)
         header.label(text="HDR" if props.mode == "WORLD" else "Material")

@@ -1,5 +1,7 @@
 """Test helpers for the Blender side: files made with independent writers, renders read back."""
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -7,6 +9,17 @@ import bpy
 import numpy as np
 import OpenEXR
 from PIL import Image
+
+
+def cache_repo(repo_id: str, folder: Path) -> Path:
+    """Put a folder in the session's Hugging Face cache (HF_HOME) as the main revision of `repo_id`."""
+    hub = Path(os.environ["HF_HOME"]) / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = hub / "snapshots" / "89abcdef0123456789abcdef0123456789abcdef"
+    if not snapshot.exists():
+        shutil.copytree(folder, snapshot)
+        (hub / "refs").mkdir(parents=True, exist_ok=True)
+        (hub / "refs" / "main").write_text(snapshot.name)
+    return hub
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "the condition"):

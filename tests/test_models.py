@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from scene_helpers import cache_repo
 
 
 @pytest.fixture(scope="module")
@@ -263,17 +264,6 @@ def test_lora_folder_with_only_pickle_weights(per_call, models, errors, tiny_sd,
     assert not pipe.get_list_adapters()
 
 
-def _cache_repo(repo_id: str, folder: Path) -> Path:
-    """Put a folder in the local Hugging Face cache as the main revision of `repo_id`."""
-    hub = Path(os.environ["HF_HOME"]) / "hub" / ("models--" + repo_id.replace("/", "--"))
-    snapshot = hub / "snapshots" / "89abcdef0123456789abcdef0123456789abcdef"
-    if not snapshot.exists():
-        shutil.copytree(folder, snapshot)
-        (hub / "refs").mkdir(parents=True, exist_ok=True)
-        (hub / "refs" / "main").write_text(snapshot.name)
-    return hub
-
-
 def test_lora_repo_id_without_downloads_stays_offline(
     per_call, models, errors, tiny_sd, addon, tmp_path, monkeypatch
 ):
@@ -284,7 +274,7 @@ def test_lora_repo_id_without_downloads_stays_offline(
 
     request = importlib.import_module(addon.__name__ + ".generation.engine.request")
     tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
-    _cache_repo("promptscape-test/tiny-lora", tiny_models.write_tiny_lora(tiny_sd, tmp_path).parent)
+    cache_repo("promptscape-test/tiny-lora", tiny_models.write_tiny_lora(tiny_sd, tmp_path).parent)
     pipe = models.load_pipeline(models.resolve_source(str(tiny_sd)), "fp32")
     # As on an artist's machine, where Hugging Face is not in offline mode: only the policy keeps it local.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
@@ -310,7 +300,7 @@ def test_repo_cached_without_unused_files_loads_offline(models, tiny_sd):
     # repo's file list, cached by snapshot_download, still names them.
     from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
 
-    hub = _cache_repo("promptscape-test/tiny-sd-chosen-files", tiny_sd)
+    hub = cache_repo("promptscape-test/tiny-sd-chosen-files", tiny_sd)
     commit = (hub / "refs" / "main").read_text()
     listed = [str(path.relative_to(tiny_sd)) for path in tiny_sd.rglob("*") if path.is_file()]
     listed += ["vae_1_0/config.json", "vae_1_0/diffusion_pytorch_model.safetensors"]

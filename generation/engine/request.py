@@ -18,6 +18,8 @@ MODES = ("world", "texture", "image")
 SCHEDULERS = ("default", "euler", "euler_a", "dpm++", "ddim")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+# Pole treatment of a world: redrawn on the cube by the model, blended rows (no model), or none.
+POLES = ("repair", "blend", "off")
 MIN_SIZE, MAX_SIZE = 64, 4096
 MAX_STEPS = 150
 MAX_SEED = 2**31 - 1
@@ -72,6 +74,7 @@ class GenerationRequest:
     device: str = "auto"
     precision: str = "auto"
     loras: tuple[LoraSpec, ...] = ()
+    poles: str = "repair"  # worlds only
     allow_download: bool = False
     allow_pickle: bool = False
 
@@ -126,6 +129,7 @@ class GenerationRequest:
             ("mode", MODES),
             ("device", DEVICES),
             ("precision", PRECISIONS),
+            ("poles", POLES),
         ):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"{name} is {getattr(self, name)!r}: use one of {', '.join(allowed)}")
@@ -171,6 +175,8 @@ class GenerationRequest:
             "precision": self.precision,
             "loras": loras,
         }
+        if self.mode == "world":
+            fields["poles"] = self.poles
         return fields
 
 

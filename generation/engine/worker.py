@@ -14,8 +14,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
+from ..imaging.poles import repair_poles
 from . import devices, models, previews
 from .call_options import call_options
+from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
 from .seamless import seamless
 
@@ -40,6 +42,7 @@ class Job:
         self.resolved: GenerationRequest | None = None
         self.metadata: dict[str, str] = {}
         self.state = "queued"
+        self.stage = ""  # what a running job is doing, in words: "generating", "repairing poles"
         self.step = 0
         self.steps = request.steps if request is not None else 0
         self.preview: np.ndarray | None = None
@@ -219,8 +222,11 @@ class Worker:
                 pipe, job.timings["load"], job.cache_hit = loaded
                 if job.cancel_requested:
                     raise _CancelRequested
-                job.state = "running"
+                job.state, job.stage = "running", "generating"
                 job.image = self._generate(job, pipe, request, device)
+                if request.mode == "world" and request.poles == "repair":
+                    job.stage = "repairing poles"
+                    job.image = self._repair_poles(job, pipe, request, device)
             job.state = "postprocessing"
             start = time.perf_counter()
             if job._on_image is not None:
@@ -258,6 +264,25 @@ class Worker:
         except Exception as error:
             log.exception("converting %r failed", job.label)
             job._finish("failed", error, f"converting failed: {type(error).__name__}: {error}")
+
+    def _repair_poles(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
+        """Redraw the caps on the cube with the same model, scheduler and LoRAs (imaging/poles.py)."""
+        import torch
+
+        start = time.perf_counter()
+        generator = torch.Generator(device=device).manual_seed(request.seed + 1)
+
+        def on_step_end(pipeline, index, timestep, tensors):
+            if job.cancel_requested:
+                raise _CancelRequested
+            return tensors
+
+        with call_options(
+            pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
+        ):
+            repaired = repair_poles(job.image, model_inpaint(pipe, request, generator, on_step_end)).pano
+        job.timings["poles"] = time.perf_counter() - start
+        return repaired
 
     def _generate(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
         import torch

@@ -34,8 +34,11 @@ class HdrOptions:
     sun: str = "auto"
     sun_strength: float = 1.0
     output_width: int | None = None
+    poles: str = "blend"  # "blend": rows near the poles blurred into one colour; "off": left as they are
 
     def __post_init__(self):
+        if self.poles not in ("blend", "off"):
+            raise InvalidRequest(f'poles must be "blend" or "off" here, not {self.poles!r}')
         if self.sun not in ("auto", "on", "off"):
             raise InvalidRequest(f'sun must be "auto", "on" or "off", not {self.sun!r}')
         if not -20.0 <= float(self.exposure) <= 20.0:
@@ -379,7 +382,8 @@ def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -
     ldr = np.clip(finite(np.asarray(ldr_srgb, dtype=np.float32)), 0.0, 1.0)
     if options.output_width and options.output_width != ldr.shape[1]:
         ldr = resize_panorama(ldr, options.output_width)
-    ldr = np.clip(clean_poles(blend_seam(ldr)), 0.0, 1.0)
+    ldr = blend_seam(ldr)
+    ldr = np.clip(clean_poles(ldr) if options.poles == "blend" else ldr, 0.0, 1.0)
     height = ldr.shape[0]
     # Elementwise, not .max(axis=-1): a reduction over a length-3 axis is several times slower.
     peak_channel = np.maximum(np.maximum(ldr[..., 0], ldr[..., 1]), ldr[..., 2])

@@ -136,6 +136,32 @@ def pole_gradient_ratio(pano: np.ndarray) -> float:
     return float(gradient[polar].mean() / (reference + 1e-12 * (1.0 + abs(reference))))
 
 
+def pole_pinch(pano: np.ndarray, window_deg: float = 25.0, size: int = 96) -> dict[str, float]:
+    """How pinched each pole looks in Blender: on the Up and Down cube faces, the gradient energy across
+    the radial direction over that along it, in a ring around the pole (2-24° from it by default).
+
+    A stretched pole (a plain model's sky smeared along the meridians) is streaks along the radii, so its
+    gradients run across them: the ratio is far above 1. An isotropic (repaired) pole reads about 1.
+    """
+    from .projection import equirect_to_face  # a sibling module; imported here to keep this file's top light
+
+    extent = float(np.tan(np.radians(window_deg)))
+    grey = luminance(np.asarray(pano, dtype=np.float32)) if np.ndim(pano) == 3 else np.asarray(pano)
+    steps = (2.0 * (np.arange(size) + 0.5) / size - 1.0) * extent
+    across, down = np.meshgrid(steps, steps)
+    radius = np.hypot(across, down)
+    ring = (radius > np.tan(np.radians(2.0))) & (radius < extent * 0.95)
+    unit_a, unit_d = across / np.maximum(radius, 1e-9), down / np.maximum(radius, 1e-9)
+    result = {}
+    for pole in ("pz", "nz"):
+        face = equirect_to_face(grey[..., None], pole, size, extent)[..., 0].astype(np.float64)
+        g_down, g_across = np.gradient(face)
+        radial = g_across * unit_a + g_down * unit_d
+        tangential = g_across * unit_d - g_down * unit_a
+        result[pole] = float((tangential[ring] ** 2).mean() / max((radial[ring] ** 2).mean(), 1e-20))
+    return result
+
+
 @dataclass(frozen=True)
 class HdrStats:
     """Dynamic range figures of HDR radiance (luminance), and whether it is usable as written."""

@@ -58,6 +58,7 @@ CURATED = (
     ),
 )
 _scan = [float("-inf"), []]  # (when, repo ids) of the last cache scan
+_lora_scan = [float("-inf"), []]
 # What follows the first dot of a file the pipeline loads: configs, tokenizer vocabularies, sentencepiece
 # models, weights and the index of sharded weights. Variant copies have more before it ("model.fp16.").
 _LOADED_SUFFIXES = ("json", "txt", "model", "safetensors", "safetensors.index.json")
@@ -111,7 +112,17 @@ def cached_models(max_age: float = 5.0) -> list[str]:
     return _scan[1]
 
 
-def _scan_cache() -> list[str]:
+def cached_loras(max_age: float = 5.0) -> list[str]:
+    """Repo ids in the local Hugging Face cache that hold LoRA weights (a .safetensors file at the top
+    and no model_index.json), sorted; scanned at most every `max_age` seconds like cached_models."""
+    checked, found = _lora_scan
+    if time.monotonic() - checked < max_age:
+        return found
+    _lora_scan[:] = [time.monotonic(), _scan_cache(loras=True)]
+    return _lora_scan[1]
+
+
+def _scan_cache(loras: bool = False) -> list[str]:
     try:
         hub = _hub()
     except MissingDependency:
@@ -122,8 +133,12 @@ def _scan_cache() -> list[str]:
         return []
     found = []
     for repo in cache.repos:
-        indexes = [Path(revision.snapshot_path) / "model_index.json" for revision in repo.revisions]
-        if repo.repo_type == "model" and any(snapshot_complete(index) for index in indexes):
+        snapshots = [Path(revision.snapshot_path) for revision in repo.revisions]
+        if repo.repo_type != "model":
+            continue
+        model = any(snapshot_complete(folder / "model_index.json") for folder in snapshots)
+        weights = any(any(folder.glob("*.safetensors")) for folder in snapshots)
+        if (weights and not model) if loras else model:
             found.append(repo.repo_id)
     return sorted(found)
 
@@ -135,13 +150,14 @@ class Download:
     pickle and single-file copies of the same weights.
     """
 
-    def __init__(self, repo_id: str, allow_network: bool, token: str | None = None):
+    def __init__(self, repo_id: str, allow_network: bool, token: str | None = None, lora: bool = False):
         if not allow_network:
             raise PromptscapeError(
                 "Downloading needs Blender's online access: Preferences > System > Network > "
                 "Allow Online Access (or copy the model folder to this machine and pick it as the model)"
             )
         self.repo_id = repo_id.strip()
+        self.lora = lora
         self.token = token or None
         self.state = "running"  # running, done, failed, cancelled
         self.message = ""
@@ -207,6 +223,9 @@ class Download:
         return Progress
 
     def _files(self, hub) -> list[str]:
+        if self.lora:  # a LoRA repo: its weights at the top, no pipeline index
+            files = hub.list_repo_files(self.repo_id, token=self.token)
+            return [name for name in files if "/" not in name and name.endswith((".safetensors", ".json"))]
         index_file = hub.hf_hub_download(self.repo_id, "model_index.json", token=self.token)
         try:
             with open(index_file, encoding="utf-8") as file:

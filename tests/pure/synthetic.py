@@ -83,3 +83,15 @@ def texture(size, seed=5, lighting=0.35):
         + 0.05 * coarse[..., None] * np.array([1, 0.5, -0.5])
     )
     return np.clip(base * light[..., None], 0, 1).astype(np.float32)
+
+
+def stretched_pole_panorama(width, seed=9):
+    """What a plain model draws at 2:1: detail everywhere, but above and below 55° latitude each column
+    is one colour smeared along its meridian, which Blender shows as a pinched point at each pole."""
+    height = width // 2
+    base = 0.5 + 0.12 * periodic_noise(height, width, seed)
+    streaks = 0.5 + 0.12 * periodic_noise(1, width, seed + 1)[0]
+    latitude = np.abs(90.0 - (np.arange(height) + 0.5) / height * 180.0)
+    blend = np.clip((latitude - 55.0) / 10.0, 0.0, 1.0)[:, None]
+    grey = (1 - blend) * base + blend * streaks[None, :]
+    return np.clip(np.repeat(grey[..., None], 3, axis=2) * np.array([0.8, 0.9, 1.0]), 0, 1).astype(np.float32)

@@ -145,5 +145,7 @@ def test_metadata(make, request_module):
         "device",
         "precision",
         "loras",
+        "poles",  # worlds record which pole treatment ran
     }
     assert all(isinstance(value, str) for value in meta.values())
+    assert "poles" not in make(mode="texture", width=64, height=64).validate().to_metadata()
