@@ -16,16 +16,19 @@ in generation/options.py. Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import runner, start
+from .flow import runner, start, world3d
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
     "Generation",
     "PromptscapeError",
+    "export_world",
     "generate_material",
     "generate_world",
     "material_from_image",
+    "world_depth",
     "world_from_image",
+    "world_mesh",
 ]
 
 
@@ -109,3 +112,36 @@ def material_from_image(path: str, objects=None, *, scene=None, wait: bool = Tru
     """Make a PBR material from a texture image and put it on `objects`; no model needed."""
     scene = scene or bpy.context.scene
     return _finish(start.material_from_image(scene, path, objects, **options), wait)
+
+
+def world_depth(world_or_path=None, *, scene=None, wait: bool = True, **options):
+    """Estimate the distance of every pixel of a world (default: the scene's) or a panorama file with a
+    depth model; returns the path of the depth map (EXR, metres along each ray; a 16-bit PNG beside it).
+    Options: camera_height (metres, sets the scale), depth_model (a Hugging Face id or a folder)."""
+    scene = scene or bpy.context.scene
+    return _finish(world3d.start_depth(scene, world_or_path or scene.world, **options), wait)
+
+
+def world_mesh(
+    world_or_path=None, depth=None, camera_height: float = 1.6, *, scene=None, wait=True, **options
+):
+    """A mesh of the world you can stand in (for VR parallax): vertices at the world's depth (estimated, or
+    `depth`: a depth map file of your own), textured with the panorama, seen by the camera only; returns
+    the object. Options: mesh_resolution, split_angle, depth_model."""
+    scene = scene or bpy.context.scene
+    given = {"depth": str(depth)} if depth else {}
+    task = world3d.start_depth(
+        scene, world_or_path or scene.world, mesh=True, camera_height=camera_height, **given, **options
+    )
+    return _finish(task, wait)
+
+
+def export_world(world=None, path=None, format: str = "glb", *, scene=None, wait: bool = True):
+    """Write a world for game engines and headsets: "glb" (the world mesh with its texture), "cubemap" (six
+    faces px, nx, py, ny, pz, nz into the folder `path`, Blender's axes) or "depth"; returns the path."""
+    scene = scene or bpy.context.scene
+    if path is None:
+        raise PromptscapeError(
+            "export_world needs a path: a .glb file, a folder for a cube map, or a depth file"
+        )
+    return _finish(world3d.export_world(scene, world or scene.world, path, format=format), wait)

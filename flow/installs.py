@@ -98,7 +98,7 @@ def start_self_test(device: str, precision: str):
     from ..generation.setup import self_test
 
     _self_test = worker.get_worker().submit_conversion(
-        lambda: self_test.run(device=device, precision=precision), {"prompt": "self-test"}
+        lambda job: self_test.run(device=device, precision=precision), {"prompt": "self-test"}
     )
     _watch(_poll_self_test)
     return _self_test

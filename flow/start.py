@@ -149,7 +149,7 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
     metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
     folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
 
-    def convert():  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
+    def convert(job):  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
         if is_hdr:
             return outputs.write_world_hdr(pixels, folder, stem, metadata, hdr.exposure, hdr.output_width)
         return outputs.write_world(pixels, folder, stem, metadata, hdr)
@@ -169,7 +169,7 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
     uids = [obj.session_uid for obj in targets]
 
-    def convert():  # in the worker thread: no bpy here
+    def convert(job):  # in the worker thread: no bpy here
         # Radiance: roll the highlights off into albedo range, then encode as sRGB like any texture.
         texture = linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
         return outputs.write_material(texture, folder, stem, metadata)

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
 from .errors import InvalidRequest
+from .setup.depth_models import DEFAULT as DEFAULT_DEPTH_MODEL
 
 # The kinds of job. A world or material from an image runs no model, so it takes no model options.
 GENERATE = frozenset({"world", "material"})
 WORLD = frozenset({"world", "world_from_image"})
 MATERIAL = frozenset({"material", "material_from_image"})
-KINDS = GENERATE | WORLD | MATERIAL
+# A world you can stand in: its depth, its mesh (depth first, when none is given), its exports.
+DEPTH = frozenset({"depth", "mesh"})
+EXPORT = frozenset({"export"})
+KINDS = GENERATE | WORLD | MATERIAL | DEPTH | EXPORT
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,17 @@ OPTIONS = (
     Option("poles", str, "repair", "Poles redrawn on the cube by the model, rows blended, or as drawn", W,
            choices=POLES, kind_defaults=(("world_from_image", "blend"),)),
     Option("pack", bool, False, "Pack the images into the .blend", W | M),
+    Option("camera_height", float, 1.6, "Metres from the ground up to the camera: the world's scale", DEPTH,
+           0.05, 100.0, 5.0, sidebar=True),
+    Option("depth_model", str, DEFAULT_DEPTH_MODEL, "A depth model: a Hugging Face id or a folder", DEPTH),
+    Option("depth", str, "", "Your own depth map instead of an estimate (EXR in metres; 8/16-bit near dark)",
+           frozenset({"mesh"})),
+    Option("mesh_resolution", int, 256, "Columns of the world mesh; it has half as many rows",
+           frozenset({"mesh"}), 16, 2048, 1024, sidebar=True),
+    Option("split_angle", float, 84.0, "Faces seen more edge-on than this are cut at depth jumps (degrees)",
+           frozenset({"mesh"}), 76.0, 89.9, sidebar=True),
+    Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map",
+           EXPORT, choices=("glb", "cubemap", "depth")),
 )
 # fmt: on
 BY_NAME = {option.name: option for option in OPTIONS}

@@ -161,9 +161,11 @@ class Worker:
         self._enqueue(job)
         return job
 
-    def submit_conversion(self, convert: Callable[[], object], metadata: dict[str, str]) -> Job:
-        """Queue work that needs no model, such as turning an existing image into files: it runs in turn in
-        this thread, off Blender's main thread. What `convert()` returns becomes `job.outputs`."""
+    def submit_conversion(self, convert: Callable[[Job], object], metadata: dict[str, str]) -> Job:
+        """Queue work that is not a generation, such as turning an existing image into files or estimating
+        depth: it runs in turn in this thread, off Blender's main thread. `convert(job)` may set the job's
+        stage, step and steps and should stop when `job.cancel_requested` (raising Cancelled); what it
+        returns becomes `job.outputs`."""
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(None, convert)
@@ -253,12 +255,14 @@ class Worker:
         job.state = "postprocessing"
         start = time.perf_counter()
         try:
-            job.outputs = _write_results(job._on_image)
+            job.outputs = _write_results(lambda: job._on_image(job))
             job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during the conversion; the files were kept"))
             else:
                 job._finish("done")
+        except Cancelled as error:
+            job._finish("cancelled", error)
         except PromptscapeError as error:
             job._finish("failed", error)
         except Exception as error:

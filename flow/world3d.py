@@ -1,0 +1,218 @@
+"""Stage 2 for a world you can stand in: its depth, its mesh and its exports, submitted like generations.
+
+The depth model, the merge, the mesh arrays and every file run in the worker thread; the main thread only
+reads the world's pixels (Blender reads every format) and, once the files are on disk, builds the mesh or
+runs Blender's glTF exporter. Exports of cube faces and depth maps need no torch.
+"""
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .. import preferences
+from ..generation.engine import worker
+from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
+from ..generation.imaging import depth as depth_maps
+from ..generation.imaging import image_files, projection, world_mesh
+from ..generation.imaging.hdr import linear_to_srgb
+from ..scene import images, world
+from ..scene import world_mesh as mesh_writer
+from . import runner
+from .settings import blender_path, file_stem, merge_options, output_folder
+
+DEPTH_KEY = "promptscape_depth"  # on the World: the depth map made for it, reused by meshes and exports
+VIEW_SIZE = 518  # Depth Anything's own input size
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthOutputs:
+    exr: Path  # float32 metres along each ray
+    png: Path  # 16-bit, near dark, far bright: distance / SKY_DISTANCE
+    distance: np.ndarray
+    mesh: object = None  # imaging.world_mesh.MeshArrays, for a mesh job
+
+
+def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
+    """(pixels, is_hdr, metadata, label) of a World made by Promptscape or of a panorama file."""
+    if isinstance(source, bpy.types.World):
+        environment = world.environment_node(source)
+        if environment is None or environment.image is None:
+            raise PromptscapeError(
+                f"The world {source.name!r} has no Promptscape panorama: make or apply one"
+            )
+        path = Path(bpy.path.abspath(environment.image.filepath))
+        pixels, is_hdr = images.read_pixels(path)
+        return pixels, is_hdr, images.metadata_of(source), source.name
+    path = Path(blender_path(source))
+    pixels, is_hdr = images.read_pixels(path)
+    return pixels, is_hdr, {"source_image": str(path), "prompt": path.stem}, path.name
+
+
+def display_srgb(pixels: np.ndarray, is_hdr: bool) -> np.ndarray:
+    """What a depth model (or an LDR export) sees: radiance exposed so the sky's median is mid grey and
+    rolled off, in sRGB; an 8-bit panorama as it is."""
+    if not is_hdr:
+        return pixels
+    key = 0.18 / max(float(np.median(pixels[: max(1, pixels.shape[0] // 2)].mean(axis=-1))), 1e-9)
+    exposed = pixels * np.float32(key)
+    return linear_to_srgb(exposed / (1.0 + exposed))
+
+
+def _write_depth(distance: np.ndarray, folder: Path, stem: str, metadata: dict) -> tuple[Path, Path]:
+    stem, (exr, png) = image_files.unique_stem(folder, stem, ["-depth.exr", "-depth.png"])
+    text = {str(k): str(v) for k, v in metadata.items()}
+    image_files.write_exr(exr, np.repeat(distance[..., None], 3, axis=2), text)
+    image_files.write_png(png, np.clip(distance / depth_maps.SKY_DISTANCE, 0.0, 1.0), 16, text)
+    return exr, png
+
+
+def _estimate(pixels, is_hdr, options: dict, device: str, job) -> depth_maps.WorldDepth:
+    """The depth model on the widened cube views, in the worker thread, with progress and cancel."""
+    from ..generation.engine import depth_estimator, devices
+
+    def check_cancel():
+        if job.cancel_requested:
+            raise Cancelled("cancelled while estimating depth; nothing was changed")
+
+    def progress(done, total):
+        job.step, job.steps, job.stage = done, total, f"estimating depth, view {done} of {total}"
+
+    model = blender_path(options["depth_model"])
+    estimate = depth_estimator.estimator(model, devices.resolve_device(device), check_cancel, progress)
+    view = min(VIEW_SIZE, max(64, pixels.shape[0] // 2))
+    return depth_maps.estimate_world_depth(
+        display_srgb(pixels, is_hdr), estimate, view, options["camera_height"]
+    )
+
+
+def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
+    """Estimate the depth of a world (or use `depth=` a map of one's own) and, with `mesh`, build its mesh.
+
+    The depth files are written in the worker; the World gets the path, a mesh job puts the mesh in.
+    """
+    kind = "mesh" if mesh else "depth"
+    options = merge_options(scene, kind, overrides)
+    pixels, is_hdr, metadata, label = panorama_of(source)
+    given = options.get("depth") or ""
+    supplied = images.read_pixels(Path(blender_path(given))) if given else None
+    metadata = {**metadata, "mode": kind, "camera_height": f"{options['camera_height']:g}"}
+    folder, stem = output_folder(), file_stem("world", metadata.get("prompt", label), "depth")
+    device = preferences.get().device
+
+    def work(job):  # the worker thread: no bpy here
+        if supplied is not None:
+            values, metres = supplied
+            found = depth_maps.depth_from_image(values, metres, options["camera_height"])
+        else:
+            found = _estimate(pixels, is_hdr, options, device, job)
+        exr, png = _write_depth(found.distance, folder, stem, metadata)
+        arrays = None
+        if mesh:
+            job.stage = "building the mesh"
+            columns = options["mesh_resolution"]
+            arrays = world_mesh.build_world_mesh(
+                found.distance, columns, columns // 2, options["split_angle"]
+            )
+        return DepthOutputs(exr, png, found.distance, arrays)
+
+    target_uid = scene.session_uid
+    world_uid = source.session_uid if isinstance(source, bpy.types.World) else None
+
+    def apply(task):
+        if world_uid is not None:
+            for candidate in bpy.data.worlds:
+                if candidate.session_uid == world_uid:
+                    candidate[DEPTH_KEY] = str(task.job.outputs.exr)
+        if not mesh:
+            return task.job.outputs.exr
+        target = next((s for s in bpy.data.scenes if s.session_uid == target_uid), None)
+        if target is None:
+            raise PromptscapeError("The scene was deleted meanwhile; the depth files are on disk")
+        return mesh_writer.apply_world_mesh(target, task.job.outputs.mesh, task.metadata)
+
+    job = worker.get_worker().submit_conversion(work, metadata)
+    return runner.start(runner.Task(job, kind, label, apply))
+
+
+def export_world(scene, source, path, **overrides) -> runner.Task:
+    """Write a world for other tools: `format` "glb" (the world mesh, with its texture), "cubemap" (six faces
+    px, nx, py, ny, pz, nz as EXR and PNG into the folder `path`) or "depth" (the depth map as EXR and
+    16-bit PNG). Nothing in the scene changes."""
+    options = merge_options(scene, "export", overrides)
+    target = Path(blender_path(str(path)))
+    if options["format"] == "glb":
+        return _export_glb(scene, source, target)
+    if options["format"] == "depth":
+        return _export_depth(source, target)
+    pixels, is_hdr, metadata, label = panorama_of(source)
+
+    def work(job):
+        target.mkdir(parents=True, exist_ok=True)
+        size = max(16, pixels.shape[1] // 4)  # a face spans 90°: a quarter of the panorama's width
+        text = {str(k): str(v) for k, v in metadata.items()}
+        written = []
+        for number, (face, image) in enumerate(projection.equirect_to_cube(pixels, size).items(), 1):
+            if job.cancel_requested:
+                raise Cancelled("cancelled while exporting the cube map; the faces written are kept")
+            job.stage, job.step, job.steps = f"writing cube face {face}", number, 6
+            if is_hdr:
+                written.append(image_files.write_exr(target / f"{face}.exr", image, text))
+            written.append(
+                image_files.write_png(target / f"{face}.png", display_srgb(image, is_hdr), 8, text)
+            )
+        return written
+
+    job = worker.get_worker().submit_conversion(work, metadata)
+    return runner.start(runner.Task(job, "export", label, lambda task: target))
+
+
+def _export_depth(source, target: Path) -> runner.Task:
+    if not isinstance(source, bpy.types.World) or not source.get(DEPTH_KEY):
+        raise InvalidRequest("This world has no depth map yet: run World Depth (api.world_depth) first")
+    made = Path(source[DEPTH_KEY])
+    stem = target.with_suffix("")
+
+    def work(job):  # copies of the files made with the world: EXR in metres, 16-bit PNG near dark
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made, stem.with_suffix(".exr"))
+        shutil.copyfile(made.with_suffix(".png"), stem.with_suffix(".png"))
+        return [stem.with_suffix(".exr"), stem.with_suffix(".png")]
+
+    job = worker.get_worker().submit_conversion(work, images.metadata_of(source))
+    return runner.start(runner.Task(job, "export", source.name, lambda task: stem.with_suffix(".exr")))
+
+
+def _export_glb(scene, source, target: Path) -> runner.Task:
+    """Blender's own glTF exporter, on the world mesh alone; it runs on the main thread, as operators do."""
+    mesh = mesh_writer.find_world_mesh(scene)
+    if mesh is None:
+        raise InvalidRequest("This scene has no world mesh yet: run World Mesh (api.world_mesh) first")
+    target = target if target.suffix.lower() == ".glb" else target.with_suffix(".glb")
+
+    def work(job):  # nothing to compute off the main thread: the exporter reads the scene
+        return target
+
+    def apply(task):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        selected = [obj for obj in scene.objects if obj.select_get()]
+        try:  # the exporter's "selection" is the objects' own select state
+            for obj in selected:
+                obj.select_set(False)
+            mesh.select_set(True)
+            with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
+                done = bpy.ops.export_scene.gltf(
+                    filepath=str(target), export_format="GLB", use_selection=True, use_active_scene=True
+                )
+        finally:
+            mesh.select_set(False)
+            for obj in selected:
+                obj.select_set(True)
+        if done != {"FINISHED"}:
+            raise PromptscapeError(f"Blender's glTF exporter did not finish ({done}); see the console")
+        return target
+
+    job = worker.get_worker().submit_conversion(work, images.metadata_of(mesh))
+    return runner.start(runner.Task(job, "export", target.name, apply))

@@ -1,0 +1,101 @@
+"""The world mesh in the scene: an inward-facing mesh at the world's depth, lit by nothing, seen by the
+camera only, textured with the world's own panorama and turning with the world's rotation."""
+
+import bpy
+import numpy as np
+
+from ..generation.errors import PromptscapeError
+from . import images, nodes, world
+
+OBJECT_NAME = "Promptscape World Mesh"
+MARK = "promptscape_world_mesh"  # on the object: names change (.001 in another scene), marks do not
+# The ray types the mesh hides from: it must not shadow or block the world's light or a Sun lamp.
+HIDDEN_FROM = (
+    "visible_diffuse",
+    "visible_glossy",
+    "visible_transmission",
+    "visible_volume_scatter",
+    "visible_shadow",
+)
+
+
+def build_mesh(name: str, arrays) -> bpy.types.Mesh:
+    """A mesh datablock from imaging.world_mesh.MeshArrays, in one foreach_set per attribute."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(arrays.positions))
+    mesh.vertices.foreach_set("co", arrays.positions.ravel())
+    mesh.loops.add(len(arrays.corners))
+    mesh.loops.foreach_set("vertex_index", arrays.corners)
+    mesh.polygons.add(arrays.face_count)
+    starts = np.concatenate([[0], np.cumsum(arrays.sizes)[:-1]]).astype(np.int32)
+    mesh.polygons.foreach_set("loop_start", starts)
+    if bpy.app.version < (4, 0, 0):  # newer Blenders derive loop_total from the starts
+        mesh.polygons.foreach_set("loop_total", arrays.sizes)
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", arrays.uvs.ravel())
+    mesh.update(calc_edges=True)
+    mesh.validate(clean_customdata=False)
+    return mesh
+
+
+def _material(environment_image, metadata: dict):
+    material = bpy.data.materials.new("PS World Mesh")
+    tree = nodes.ensure_node_tree(material)
+    for node in list(tree.nodes):
+        tree.nodes.remove(node)
+    texture = nodes.ours(tree, "Panorama", "ShaderNodeTexImage", (-500, 300))
+    texture.image = environment_image
+    emission = nodes.ours(tree, "Emission", "ShaderNodeEmission", (-200, 300))
+    output = nodes.output_node(tree, "ShaderNodeOutputMaterial", (100, 300))
+    nodes.link(tree, texture.outputs["Color"], emission.inputs["Color"])
+    nodes.link(tree, emission.outputs["Emission"], output.inputs["Surface"])
+    images.tag(material, metadata)
+    return material
+
+
+def apply_world_mesh(scene, arrays, metadata: dict):
+    """Put the world mesh of `scene`'s world into it (replacing an earlier one of ours); returns the object."""
+    environment = world.environment_node(scene.world)
+    if environment is None or environment.image is None:
+        raise PromptscapeError("The scene's world is not a Promptscape world: make or apply one first")
+    mesh = build_mesh(OBJECT_NAME, arrays)
+    try:
+        mesh.materials.append(_material(environment.image, metadata))
+        previous = find_world_mesh(scene)
+        obj = bpy.data.objects.new(OBJECT_NAME, mesh)
+        scene.collection.objects.link(obj)
+    except Exception:
+        bpy.data.meshes.remove(mesh)
+        raise
+    for flag in HIDDEN_FROM:
+        setattr(obj, flag, False)
+    _follow_world_rotation(obj, scene.world)
+    images.tag(obj, metadata)
+    obj[MARK] = True
+    if previous is not None:  # ours, made earlier: the new one replaces it
+        old_mesh = previous.data
+        bpy.data.objects.remove(previous)
+        if old_mesh.users == 0:
+            bpy.data.meshes.remove(old_mesh)
+    return obj
+
+
+def find_world_mesh(scene):
+    """The world mesh Promptscape put in `scene`, or None."""
+    return next((obj for obj in scene.objects if obj.get(MARK)), None)
+
+
+def _follow_world_rotation(obj, world_datablock):
+    """A driver: the mesh turns by minus the Mapping node's Z rotation, as the world appears to turn
+    (the Mapping node rotates the lookup vector, so the picture turns the other way)."""
+    curve = obj.driver_add("rotation_euler", 2)
+    driver = curve.driver
+    driver.type = "SCRIPTED"
+    variable = driver.variables.new()
+    variable.name = "turn"
+    variable.targets[0].id_type = "WORLD"
+    variable.targets[0].id = world_datablock
+    variable.targets[
+        0
+    ].data_path = f'node_tree.nodes["{nodes.PREFIX}Mapping"].inputs["Rotation"].default_value[2]'
+    driver.expression = "-turn"  # a simple expression: Blender evaluates it without running Python
