@@ -54,7 +54,7 @@ def _material(environment_image, metadata: dict):
 
 
 def apply_world_mesh(scene, arrays, metadata: dict):
-    """Put the world mesh of `scene`'s world into it (replacing an earlier one of ours); returns the object."""
+    """Put the world mesh of `scene`'s world into it, replacing an earlier one of ours; return it."""
     environment = world.environment_node(scene.world)
     if environment is None or environment.image is None:
         raise PromptscapeError("The scene's world is not a Promptscape world: make or apply one first")
