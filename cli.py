@@ -3,6 +3,8 @@
     blender -c promptscape world "misty pine forest at dawn" --blend in.blend --output out.blend --seed 7
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
+    blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
+    blender -c promptscape export cube/ --format cubemap --blend scene.blend
     blender -c promptscape selftest
     blender --online-mode -c promptscape download stabilityai/stable-diffusion-xl-base-1.0
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import runner, start
+from .flow import runner, start, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -60,9 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
                 add_option(sub, option)
         if kind in declared.MATERIAL:
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
+        if kind in declared.WORLD:  # then a world you can stand in
+            sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
+            sub.add_argument("--export", metavar="PATH", help="also export: .glb, a folder (cube map), .exr")
+            for option in declared.for_kind("mesh"):
+                add_option(sub, option)
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")
         sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
+    export = commands.add_parser("export", help="export the world of a .blend: glb, cube map or depth")
+    export.add_argument("path", help="a .glb file, a folder for the cube faces, or a depth file (.exr)")
+    export.add_argument("--blend", required=True, help="the .blend whose world to export")
+    for option in declared.for_kind("export"):
+        add_option(export, option)
     selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
     selftest.add_argument("--device", choices=declared.BY_NAME["device"].choices, default="auto")
     download = commands.add_parser(
@@ -104,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         report = self_test.run(device=args.device)
         print(report.summary())
         return 0 if report.ok else 1
+    if args.command == "export":
+        bpy.ops.wm.open_mainfile(filepath=args.blend)
+        scene = bpy.context.scene
+        finish(world3d.export_world(scene, scene.world, args.path, format=args.format or "glb"))
+        return 0
     if args.save and not args.blend:
         raise PromptscapeError("--save writes the result back into the --blend file: give --blend IN.blend")
     if not args.output and not args.save:
@@ -147,8 +164,11 @@ def download_model(repo_id: str) -> int:
 
 def generate(args: argparse.Namespace) -> int:
     """Start the command's task in the open file, wait for it and apply it; raises on failure."""
-    skip = {"command", "blend", "output", "save", "prompt", "path", "objects"}
-    options = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
+    skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export"}
+    stand_in = {option.name for option in declared.for_kind("mesh")}
+    given = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
+    options = {key: value for key, value in given.items() if key not in stand_in}
+    mesh_options = {key: value for key, value in given.items() if key in stand_in}
     scene = bpy.context.scene
     objects = None
     if getattr(args, "objects", None):
@@ -164,12 +184,28 @@ def generate(args: argparse.Namespace) -> int:
         task = start.world_from_image(scene, args.path, **options)
     else:
         task = start.material_from_image(scene, args.path, objects, **options)
+    finish(task)
+    if getattr(args, "mesh", False):
+        finish(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
+    if getattr(args, "export", None):
+        finish(world3d.export_world(scene, scene.world, args.export, format=export_format(args.export)))
+    return 0
+
+
+def export_format(path: str) -> str:
+    """What --export writes, from its name: a .glb, a depth map (.exr/.png), else a cube-map folder."""
+    suffix = Path(path).suffix.lower()
+    return "glb" if suffix == ".glb" else "depth" if suffix in (".exr", ".png") else "cubemap"
+
+
+def finish(task) -> object:
+    """Wait for a task with a progress line per step, apply it and say so; raises on failure."""
     progress = ProgressPrinter()
     runner.wait(task, progress=progress)
     progress(task)
     result = api.Generation(task).result()
-    print(f"promptscape: {task.kind} '{result.name}' applied", file=sys.stderr)
-    return 0
+    print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
+    return result
 
 
 def main(argv: list[str]) -> int:

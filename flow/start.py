@@ -14,7 +14,7 @@ from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
 from ..generation.imaging.hdr import linear_to_srgb
 from ..generation.setup import world_presets
-from ..scene import images, material, world
+from ..scene import images, material, world, world_mesh
 from . import runner
 from .settings import (
     SELECT_OBJECTS,
@@ -182,10 +182,15 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
 
 
 def reapply(entry: runner.HistoryEntry, scene, objects=None):
-    """Apply a result from the history again: to `scene`'s world, or as a new material on `objects`."""
+    """Apply a result from the history again: to `scene`'s world, as its world mesh, or as a new material on
+    `objects`. Depths and exports are files only: there is nothing to apply."""
     if entry.kind == "world":
         options = default_options(scene, "world")
         return world.apply_world(scene, entry.outputs.exr, entry.metadata, options["strength"])
+    if entry.kind == "mesh":
+        return world_mesh.apply_world_mesh(scene, entry.outputs.mesh, entry.metadata)
+    if entry.kind != "material":
+        raise PromptscapeError(f"A {entry.kind} result is files on disk: {entry.outputs}")
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)

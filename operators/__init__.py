@@ -4,9 +4,16 @@ import bpy
 
 from .. import preferences
 from ..flow import installs
-from . import dependencies, from_image, generate, history, models
+from . import dependencies, from_image, generate, history, models, world3d
 
-classes = generate.classes + from_image.classes + history.classes + dependencies.classes + models.classes
+classes = (
+    generate.classes
+    + from_image.classes
+    + history.classes
+    + dependencies.classes
+    + models.classes
+    + world3d.classes
+)
 
 
 def register():

@@ -2,9 +2,9 @@
 
 import bpy
 
-from . import history, main, previews
+from . import history, main, previews, world3d
 
-classes = main.classes + history.classes
+classes = main.classes + history.classes + world3d.classes
 
 
 def register():

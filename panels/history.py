@@ -5,6 +5,8 @@ import bpy
 from ..flow import runner
 from .previews import thumbnail_icon
 
+ICONS = {"world": "WORLD", "material": "MATERIAL", "mesh": "MESH_UVSPHERE", "depth": "MOD_DISPLACE"}
+
 
 class PROMPTSCAPE_PT_history(bpy.types.Panel):
     bl_label = "History"
@@ -24,7 +26,7 @@ class PROMPTSCAPE_PT_history(bpy.types.Panel):
             row = layout.row()
             row.template_icon(icon_value=thumbnail_icon(entry), scale=2.0)
             col = row.column(align=True)
-            col.label(text=entry.label[:40], icon="WORLD" if entry.kind == "world" else "MATERIAL")
+            col.label(text=entry.label[:40], icon=ICONS.get(entry.kind, "FILE"))
             col.label(text=f"Seed {entry.metadata.get('seed', '-')}")
             buttons = col.row(align=True)
             buttons.operator("promptscape.reapply", text="Re-apply").key = entry.key

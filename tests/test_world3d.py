@@ -162,3 +162,32 @@ def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
         assert image.shape[:2] == (size, size)
         # atol: straight down, Blender's bilinear lookup wraps into the top row by a hair (0.015 here).
         np.testing.assert_allclose(seen, centre, rtol=0.03, atol=0.02, err_msg=face)
+
+
+def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path):
+    cli = importlib.import_module(addon.__name__ + ".cli")
+    out, glb = tmp_path / "out.blend", tmp_path / "world.glb"
+    argv = ["world", "a canyon", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
+    argv += ["--mesh", "--depth-model", str(tiny_depth), "--mesh-resolution", "32", "--export", str(glb)]
+    assert cli.main([*argv, "--device", "cpu", "--poles", "off", "--output", str(out)]) == 0
+    assert glb.is_file()
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    (mesh,) = [obj for obj in bpy.context.scene.objects if obj.get("promptscape_world_mesh")]
+    assert len(mesh.data.polygons) > 0
+    folder = tmp_path / "faces"
+    assert cli.main(["export", str(folder), "--format", "cubemap", "--blend", str(out)]) == 0
+    assert len(list(folder.glob("*.png"))) == 6
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_the_operators_and_the_sidebar(room_world, tiny_depth, tmp_path):
+    from test_extension import draw
+
+    scene, world = room_world
+    assert bpy.ops.promptscape.world_mesh(depth_model=str(tiny_depth), mesh_resolution=32) == {"FINISHED"}
+    texts = draw(bpy.types.PROMPTSCAPE_PT_world3d, bpy.context)
+    assert "promptscape.world_depth" in texts and "promptscape.world_mesh" in texts
+    assert {"GLB", "Cube Map", "Depth"} <= set(texts) and "prop:camera_height" in texts
+    path = tmp_path / "depth.exr"
+    assert bpy.ops.promptscape.export_world(filepath=str(path), format="depth") == {"FINISHED"}
+    assert path.is_file() and path.with_suffix(".png").is_file()
