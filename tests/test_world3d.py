@@ -183,7 +183,7 @@ def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_
 def test_the_operators_and_the_sidebar(room_world, tiny_depth, tmp_path):
     from test_extension import draw
 
-    scene, world = room_world
+    _scene, _world = room_world  # the scene whose world the operators work on
     assert bpy.ops.promptscape.world_mesh(depth_model=str(tiny_depth), mesh_resolution=32) == {"FINISHED"}
     texts = draw(bpy.types.PROMPTSCAPE_PT_world3d, bpy.context)
     assert "promptscape.world_depth" in texts and "promptscape.world_mesh" in texts
