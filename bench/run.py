@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import bpy  # noqa: E402  (after the environment above is set)
 import numpy as np  # noqa: E402
+from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
 import blender_tools  # noqa: E402
 
@@ -38,6 +39,7 @@ class Bench:
 
     def __init__(self):
         addon = blender_tools.install_extension(blender_tools.build_zip(Path(tempfile.mkdtemp())))
+        self.addon_name = addon.__name__
         generation = (
             "engine.worker", "engine.request", "engine.models", "imaging.outputs", "imaging.hdr",
             "imaging.image_files", "setup.tiny_models",
@@ -264,6 +266,9 @@ def main() -> int:
     model_cache(bench, tiny)
     memory(bench, tiny, peak)
     stopping(bench, tiny)
+    world3d(
+        bench, bench.addon_name, ROOT / ".cache" / "tiny-models", Path(tempfile.mkdtemp(prefix="bench-3d-"))
+    )
     import torch
 
     if args.gpu_model and torch.cuda.is_available():
