@@ -3,19 +3,15 @@
 import bpy
 
 from ..flow import runner
+from .main import SidebarSubpanel
 from .previews import thumbnail_icon
 
 ICONS = {"world": "WORLD", "material": "MATERIAL", "mesh": "MESH_UVSPHERE", "depth": "MOD_DISPLACE"}
 
 
-class PROMPTSCAPE_PT_history(bpy.types.Panel):
+class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):
     bl_label = "History"
     bl_idname = "PROMPTSCAPE_PT_history"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Promptscape"
-    bl_parent_id = "PROMPTSCAPE_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

@@ -33,6 +33,17 @@ def advanced_options(kind: str) -> list[str]:
     return [option.name for option in declared.for_kind(kind) if option.sidebar and option.name not in TOP]
 
 
+class SidebarSubpanel:
+    """Where every Promptscape subpanel sits: under the Promptscape tab of the 3D viewport's sidebar,
+    closed until opened."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Promptscape"
+    bl_parent_id = "PROMPTSCAPE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+
 class PROMPTSCAPE_PT_main(bpy.types.Panel):
     bl_label = "Promptscape"
     bl_idname = "PROMPTSCAPE_PT_main"

@@ -5,16 +5,12 @@ import bpy
 from ..generation import options as declared
 from ..scene import world as world_nodes
 from ..scene import world_mesh
+from .main import SidebarSubpanel
 
 
-class PROMPTSCAPE_PT_world3d(bpy.types.Panel):
+class PROMPTSCAPE_PT_world3d(SidebarSubpanel, bpy.types.Panel):
     bl_label = "Depth & Mesh"
     bl_idname = "PROMPTSCAPE_PT_world3d"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Promptscape"
-    bl_parent_id = "PROMPTSCAPE_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

@@ -4,9 +4,9 @@ The tiny one runs the real estimation path in the tests in milliseconds; the ful
 published configuration, random weights) measures time and memory at real size without a download.
 """
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from .tiny_models import build_once
 
 DEFAULT = "depth-anything/Depth-Anything-V2-Small-hf"  # Apache-2.0, 25 M parameters
 BUILDER_VERSION = 1
@@ -47,18 +47,6 @@ def build_depth_model(folder: Path, size: str = "tiny", seed: int = 0) -> Path:
 
 
 def ensure_depth_model(size: str, cache_dir: Path) -> Path:
-    """The folder of the random-weight `size` depth model under cache_dir, built once (atomically)."""
+    """The folder of the random-weight `size` depth model under cache_dir, built once."""
     target = Path(cache_dir) / f"depth-{size}-v{BUILDER_VERSION}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".depth-{size}-", dir=target.parent))
-    try:
-        build_depth_model(building, size)
-        building.rename(target)
-    except OSError:
-        if not (target / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return target
+    return build_once(target, "config.json", lambda folder: build_depth_model(folder, size))

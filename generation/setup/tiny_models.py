@@ -158,27 +158,31 @@ def build_tiny_pipeline(kind: str):
 
 
 def ensure_tiny_pipeline(kind: str, cache_dir: Path) -> Path:
-    """The folder of the tiny `kind` pipeline under cache_dir, built once and reused.
+    """The folder of the tiny `kind` pipeline under cache_dir, built once and reused."""
 
-    It is built in a temporary sibling folder and moved into place atomically, so processes building
-    at the same time never see a half-written folder.
-    """
-    cache_dir = Path(cache_dir)
-    target = cache_dir / f"{kind}-v{BUILDER_VERSION}"
-    if (target / "model_index.json").is_file():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{kind}-building-", dir=cache_dir))
-    try:
-        build_tiny_pipeline(kind).save_pretrained(building, safe_serialization=True)
+    def build(folder: Path):
+        build_tiny_pipeline(kind).save_pretrained(folder, safe_serialization=True)
         # transformers 5 saves only tokenizer.json; the BPE files keep the folder loadable by older versions.
-        for tokenizer_folder in building.glob("tokenizer*"):
+        for tokenizer_folder in folder.glob("tokenizer*"):
             write_tokenizer(tokenizer_folder)
+
+    return build_once(Path(cache_dir) / f"{kind}-v{BUILDER_VERSION}", "model_index.json", build)
+
+
+def build_once(target: Path, marker: str, build) -> Path:
+    """`target`, made by `build(folder)` unless it already holds `marker`: built in a temporary sibling
+    folder and moved into place atomically, so processes building at the same time never see half a
+    folder (the first to finish wins; the others use its folder)."""
+    if (target / marker).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}-building-", dir=target.parent))
+    try:
+        build(building)
         try:
             os.replace(building, target)
         except OSError:
-            # Another process won the race and its folder is complete: use it.
-            if not (target / "model_index.json").is_file():
+            if not (target / marker).is_file():
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
