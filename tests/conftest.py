@@ -89,3 +89,10 @@ def tiny_sdxl(addon) -> Path:
     """A tiny random-weight SDXL-style diffusers folder, built offline."""
     tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     return tiny_models.ensure_tiny_pipeline("sdxl", TINY_MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def tiny_depth(addon) -> Path:
+    """A tiny random-weight Depth Anything V2 model folder (transformers), built offline."""
+    depth_models = importlib.import_module(addon.__name__ + ".generation.setup.depth_models")
+    return depth_models.ensure_depth_model("tiny", TINY_MODEL_CACHE)

@@ -45,7 +45,7 @@ def test_cancel_while_repairing_poles_leaves_the_scene_as_it_was(api, errors, ad
         "a cave", scene=scene, model=str(tiny_sd), wait=False, **{**WORLD, "steps": 60}
     )
     job = generation._task.job
-    wait_until(lambda: job.stage == "repairing poles" or job.done, timeout=120, what="the pole repair")
+    wait_until(lambda: job.stage == "repairing poles" or job.done, timeout=600, what="the pole repair")
     assert job.stage == "repairing poles" and not job.done
     started = time.monotonic()
     generation.cancel()

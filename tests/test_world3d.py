@@ -66,14 +66,6 @@ def room_world(api, world_file):
     return scene, api.world_from_image(str(world_file), scene=scene)
 
 
-@pytest.fixture(scope="module")
-def tiny_depth(addon):
-    depth_models = importlib.import_module(addon.__name__ + ".generation.setup.depth_models")
-    from conftest import TINY_MODEL_CACHE
-
-    return depth_models.ensure_depth_model("tiny", TINY_MODEL_CACHE)
-
-
 def test_the_tiny_depth_model_runs_the_real_estimation_path(api, room_world, tiny_depth):
     scene, world = room_world
     path = api.world_depth(world, scene=scene, depth_model=str(tiny_depth))
