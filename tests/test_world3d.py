@@ -10,6 +10,12 @@ import pytest
 from mathutils import Vector
 from scene_helpers import new_scene, read_exr, render, write_exr
 
+# Blender 4.2's bpy module crashes on exit (signal 11) after its glTF add-on ran; 5.0 and 5.2 test .glb.
+GLTF_EXITS_CLEANLY = pytest.mark.skipif(
+    bpy.app.version < (5, 0, 0), reason="4.2's module crashes at exit after glTF"
+)
+
+
 ROOM = {"x": (-3.0, 4.0), "y": (-2.5, 3.5), "z": (-1.6, 1.4)}
 
 
@@ -114,6 +120,7 @@ def test_depth_jumps_split_the_mesh(api, room_world, tmp_path):
     assert 1 in edge_faces(obj.data)
 
 
+@GLTF_EXITS_CLEANLY
 def test_the_glb_reimports_with_its_faces_positions_and_texture(api, room_world, tmp_path):
     scene, world = room_world
     depth = write_exr(tmp_path / "depth.exr", np.repeat(room_distance(directions(128, 256))[..., None], 3, 2))
@@ -156,6 +163,7 @@ def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
         np.testing.assert_allclose(seen, centre, rtol=0.03, atol=0.02, err_msg=face)
 
 
+@GLTF_EXITS_CLEANLY
 def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path):
     cli = importlib.import_module(addon.__name__ + ".cli")
     out, glb = tmp_path / "out.blend", tmp_path / "world.glb"
