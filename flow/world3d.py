@@ -16,14 +16,13 @@ from .. import preferences
 from ..generation.engine import worker
 from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
 from ..generation.imaging import depth as depth_maps
-from ..generation.imaging import image_files, projection, world_mesh
-from ..generation.imaging.hdr import linear_to_srgb
+from ..generation.imaging import image_files, outputs, projection, world_mesh
 from ..scene import images, world
 from ..scene import world_mesh as mesh_writer
 from . import runner
 from .settings import blender_path, file_stem, merge_options, output_folder
 
-DEPTH_KEY = "promptscape_depth"  # on the World: the depth map made for it, reused by meshes and exports
+DEPTH_KEY = "promptscape_depth"  # on the World: the depth map made for it, which the depth export copies
 VIEW_SIZE = 518  # Depth Anything's own input size
 
 
@@ -52,13 +51,8 @@ def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
 
 
 def display_srgb(pixels: np.ndarray, is_hdr: bool) -> np.ndarray:
-    """What a depth model (or an LDR export) sees: radiance exposed so the sky's median is mid grey and
-    rolled off, in sRGB; an 8-bit panorama as it is."""
-    if not is_hdr:
-        return pixels
-    key = 0.18 / max(float(np.median(pixels[: max(1, pixels.shape[0] // 2)].mean(axis=-1))), 1e-9)
-    exposed = pixels * np.float32(key)
-    return linear_to_srgb(exposed / (1.0 + exposed))
+    """What a depth model (or an LDR export) sees: radiance as a picture, an 8-bit panorama as it is."""
+    return outputs.display_srgb(pixels) if is_hdr else pixels
 
 
 def _write_depth(distance: np.ndarray, folder: Path, stem: str, metadata: dict) -> tuple[Path, Path]:

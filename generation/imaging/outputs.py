@@ -159,6 +159,14 @@ def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOu
     return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=found)
 
 
+def display_srgb(radiance: np.ndarray) -> np.ndarray:
+    """Radiance as a picture: the median sky at mid grey, highlights rolled off (Reinhard), then sRGB.
+    The previews of HDR inputs, what a depth model sees of an HDR world and the cube faces' PNGs."""
+    sky = luminance(radiance[: max(1, radiance.shape[0] // 2)])
+    exposed = radiance * np.float32(0.18 / max(float(np.median(sky)), 1e-9))
+    return linear_to_srgb(exposed / (1.0 + exposed))
+
+
 def write_world_hdr(
     radiance, folder, stem: str, metadata: dict, exposure: float = 0.0, output_width: int | None = None
 ) -> WorldOutputs:
@@ -179,11 +187,7 @@ def write_world_hdr(
         data *= np.float32(2.0**exposure)
     if output_width and output_width != data.shape[1]:
         data = np.maximum(resize_wrap(data, output_width // 2, output_width), np.float32(floor))
-    # Preview: the median sky at mid grey, highlights rolled off (Reinhard), then sRGB.
-    sky = luminance(data[: max(1, data.shape[0] // 2)])
-    key = 0.18 / max(float(np.median(sky)), 1e-9)
-    exposed = data * np.float32(key)
-    ldr = linear_to_srgb(exposed / (1.0 + exposed))
+    ldr = display_srgb(data)
     return _write_world_files(data, ldr, folder, stem, metadata, lambda: world_report(None, data))
 
 
