@@ -10,6 +10,7 @@ import numbers
 import os
 from dataclasses import dataclass
 
+from .engine.memory_plan import MEMORY_MODES
 from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
 from .errors import InvalidRequest
 from .setup.depth_models import DEFAULT as DEFAULT_DEPTH_MODEL
@@ -69,6 +70,9 @@ OPTIONS = (
     Option("device", str, "auto", "Where to run: CUDA, then Apple Metal, then the CPU", G, choices=DEVICES),
     Option("precision", str, "auto", "Half precision on GPUs, full on the CPU", G, choices=PRECISIONS),
     Option("loras", "loras", (), "A LoRA file, folder or id to stack on the model, with its weight", G),
+    Option("memory", str, "auto", "Fit the GPU: auto plans from free memory; low always decodes in tiles", G,
+           choices=MEMORY_MODES, sidebar=True),
+    Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G),
     Option("exposure", float, 0.0, "Brightness of the world in stops", W, -20.0, 20.0, 4.0, sidebar=True),
     Option("sun", str, "auto", "Add a sun where the image shows one (auto), always (on), never (off)", W,
            choices=("auto", "on", "off"), sidebar=True),

@@ -1,16 +1,14 @@
-"""Which device and number format a pipeline runs in, and how it saves memory on small GPUs."""
+"""Which device and number format a pipeline runs in, how much memory it may use, and how it is placed."""
 
 import gc
 import importlib.util
 import logging
+import os
 import sys
 
 from ..errors import InvalidRequest
 
 log = logging.getLogger(__name__)
-
-# Below this much GPU memory, SDXL at 2048x1024 does not fit whole: trade speed for memory.
-_SMALL_GPU_BYTES = 8 * 1024**3
 
 
 def cuda_available() -> bool:
@@ -69,33 +67,73 @@ def torch_dtype(precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
-def gpu_memory_bytes(device: str) -> int | None:
-    """Total memory of the CUDA GPU, or None on other devices."""
-    if device != "cuda":
-        return None
-    import torch
-
-    return torch.cuda.get_device_properties(0).total_memory
+def can_offload() -> bool:
+    """Whether model CPU offload is possible here (it needs accelerate)."""
+    return importlib.util.find_spec("accelerate") is not None
 
 
-def apply_memory_options(pipe, device: str) -> str:
-    """Move the pipeline to its device, saving memory on small GPUs; return a short description.
+def place_pipeline(pipe, device: str, placement: str) -> str:
+    """Put the pipeline on its device as the memory plan says; return a short description.
 
-    With accelerate present, a small CUDA GPU gets model CPU offload (only the running part is on the GPU);
-    small GPUs and MPS also get attention slicing.
+    "device": all of it there; "offload": model CPU offload (only the running part on the GPU);
+    "sequential": one layer at a time. The VAE stays on the device under sequential offload: it is small,
+    and the tiled decode runs its layers one by one. MPS also gets attention slicing.
     """
-    total = gpu_memory_bytes(device)
-    small = total is not None and total < _SMALL_GPU_BYTES
-    if small and importlib.util.find_spec("accelerate") is not None:
-        pipe.enable_model_cpu_offload()
-        placement = "model CPU offload"
+    if placement == "offload":
+        pipe.enable_model_cpu_offload(device=device)
+        description = "model CPU offload"
+    elif placement == "sequential":
+        pipe._exclude_from_cpu_offload = [*pipe._exclude_from_cpu_offload, "vae"]
+        pipe.enable_sequential_cpu_offload(device=device)
+        description = "sequential CPU offload"
     else:
         pipe.to(device)
-        placement = device
-    if small or device == "mps":
+        description = device
+    if device == "mps":
         pipe.enable_attention_slicing()
-        placement += " + attention slicing"
-    return placement
+        description += " + attention slicing"
+    return description
+
+
+def memory_budget(device: str) -> int | None:
+    """Bytes a job may use on `device`: what it reports free (plus what this process already holds and
+    can reuse), capped by the process's memory fraction and by PROMPTSCAPE_GPU_MEMORY_GB on GPUs.
+
+    CUDA: free memory; MPS: the system's recommended working set; CPU: available RAM. None when unknown.
+    """
+    import torch
+
+    budget = None
+    if device == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        # What this process holds counts as free: its cached blocks are reused, a new pipeline replaces
+        # the cached one, and the same pipeline's weights are part of the estimate.
+        budget = free + torch.cuda.memory_reserved()
+        fraction = torch.cuda.get_per_process_memory_fraction()
+        if fraction < 1.0:
+            budget = min(budget, int(fraction * total))
+    elif device == "mps":
+        budget = torch.mps.recommended_max_memory()
+    elif device == "cpu":
+        return _available_ram()
+    cap = os.environ.get("PROMPTSCAPE_GPU_MEMORY_GB")
+    if budget is not None and cap:
+        try:
+            budget = min(budget, int(float(cap) * 2**30))
+        except ValueError:
+            log.warning("PROMPTSCAPE_GPU_MEMORY_GB=%r is not a number of GB; ignored", cap)
+    return budget
+
+
+def _available_ram() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def free_memory() -> None:

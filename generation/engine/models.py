@@ -171,11 +171,56 @@ def _model_index(source: ModelSource) -> tuple[Path | None, dict]:
         ) from error
 
 
-def load_pipeline(source: ModelSource, dtype_name: str):
+def resolve_vae(vae: str, allow_download: bool = False) -> ModelSource | None:
+    """Where a replacement VAE comes from: a folder with config.json, a .safetensors file or a repo id."""
+    vae = (vae or "").strip()
+    if not vae:
+        return None
+    if looks_like_path(vae):
+        path = Path(vae).expanduser().resolve()
+        if path.is_dir() and (path / "config.json").is_file():
+            return ModelSource("folder", str(path), allow_download)
+        if path.is_file() and path.suffix.lower() == ".safetensors":
+            return ModelSource("file", str(path), allow_download)
+        raise ModelNotFound(f'VAE "{vae}" is not a folder with config.json or a .safetensors file: {HINT}')
+    if not _REPO_ID.match(vae):
+        raise ModelNotFound(f'VAE "{vae}" is not a folder, a .safetensors file or a Hugging Face id: {HINT}')
+    if _cached_vae_folder(vae) is None and not allow_download:
+        raise ModelNotFound(f'VAE "{vae}" is not in the Hugging Face cache and downloads are off: {HINT}')
+    return ModelSource("repo", vae, allow_download)
+
+
+def _cached_vae_folder(repo_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def load_vae(source: ModelSource, dtype):
+    """A replacement AutoencoderKL (such as SDXL's fp16 fix) in `dtype`."""
+    from diffusers import AutoencoderKL
+
+    try:
+        if source.kind == "file":
+            check_safetensors(Path(source.location))
+            return AutoencoderKL.from_single_file(
+                source.location, dtype=dtype, local_files_only=not source.allow_download
+            )
+        folder = Path(source.location) if source.kind == "folder" else _cached_vae_folder(source.location)
+        if folder is not None:
+            return AutoencoderKL.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
+        return AutoencoderKL.from_pretrained(source.location, dtype=dtype, use_safetensors=True)
+    except Exception as error:
+        raise ModelLoadError(f'VAE "{source.location}" could not be loaded: {error}. {HINT}') from error
+
+
+def load_pipeline(source: ModelSource, dtype_name: str, vae: ModelSource | None = None):
     """Load the text-to-image pipeline of a source on the CPU in the given precision.
 
-    Safety checker and SDXL watermarker off, progress bars off, never remote code. SDXL's VAE is upcast
-    to fp32 for decoding in fp16, where it overflows to NaN.
+    Safety checker and SDXL watermarker off, progress bars off, never remote code. SDXL's own VAE is
+    upcast to fp32 for decoding in fp16, where it overflows to NaN; a replacement `vae` decodes as its
+    config says (the fp16 fix has force_upcast false, so it decodes in fp16, in half the memory).
     """
     try:
         import diffusers
@@ -185,17 +230,18 @@ def load_pipeline(source: ModelSource, dtype_name: str):
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     dtype = devices.torch_dtype(dtype_name)
+    extra = {} if vae is None else {"vae": load_vae(vae, dtype)}
     if source.kind == "file":
-        pipe = _load_single_file(Path(source.location), source, dtype)
+        pipe = _load_single_file(Path(source.location), source, dtype, extra)
     else:
-        pipe = _load_pretrained(source, dtype)
+        pipe = _load_pretrained(source, dtype, extra)
     pipe.set_progress_bar_config(disable=True)
-    if dtype_name == "fp16" and "XL" in type(pipe).__name__:
+    if dtype_name == "fp16" and "XL" in type(pipe).__name__ and vae is None:
         pipe.vae.register_to_config(force_upcast=True)
     return pipe
 
 
-def _load_pretrained(source: ModelSource, dtype):
+def _load_pretrained(source: ModelSource, dtype, extra: dict):
     from diffusers import AutoPipelineForText2Image
 
     folder, index = _model_index(source)
@@ -213,7 +259,7 @@ def _load_pretrained(source: ModelSource, dtype):
     if folder is not None:
         for weights in folder.glob("*/*.safetensors"):
             check_safetensors(weights)
-    kwargs = {"dtype": dtype, "use_safetensors": None if source.allow_pickle else True}
+    kwargs = {"dtype": dtype, "use_safetensors": None if source.allow_pickle else True, **extra}
     if "safety_checker" in index:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if "XL" in class_name:
@@ -242,7 +288,7 @@ def _local_config(path: Path) -> Path | None:
     return None
 
 
-def _load_single_file(path: Path, source: ModelSource, dtype):
+def _load_single_file(path: Path, source: ModelSource, dtype, extra: dict):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     is_xl = False
@@ -250,7 +296,7 @@ def _load_single_file(path: Path, source: ModelSource, dtype):
         is_xl = any(key.startswith("conditioner.embedders.1") for key in check_safetensors(path))
     pipeline_class = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
     config = _local_config(path)
-    kwargs = {"dtype": dtype, "local_files_only": not source.allow_download}
+    kwargs = {"dtype": dtype, "local_files_only": not source.allow_download, **extra}
     if config is not None:
         kwargs["config"] = str(config)
     if is_xl:
@@ -284,19 +330,20 @@ class PipelineCache:
 
     @property
     def loaded_key(self):
-        """(source key, device, precision) of the loaded pipeline, or None."""
+        """(source key, device, precision, placement, VAE key) of the loaded pipeline, or None."""
         return self._key
 
-    def get(self, source: ModelSource, device: str, precision: str):
-        """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device`."""
+    def get(self, source: ModelSource, device: str, precision: str, placement="device", vae=None):
+        """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device` and
+        placed there as the memory plan says ("device", "offload", "sequential"), with `vae` replaced."""
         with self._lock:
-            return self._get_locked(source, device, precision)
+            return self._get_locked(source, device, precision, placement, vae)
 
     @contextlib.contextmanager
-    def use(self, source: ModelSource, device: str, precision: str):
+    def use(self, source: ModelSource, device: str, precision: str, placement="device", vae=None):
         """get() for the length of a with block: try_unload() leaves the pipeline alone until it ends."""
         with self._lock:
-            loaded = self._get_locked(source, device, precision)
+            loaded = self._get_locked(source, device, precision, placement, vae)
             self._users += 1
         try:
             yield loaded
@@ -304,14 +351,14 @@ class PipelineCache:
             with self._lock:
                 self._users -= 1
 
-    def _get_locked(self, source: ModelSource, device: str, precision: str):
-        key = (source.key, device, precision)
+    def _get_locked(self, source: ModelSource, device: str, precision: str, placement: str, vae):
+        key = (source.key, device, precision, placement, vae.key if vae is not None else None)
         if self._key == key:
             return self._pipe, 0.0, True
         self._unload_locked()
         start = time.perf_counter()
-        pipe = load_pipeline(source, precision)
-        placement = devices.apply_memory_options(pipe, device)
+        pipe = load_pipeline(source, precision, vae) if vae is not None else load_pipeline(source, precision)
+        placement = devices.place_pipeline(pipe, device, placement)
         seconds = time.perf_counter() - start
         log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)
         self._key, self._pipe = key, pipe

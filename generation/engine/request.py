@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidRequest, ModelNotFound
+from .memory_plan import MEMORY_MODES
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class GenerationRequest:
     precision: str = "auto"
     loras: tuple[LoraSpec, ...] = ()
     poles: str = "repair"  # worlds only
+    memory: str = "auto"
+    vae: str = ""
     allow_download: bool = False
     allow_pickle: bool = False
 
@@ -130,6 +133,7 @@ class GenerationRequest:
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("poles", POLES),
+            ("memory", MEMORY_MODES),
         ):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"{name} is {getattr(self, name)!r}: use one of {', '.join(allowed)}")
@@ -140,6 +144,9 @@ class GenerationRequest:
                 raise InvalidRequest(f"loras: the scale of {lora.path_or_id!r} must be a finite number")
             if looks_like_path(lora.path_or_id) and not Path(lora.path_or_id).expanduser().exists():
                 raise ModelNotFound(f'LoRA "{lora.path_or_id}" does not exist: {_PREFERENCES_HINT}')
+        vae = (self.vae or "").strip()
+        if vae and looks_like_path(vae) and not Path(vae).expanduser().exists():
+            raise ModelNotFound(f'VAE "{vae}" does not exist: {_PREFERENCES_HINT}')
         model = (self.model or "").strip()
         if not model:
             raise InvalidRequest(
@@ -148,7 +155,7 @@ class GenerationRequest:
             )
         if looks_like_path(model) and not Path(model).expanduser().exists():
             raise ModelNotFound(f'model "{model}" does not exist: {_PREFERENCES_HINT}')
-        return dataclasses.replace(self, prompt=prompt, negative_prompt=negative, model=model)
+        return dataclasses.replace(self, prompt=prompt, negative_prompt=negative, model=model, vae=vae)
 
     def resolved(self) -> "GenerationRequest":
         """A copy with a concrete seed: a random one from 0 to 2**31-1 when the seed is None."""
@@ -174,6 +181,8 @@ class GenerationRequest:
             "device": self.device,
             "precision": self.precision,
             "loras": loras,
+            "memory": self.memory,
+            "vae": self.vae,
         }
         if self.mode == "world":
             fields["poles"] = self.poles

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles
-from . import devices, models, previews
+from . import decoding, devices, memory_plan, model_size, models, previews
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
@@ -50,6 +50,8 @@ class Job:
         self.outputs = None
         self.timings: dict[str, float] = {}
         self.cache_hit = False
+        self.plan: memory_plan.MemoryPlan | None = None  # the memory plan that ran (after any fallback)
+        self.notes: list[str] = []  # what the artist should know about a job that succeeded
         self.error: BaseException | None = None
         self.message = ""
         self._on_image = on_image
@@ -115,7 +117,7 @@ class Job:
 
     def _finish(self, state: str, error: BaseException | None = None, message: str | None = None) -> None:
         self.error = error
-        self.message = message if message is not None else (str(error) if error else "")
+        self.message = message if message is not None else (str(error) if error else "; ".join(self.notes))
         self._ended = time.perf_counter() if self._started is not None else None
         self.state = state
         self._finished.set()
@@ -155,6 +157,7 @@ class Worker:
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
+        models.resolve_vae(request.vae, request.allow_download)
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
@@ -220,7 +223,10 @@ class Worker:
             device = devices.resolve_device(request.device)
             precision = devices.resolve_precision(device, request.precision)
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
-            with self.cache.use(source, device, precision) as loaded:
+            vae = models.resolve_vae(request.vae, request.allow_download)
+            job.plan = _plan(request, source, vae, device, precision)
+            job.metadata["memory_plan"] = job.plan.describe()
+            with self.cache.use(source, device, precision, job.plan.placement, vae) as loaded:
                 pipe, job.timings["load"], job.cache_hit = loaded
                 if job.cancel_requested:
                     raise _CancelRequested
@@ -318,7 +324,7 @@ class Worker:
             ),
             seamless(pipe, request.wrap_x, request.wrap_y),
         ):
-            result = pipe(
+            latents = pipe(
                 prompt=request.prompt,
                 negative_prompt=request.negative_prompt or None,
                 num_inference_steps=request.steps,
@@ -326,19 +332,53 @@ class Worker:
                 width=request.width,
                 height=request.height,
                 generator=generator,
-                output_type="np",
+                output_type="latent",
                 callback_on_step_end=on_step_end,
-            )
+            ).images
+            denoised = time.perf_counter()
+            image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
-        denoised = last["step"] or end
         job.timings["denoise"], job.timings["decode"] = denoised - start, end - denoised
-        image = np.asarray(result.images[0], dtype=np.float32)
         if not np.isfinite(image).all():
             raise GenerationFailed(
                 "the model produced NaN/infinite pixels: use fp32 precision (or a fixed fp16 VAE for SDXL) "
                 "or fewer steps, and check the model file"
             )
         return image
+
+    def _decode(self, job: Job, pipe, latents, request: GenerationRequest) -> np.ndarray:
+        """Decode with the job's plan; out of memory falls back once to the next plan's decode."""
+        try:
+            return decoding.decode_latents(pipe, latents, job.plan, request.wrap_x, request.wrap_y)
+        except Exception as error:
+            fallback = job.plan.fallback() if _is_out_of_memory(error) else None
+            if fallback is None:
+                raise
+        devices.free_memory()
+        note = f"ran out of memory decoding with the {job.plan.name} plan; decoded with {fallback.describe()}"
+        log.warning("%s", note)
+        job.plan = fallback
+        job.notes.append(note[0].upper() + note[1:])
+        job.metadata["memory_plan"] = f"{fallback.describe()} (fell back after out of memory)"
+        return decoding.decode_latents(pipe, latents, fallback, request.wrap_x, request.wrap_y)
+
+
+def _plan(request: GenerationRequest, source, vae, device: str, precision: str) -> memory_plan.MemoryPlan:
+    """The memory plan for a request, before anything loads; too big for any plan is an error in words."""
+    size = model_size.size_of(source, vae)
+    try:
+        return memory_plan.plan_generation(
+            size,
+            request.width,
+            request.height,
+            device,
+            precision,
+            devices.memory_budget(device),
+            request.memory,
+            devices.can_offload(),
+        )
+    except memory_plan.DoesNotFit as error:
+        raise GenerationFailed(f"Not enough memory on {device}: {error}") from None
 
 
 _OUT_OF_MEMORY = (

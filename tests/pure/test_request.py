@@ -146,6 +146,8 @@ def test_metadata(make, request_module):
         "precision",
         "loras",
         "poles",  # worlds record which pole treatment ran
+        "memory",
+        "vae",
     }
     assert all(isinstance(value, str) for value in meta.values())
     assert "poles" not in make(mode="texture", width=64, height=64).validate().to_metadata()

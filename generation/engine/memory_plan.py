@@ -1,0 +1,207 @@
+"""How a job fits in memory: a plan chosen before anything loads, from an estimate of its peak.
+
+Pure: figures in, a plan out, so it is tested with given memory figures and the sidebar can show an
+estimate without torch. Plans, most memory first: "full" (everything on the device, plain decode),
+"tiled" (the decode in wrap-exact tiles), "offload" (model CPU offload, tiles, feature maps in RAM),
+"sequential" (one layer at a time on the device). Later stages (pole inpainting, upscaling, depth)
+describe their own candidates and ask `choose` too.
+"""
+
+from dataclasses import dataclass, replace
+
+GIB = 2**30
+MEMORY_MODES = ("auto", "full", "low")
+PLANS = ("full", "tiled", "offload", "sequential")
+# Allocator slack and what the figures leave out (CUDA context, scheduler state): the estimate times this.
+MARGIN = 1.15
+LOW_TILE = 1024  # memory "low": tiles no larger than this, on every device
+TILES = (1024, 768, 512, 384, 256, 128)
+# Activations in elements per image pixel. Denoising (two images for guidance) and the plain decode were
+# measured at SDXL size (2048x1024, H200: 7.35 - 6.57 GiB and 18.28 - 6.57 GiB in fp32); the tiled decode
+# keeps three whole maps (256 + 128 + 128 channels at full size) and works on one tile like a plain decode.
+DENOISE_PER_PIXEL = 200
+PLAIN_DECODE_PER_PIXEL = 1480
+TILED_MAPS_PER_PIXEL = 512
+# With sequential offload one layer's weights are on the device at a time: about 1% of the UNet.
+SEQUENTIAL_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Parameter counts of a pipeline's parts; `vae_upcast` when its VAE must decode in fp32 from fp16."""
+
+    family: str
+    unet: float
+    text_encoders: float
+    vae: float
+    vae_upcast: bool = False
+    native: int = 512
+    measured: bool = False  # the figures behind its estimate were measured at real size
+
+
+# Published architectures (parameters): SD 1.x, SD 2.x (OpenCLIP-H text encoder), SDXL (two encoders).
+FAMILIES = {
+    "sd": ModelSize("sd", 859.5e6, 123.1e6, 83.65e6, native=512),
+    "sd2": ModelSize("sd2", 865.9e6, 340.4e6, 83.65e6, native=768),
+    "sdxl": ModelSize("sdxl", 2567.5e6, 817.8e6, 83.65e6, vae_upcast=True, native=1024, measured=True),
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a stage: its name, estimated peak on the device, and how it decodes."""
+
+    name: str
+    peak_bytes: int
+    tile: int | None = None  # decode tile side in pixels; None for a plain decode
+    storage: str | None = None  # where whole feature maps of a tiled pass live ("cpu" off the device)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The chosen way to run, with the estimate behind it; `fallbacks` are tried after out of memory."""
+
+    name: str
+    peak_bytes: int
+    budget_bytes: int | None
+    tile: int | None = None
+    storage: str | None = None
+    fallbacks: tuple[Candidate, ...] = ()
+    placement: str = "device"  # the pipeline on the device whole, or with "offload" or "sequential"
+
+    def describe(self) -> str:
+        """In words, for the panel and the job's metadata: "tiled (512 px), about 9.3 of 11.0 GB"."""
+        how = f"{self.name} ({self.tile} px tiles)" if self.tile else self.name
+        budget = f" of {self.budget_bytes / GIB:.1f}" if self.budget_bytes is not None else ""
+        return f"{how}, about {self.peak_bytes / GIB:.1f}{budget} GB"
+
+    def fallback(self) -> "MemoryPlan | None":
+        """The next plan's decode for the loaded pipeline, after running out of memory; None at the end."""
+        if not self.fallbacks:
+            return None
+        first, *rest = self.fallbacks
+        return replace(self, name=first.name, peak_bytes=first.peak_bytes, tile=first.tile,
+                       storage=first.storage, fallbacks=tuple(rest))  # fmt: skip
+
+
+class DoesNotFit(Exception):
+    """Even the lowest plan needs more memory than the device has; the message says how much."""
+
+
+def precision_bytes(precision: str) -> int:
+    return 4 if precision == "fp32" else 2
+
+
+def choose(candidates, budget_bytes: int | None, memory: str = "auto", what: str = "this job") -> MemoryPlan:
+    """The first candidate (most memory first) whose peak, with margin, fits the budget.
+
+    memory "full" takes the first candidate whatever the budget; "low" skips plans without tiles. With no
+    budget (unknown) the first candidate is taken. Raises DoesNotFit naming needed and available memory.
+    """
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
+    candidates = list(candidates)
+    if memory == "low":
+        candidates = [c for c in candidates if c.tile is not None and c.tile <= LOW_TILE]
+    fitting = [
+        index
+        for index, candidate in enumerate(candidates)
+        if memory == "full" or budget_bytes is None or candidate.peak_bytes * MARGIN <= budget_bytes
+    ]
+    if not fitting:
+        lowest = min(candidates, key=lambda c: c.peak_bytes)
+        raise DoesNotFit(
+            f"{what} needs about {lowest.peak_bytes * MARGIN / GIB:.1f} GB even with the lowest memory plan "
+            f"({lowest.name}) but {budget_bytes / GIB:.1f} GB is available: choose a smaller size, a "
+            "smaller model, or close other apps using the GPU"
+        )
+    chosen = candidates[fitting[0]]
+    return MemoryPlan(
+        chosen.name,
+        chosen.peak_bytes,
+        budget_bytes,
+        chosen.tile,
+        chosen.storage,
+        _fallbacks(chosen, candidates[fitting[0] + 1 :]),
+        chosen.name if chosen.name in ("offload", "sequential") else "device",
+    )
+
+
+def _fallbacks(chosen: Candidate, later) -> tuple[Candidate, ...]:
+    """After out of memory in a decode: a decode of each later plan, in smaller tiles than the last."""
+    found, smallest = [], chosen.tile or LOW_TILE
+    for candidate in later:
+        if candidate.tile is None or candidate.name in {chosen.name, *(c.name for c in found)}:
+            continue
+        found.append(replace(candidate, tile=max(min(candidate.tile, smallest // 2), TILES[-1])))
+        smallest = found[-1].tile
+    return tuple(found)
+
+
+def weights_bytes(model: ModelSize, precision: str) -> float:
+    return (model.unet + model.text_encoders + model.vae) * precision_bytes(precision)
+
+
+def decode_bytes(model: ModelSize, precision: str) -> tuple[int, float]:
+    """(bytes per decoded element, VAE weight bytes): SDXL's VAE decodes in fp32 when run in fp16."""
+    size = 4 if model.vae_upcast and precision == "fp16" else precision_bytes(precision)
+    return size, model.vae * size
+
+
+def generation_candidates(
+    model: ModelSize, width: int, height: int, device: str, precision: str, can_offload: bool = True
+) -> list[Candidate]:
+    """Every plan for a text-to-image job, most memory first, with its estimated peak on `device`."""
+    pixels = width * height
+    size = precision_bytes(precision)
+    element, vae_weights = decode_bytes(model, precision)
+    weights = weights_bytes(model, precision) - model.vae * size
+    denoise = DENOISE_PER_PIXEL * pixels * size
+
+    def tiled(tile: int) -> float:
+        tile = min(tile, max(width, height))
+        return PLAIN_DECODE_PER_PIXEL * min(tile * tile, pixels) * element
+
+    plain_decode = PLAIN_DECODE_PER_PIXEL * pixels * element
+    maps = TILED_MAPS_PER_PIXEL * pixels * element
+    unet = model.unet * size
+    candidates = [Candidate("full", int(weights + vae_weights + max(denoise, plain_decode)))]
+    tiles = [tile for tile in TILES if tile < 2 * max(width, height)] or [TILES[-1]]
+    for tile in tiles:
+        peak = weights + vae_weights + max(denoise, maps + tiled(tile))
+        candidates.append(Candidate("tiled", int(peak), tile))
+    if device == "cuda" and can_offload:
+        # The VAE stays on the device (it is small); the feature maps of its tiled pass live in RAM.
+        for tile in tiles:
+            peak = max(unet + denoise, model.text_encoders * size) + vae_weights + tiled(tile)
+            candidates.append(Candidate("offload", int(peak), tile, "cpu"))
+        tile = tiles[-1]
+        peak = max(unet * SEQUENTIAL_SHARE + denoise, vae_weights + tiled(tile))
+        candidates.append(Candidate("sequential", int(peak), tile, "cpu"))
+    return candidates
+
+
+def plan_generation(
+    model: ModelSize,
+    width: int,
+    height: int,
+    device: str,
+    precision: str,
+    budget_bytes: int | None,
+    memory: str = "auto",
+    can_offload: bool = True,
+) -> MemoryPlan:
+    """The plan for one text-to-image job (see `choose`); raises DoesNotFit before anything loads."""
+    candidates = generation_candidates(model, width, height, device, precision, can_offload)
+    return choose(candidates, budget_bytes, memory, f"{width}x{height} with {model.family.upper()}")
+
+
+def estimate_text(model: ModelSize, width: int, height: int, precision: str = "fp16") -> str:
+    """What the panel shows before Generate: the whole-pipeline peak and the lowest plan's."""
+    whole = generation_candidates(model, width, height, "cuda", precision)
+    lowest = min(whole, key=lambda c: c.peak_bytes)
+    mark = "" if model.measured else "~"
+    return (
+        f"Memory {mark}{whole[0].peak_bytes * MARGIN / GIB:.1f} GB whole, "
+        f"{mark}{lowest.peak_bytes * MARGIN / GIB:.1f} GB lowest"
+    )
