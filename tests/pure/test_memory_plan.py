@@ -1,0 +1,113 @@
+"""The memory planner: a pure function of model size, image size, device, precision and budget."""
+
+import pytest
+
+GB = 2**30
+
+
+@pytest.fixture(scope="module")
+def sdxl(memory_plan):
+    return memory_plan.FAMILIES["sdxl"]
+
+
+def plan(memory_plan, model, budget_gb, width=2048, height=1024, device="cuda", precision="fp16", **kw):
+    budget = None if budget_gb is None else int(budget_gb * GB)
+    return memory_plan.plan_generation(model, width, height, device, precision, budget, **kw)
+
+
+def test_a_large_gpu_runs_everything_resident_with_a_plain_decode(memory_plan, sdxl):
+    chosen = plan(memory_plan, sdxl, 139)
+    assert chosen.name == "full" and chosen.tile is None and chosen.placement == "device"
+    # Measured at real size (H200): 18.28 GiB peak for the fp32-upcast decode at 2048x1024.
+    assert 17 * GB < chosen.peak_bytes < 20 * GB
+
+
+def test_plans_step_down_as_the_budget_shrinks(memory_plan, sdxl):
+    names = [plan(memory_plan, sdxl, gb).name for gb in (139, 16, 12, 8, 6)]
+    assert names == ["full", "tiled", "offload", "offload", "sequential"]
+    order = memory_plan.PLANS
+    assert [order.index(name) for name in names] == sorted(order.index(name) for name in names)
+
+
+def test_every_chosen_plan_fits_its_budget_with_margin(memory_plan, sdxl):
+    for gb in (139, 24, 16, 12, 10, 8, 6, 4):
+        chosen = plan(memory_plan, sdxl, gb)
+        assert chosen.peak_bytes * memory_plan.MARGIN <= gb * GB, (gb, chosen)
+
+
+def test_offload_keeps_feature_maps_in_ram(memory_plan, sdxl):
+    chosen = plan(memory_plan, sdxl, 8)
+    assert chosen.placement == "offload" and chosen.storage == "cpu" and chosen.tile
+
+
+def test_without_accelerate_there_is_no_offload(memory_plan, sdxl):
+    with pytest.raises(memory_plan.DoesNotFit):
+        plan(memory_plan, sdxl, 8, can_offload=False)
+
+
+def test_too_little_memory_is_said_in_words(memory_plan, sdxl):
+    with pytest.raises(memory_plan.DoesNotFit, match=r"needs about [\d.]+ GB .* but 0\.5 GB is available"):
+        plan(memory_plan, sdxl, 0.5)
+
+
+def test_cpu_and_mps_have_no_offload_plans(memory_plan, sdxl):
+    for device in ("cpu", "mps"):
+        names = {c.name for c in memory_plan.generation_candidates(sdxl, 2048, 1024, device, "fp32")}
+        assert names == {"full", "tiled"}
+    assert plan(memory_plan, sdxl, 20, device="cpu", precision="fp32").name == "tiled"
+
+
+def test_low_always_tiles_no_larger_than_1024(memory_plan, sdxl):
+    for device, gb in (("cuda", 139), ("cpu", 64), ("mps", 64), ("cuda", None)):
+        chosen = plan(memory_plan, sdxl, gb, device=device, memory="low")
+        assert chosen.tile is not None and chosen.tile <= 1024, (device, chosen)
+
+
+def test_full_is_taken_whatever_the_budget(memory_plan, sdxl):
+    assert plan(memory_plan, sdxl, 4, memory="full").name == "full"
+
+
+def test_unknown_budget_takes_the_first_plan(memory_plan, sdxl):
+    assert plan(memory_plan, sdxl, None).name == "full"
+
+
+def test_fp16_safe_vae_halves_the_decode(memory_plan, sdxl):
+    from dataclasses import replace
+
+    upcast = plan(memory_plan, sdxl, 139).peak_bytes
+    fixed = plan(memory_plan, replace(sdxl, vae_upcast=False), 139).peak_bytes
+    weights = memory_plan.weights_bytes(sdxl, "fp16")
+    assert fixed - weights == pytest.approx((upcast - weights - sdxl.vae * 2) / 2, rel=0.01)
+
+
+def test_fallbacks_decode_in_ever_smaller_tiles(memory_plan, sdxl):
+    chosen = plan(memory_plan, sdxl, 139)
+    steps = [chosen]
+    while (after := steps[-1].fallback()) is not None:
+        steps.append(after)
+    assert [step.name for step in steps] == ["full", "tiled", "offload", "sequential"]
+    tiles = [step.tile for step in steps[1:]]
+    assert tiles == sorted(tiles, reverse=True) and len(set(tiles)) == len(tiles)
+    assert all(step.placement == "device" for step in steps)  # the loaded pipeline stays as it is
+
+
+def test_a_later_stage_asks_with_its_own_candidates(memory_plan):
+    candidates = [
+        memory_plan.Candidate("full", 10 * GB),
+        memory_plan.Candidate("tiled", 3 * GB, tile=512),
+    ]
+    assert memory_plan.choose(candidates, 16 * GB).name == "full"
+    assert memory_plan.choose(candidates, 8 * GB, what="upscaling").tile == 512
+    with pytest.raises(memory_plan.DoesNotFit, match="upscaling needs"):
+        memory_plan.choose(candidates, 2 * GB, what="upscaling")
+
+
+def test_the_description_names_plan_tile_and_budget(memory_plan, sdxl):
+    assert plan(memory_plan, sdxl, 8).describe().startswith("offload (")
+    assert " of 8.0 GB" in plan(memory_plan, sdxl, 8).describe()
+
+
+def test_estimate_text_needs_no_budget(memory_plan, sdxl):
+    text = memory_plan.estimate_text(sdxl, 2048, 1024)
+    assert text.startswith("Memory ") and "GB whole" in text and "GB lowest" in text
+    assert "~" in memory_plan.estimate_text(memory_plan.FAMILIES["sd"], 1024, 512)
