@@ -131,7 +131,8 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         box.prop(self, "model")
         for entry in model_catalog.CURATED:
             row = box.row()
-            text = f"{entry.name}: {entry.vram_gb:g} GB, {entry.licence}"
+            mark = "~" if entry.vram_estimated else ""
+            text = f"{entry.name}: {mark}{entry.vram_gb:g} GB ({mark}{entry.low_vram_gb:g} lowest), {entry.licence}"
             row.operator(
                 "promptscape.use_model", text=text, depress=self.model == entry.repo_id
             ).model = entry.repo_id

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..engine import memory_plan
 from ..engine.models import snapshot_complete
 from ..errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
 
@@ -22,7 +23,43 @@ log = logging.getLogger(__name__)
 class CatalogModel:
     repo_id: str
     name: str
-    vram_gb: float  # in fp16, at its native size
+    family: str  # a memory_plan.FAMILIES key: what its memory figures are estimated from
+    licence: str
+    note: str
+
+    @property
+    def size(self) -> memory_plan.ModelSize:
+        return memory_plan.FAMILIES[self.family]
+
+    @property
+    def vram_gb(self) -> float:
+        """GPU memory with everything resident (fp16, a square image at its native size), from the planner."""
+        return _estimate(self.size, "full")
+
+    @property
+    def low_vram_gb(self) -> float:
+        """GPU memory with the lowest plan (sequential offload, decoding in tiles)."""
+        return _estimate(self.size, "lowest")
+
+    @property
+    def vram_estimated(self) -> bool:
+        """True where the figures behind the estimate were not measured at this model's real size."""
+        return not self.size.measured
+
+
+def _estimate(size: memory_plan.ModelSize, which: str) -> float:
+    candidates = memory_plan.generation_candidates(size, size.native, size.native, "cuda", "fp16")
+    chosen = candidates[0] if which == "full" else min(candidates, key=lambda c: c.peak_bytes)
+    return round(chosen.peak_bytes * memory_plan.MARGIN / memory_plan.GIB, 1)
+
+
+@dataclass(frozen=True)
+class CatalogVae:
+    """A replacement VAE: give its id as the `vae` option."""
+
+    repo_id: str
+    name: str
+    family: str
     licence: str
     note: str
 
@@ -31,32 +68,48 @@ CURATED = (
     CatalogModel(
         "stabilityai/stable-diffusion-xl-base-1.0",
         "SDXL 1.0",
-        8.0,
+        "sdxl",
         "CreativeML Open RAIL++-M",
         "Best quality; 1024 px native, worlds at 2048x1024",
     ),
     CatalogModel(
         "stabilityai/sdxl-turbo",
         "SDXL Turbo",
-        8.0,
+        "sdxl",
         "Stability AI Non-Commercial",
         "1-4 steps, guidance 0; non-commercial use only",
     ),
     CatalogModel(
         "stable-diffusion-v1-5/stable-diffusion-v1-5",
         "Stable Diffusion 1.5",
-        4.0,
+        "sd",
         "CreativeML Open RAIL-M",
         "Runs on 4 GB cards; 512 px native",
     ),
     CatalogModel(
         "stabilityai/stable-diffusion-2-1-base",
         "Stable Diffusion 2.1",
-        5.0,
+        "sd2",
         "CreativeML Open RAIL++-M",
         "512 px native",
     ),
 )
+CURATED_VAES = (
+    CatalogVae(
+        "madebyollin/sdxl-vae-fp16-fix",
+        "SDXL VAE fp16 fix",
+        "sdxl",
+        "MIT",
+        "SDXL's VAE rescaled to decode in fp16 without NaNs: no fp32 upcast, half the decode memory",
+    ),
+)
+
+
+def fp16_safe_vae(family: str) -> CatalogVae | None:
+    """The curated fp16-safe VAE for a model family, if there is one."""
+    return next((vae for vae in CURATED_VAES if vae.family == family), None)
+
+
 _scan = [float("-inf"), []]  # (when, repo ids) of the last cache scan
 _lora_scan = [float("-inf"), []]
 # What follows the first dot of a file the pipeline loads: configs, tokenizer vocabularies, sentencepiece

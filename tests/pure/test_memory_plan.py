@@ -111,3 +111,16 @@ def test_estimate_text_needs_no_budget(memory_plan, sdxl):
     text = memory_plan.estimate_text(sdxl, 2048, 1024)
     assert text.startswith("Memory ") and "GB whole" in text and "GB lowest" in text
     assert "~" in memory_plan.estimate_text(memory_plan.FAMILIES["sd"], 1024, 512)
+
+
+def test_the_catalog_vram_figures_are_the_planners(memory_plan):
+    from conftest import source_module
+
+    catalog = source_module("setup.model_catalog")
+    sdxl = next(entry for entry in catalog.CURATED if entry.family == "sdxl")
+    full = memory_plan.generation_candidates(sdxl.size, 1024, 1024, "cuda", "fp16")[0]
+    assert sdxl.vram_gb == round(full.peak_bytes * memory_plan.MARGIN / GB, 1)
+    assert sdxl.low_vram_gb < sdxl.vram_gb and not sdxl.vram_estimated
+    assert all(entry.vram_estimated for entry in catalog.CURATED if entry.family != "sdxl")
+    assert catalog.fp16_safe_vae("sdxl").repo_id == "madebyollin/sdxl-vae-fp16-fix"
+    assert catalog.fp16_safe_vae("sd") is None
