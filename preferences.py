@@ -132,7 +132,8 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         for entry in model_catalog.CURATED:
             row = box.row()
             mark = "~" if entry.vram_estimated else ""
-            text = f"{entry.name}: {mark}{entry.vram_gb:g} GB ({mark}{entry.low_vram_gb:g} lowest), {entry.licence}"
+            vram = f"{mark}{entry.vram_gb:g} GB ({mark}{entry.low_vram_gb:g} lowest)"
+            text = f"{entry.name}: {vram}, {entry.licence}"
             row.operator(
                 "promptscape.use_model", text=text, depress=self.model == entry.repo_id
             ).model = entry.repo_id
