@@ -48,6 +48,6 @@ def decode_latents(pipe, latents, plan: MemoryPlan, wrap_x: bool, wrap_y: bool) 
         if plan.tile is None:
             image = vae.decode(latents, return_dict=False)[0]
         else:
-            tiling = tiled_vae.Tiling(plan.tile, wrap_x, wrap_y, plan.storage)
+            tiling = tiled_vae.Tiling(plan.tile, wrap_x, wrap_y, plan.storage, plan.lean)
             image = tiled_vae.decode(vae, latents, tiling)
     return np.asarray(pipe.image_processor.postprocess(image, output_type="np")[0], dtype=np.float32)

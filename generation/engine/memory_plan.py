@@ -18,10 +18,12 @@ LOW_TILE = 1024  # memory "low": tiles no larger than this, on every device
 TILES = (1024, 768, 512, 384, 256, 128)
 # Activations in elements per image pixel. Denoising (two images for guidance) and the plain decode were
 # measured at SDXL size (2048x1024, H200: 7.35 - 6.57 GiB and 18.28 - 6.57 GiB in fp32); the tiled decode
-# keeps three whole maps (256 + 128 + 128 channels at full size) and works on one tile like a plain decode.
+# keeps three whole maps (256 + 128 + 128 channels at full size) and works on one tile like a plain decode;
+# lean, it recomputes the largest maps where read and keeps 64 + 128 channels (about 1.4x the time).
 DENOISE_PER_PIXEL = 200
 PLAIN_DECODE_PER_PIXEL = 1480
 TILED_MAPS_PER_PIXEL = 512
+LEAN_MAPS_PER_PIXEL = 192
 # With sequential offload one layer's weights are on the device at a time: about 1% of the UNet.
 SEQUENTIAL_SHARE = 0.01
 
@@ -55,6 +57,7 @@ class Candidate:
     peak_bytes: int
     tile: int | None = None  # decode tile side in pixels; None for a plain decode
     storage: str | None = None  # where whole feature maps of a tiled pass live ("cpu" off the device)
+    lean: bool = False  # the tiled pass recomputes its largest maps instead of storing them
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,11 @@ class MemoryPlan:
     storage: str | None = None
     fallbacks: tuple[Candidate, ...] = ()
     placement: str = "device"  # the pipeline on the device whole, or with "offload" or "sequential"
+    lean: bool = False
 
     def describe(self) -> str:
         """In words, for the panel and the job's metadata: "tiled (512 px), about 9.3 of 11.0 GB"."""
-        how = f"{self.name} ({self.tile} px tiles)" if self.tile else self.name
+        how = f"{self.name} ({self.tile} px tiles{', lean' if self.lean else ''})" if self.tile else self.name
         budget = f" of {self.budget_bytes / GIB:.1f}" if self.budget_bytes is not None else ""
         return f"{how}, about {self.peak_bytes / GIB:.1f}{budget} GB"
 
@@ -81,7 +85,7 @@ class MemoryPlan:
             return None
         first, *rest = self.fallbacks
         return replace(self, name=first.name, peak_bytes=first.peak_bytes, tile=first.tile,
-                       storage=first.storage, fallbacks=tuple(rest))  # fmt: skip
+                       storage=first.storage, lean=first.lean, fallbacks=tuple(rest))  # fmt: skip
 
 
 class DoesNotFit(Exception):
@@ -124,6 +128,7 @@ def choose(candidates, budget_bytes: int | None, memory: str = "auto", what: str
         chosen.storage,
         _fallbacks(chosen, candidates[fitting[0] + 1 :]),
         chosen.name if chosen.name in ("offload", "sequential") else "device",
+        chosen.lean,
     )
 
 
@@ -131,7 +136,8 @@ def _fallbacks(chosen: Candidate, later) -> tuple[Candidate, ...]:
     """After out of memory in a decode: a decode of each later plan, in smaller tiles than the last."""
     found, smallest = [], chosen.tile or LOW_TILE
     for candidate in later:
-        if candidate.tile is None or candidate.name in {chosen.name, *(c.name for c in found)}:
+        kinds = {(c.name, c.lean) for c in (chosen, *found)}
+        if candidate.tile is None or (candidate.name, candidate.lean) in kinds:
             continue
         found.append(replace(candidate, tile=max(min(candidate.tile, smallest // 2), TILES[-1])))
         smallest = found[-1].tile
@@ -163,13 +169,13 @@ def generation_candidates(
         return PLAIN_DECODE_PER_PIXEL * min(tile * tile, pixels) * element
 
     plain_decode = PLAIN_DECODE_PER_PIXEL * pixels * element
-    maps = TILED_MAPS_PER_PIXEL * pixels * element
     unet = model.unet * size
     candidates = [Candidate("full", int(weights + vae_weights + max(denoise, plain_decode)))]
     tiles = [tile for tile in TILES if tile < 2 * max(width, height)] or [TILES[-1]]
-    for tile in tiles:
-        peak = weights + vae_weights + max(denoise, maps + tiled(tile))
-        candidates.append(Candidate("tiled", int(peak), tile))
+    for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
+        for tile in tiles:
+            peak = weights + vae_weights + max(denoise, per_pixel * pixels * element + tiled(tile))
+            candidates.append(Candidate("tiled", int(peak), tile, lean=lean))
     if device == "cuda" and can_offload:
         # The VAE stays on the device (it is small); the feature maps of its tiled pass live in RAM.
         for tile in tiles:

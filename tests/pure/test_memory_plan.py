@@ -23,8 +23,10 @@ def test_a_large_gpu_runs_everything_resident_with_a_plain_decode(memory_plan, s
 
 
 def test_plans_step_down_as_the_budget_shrinks(memory_plan, sdxl):
-    names = [plan(memory_plan, sdxl, gb).name for gb in (139, 16, 12, 8, 6)]
-    assert names == ["full", "tiled", "offload", "offload", "sequential"]
+    chosen = [plan(memory_plan, sdxl, gb) for gb in (139, 16, 12, 8, 6)]
+    names = [step.name for step in chosen]
+    assert names == ["full", "tiled", "tiled", "offload", "sequential"]
+    assert [step.lean for step in chosen] == [False, False, True, False, False]
     order = memory_plan.PLANS
     assert [order.index(name) for name in names] == sorted(order.index(name) for name in names)
 
@@ -48,6 +50,13 @@ def test_without_accelerate_there_is_no_offload(memory_plan, sdxl):
 def test_too_little_memory_is_said_in_words(memory_plan, sdxl):
     with pytest.raises(memory_plan.DoesNotFit, match=r"needs about [\d.]+ GB .* but 0\.5 GB is available"):
         plan(memory_plan, sdxl, 0.5)
+
+
+def test_lean_tiles_need_less_than_stored_tiles(memory_plan, sdxl):
+    candidates = memory_plan.generation_candidates(sdxl, 4096, 2048, "cpu", "fp32")
+    stored = next(c for c in candidates if c.name == "tiled" and c.tile == 512 and not c.lean)
+    lean = next(c for c in candidates if c.name == "tiled" and c.tile == 512 and c.lean)
+    assert lean.peak_bytes < stored.peak_bytes < candidates[0].peak_bytes
 
 
 def test_cpu_and_mps_have_no_offload_plans(memory_plan, sdxl):
@@ -85,9 +94,10 @@ def test_fallbacks_decode_in_ever_smaller_tiles(memory_plan, sdxl):
     steps = [chosen]
     while (after := steps[-1].fallback()) is not None:
         steps.append(after)
-    assert [step.name for step in steps] == ["full", "tiled", "offload", "sequential"]
+    assert [step.name for step in steps] == ["full", "tiled", "tiled", "offload", "sequential"]
+    assert [step.lean for step in steps] == [False, False, True, False, False]
     tiles = [step.tile for step in steps[1:]]
-    assert tiles == sorted(tiles, reverse=True) and len(set(tiles)) == len(tiles)
+    assert tiles == sorted(tiles, reverse=True) and tiles[0] > tiles[-1]
     assert all(step.placement == "device" for step in steps)  # the loaded pipeline stays as it is
 
 
