@@ -3,8 +3,10 @@
 Every figure is a ratio against a baseline measured in the same run (absolute times on a shared machine
 are noise), printed as a table with its target and written to .cache/bench/results.json.
 
-    make bench                                  # CPU, the tiny offline model
+    make bench                                  # CPU, the tiny offline model, the full-size VAE's RAM
     .venv/bin/python bench/run.py --gpu-model stabilityai/stable-diffusion-xl-base-1.0   # adds a CUDA pass
+
+With CUDA available the real-size GPU pass (bench/gpu.py: memory plans, random full-size SDXL) runs too.
 """
 
 import argparse
@@ -29,6 +31,10 @@ import numpy as np  # noqa: E402
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
 import blender_tools  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import gpu  # noqa: E402
+import vae_memory  # noqa: E402
 
 SIZE = {"width": 512, "height": 256, "steps": 20, "seed": 3}
 REPEATS = 7
@@ -254,6 +260,7 @@ def stopping(bench: Bench, model: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu-model", help="a real model id or folder for the CUDA pass (fp16)")
+    parser.add_argument("--skip-vae-memory", action="store_true", help="leave out the full-size VAE's RAM")
     args = parser.parse_args()
     bench = Bench()
     tiny = str(bench.tiny_models.ensure_tiny_pipeline("sd", ROOT / ".cache" / "tiny-models"))
@@ -269,6 +276,8 @@ def main() -> int:
     world3d(
         bench, bench.addon_name, ROOT / ".cache" / "tiny-models", Path(tempfile.mkdtemp(prefix="bench-3d-"))
     )
+    if not args.skip_vae_memory:
+        vae_memory.cpu_pass(bench.row)
     import torch
 
     if args.gpu_model and torch.cuda.is_available():
@@ -276,6 +285,10 @@ def main() -> int:
         responsiveness(bench, args.gpu_model, "cuda", "fp16", label="CUDA ")
     else:
         print("CUDA pass skipped: " + ("no CUDA device" if args.gpu_model else "no --gpu-model given"))
+    if torch.cuda.is_available():
+        gpu.gpu_pass(row=bench.row)
+    else:
+        print("real-size GPU pass skipped: no CUDA device")
     (out / "results.json").write_text(json.dumps(bench.rows, indent=2))
     print(f"written {out / 'results.json'}")
     bench.worker.shutdown_worker()
