@@ -92,6 +92,11 @@ def last_error() -> str:
     return _last_error
 
 
+def last_memory_plan() -> str:
+    """The memory plan the newest result ran with ("" when none ran this session)."""
+    return _history[-1].metadata.get("memory_plan", "") if _history else ""
+
+
 def clear_error():
     global _last_error
     _last_error = ""

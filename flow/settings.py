@@ -15,6 +15,7 @@ import bpy
 
 from .. import preferences
 from ..generation import options as declared
+from ..generation.engine import memory_plan, model_size
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
@@ -139,3 +140,15 @@ def build_request(options: dict, mode: str) -> GenerationRequest:
     # Never a download as a side effect of Generate: models come from Download Model, with its progress.
     request = GenerationRequest(**fields, mode=mode, allow_download=False, allow_pickle=prefs.allow_pickle)
     return request.validate()
+
+
+def memory_estimate(scene) -> str:
+    """What the sidebar's settings need in GPU memory, whole and with the lowest plan; from the model's
+    files or its family, never from torch (the panel asks on every redraw; sizes are remembered)."""
+    props = scene.promptscape
+    world = props.mode == "WORLD"
+    width, height = size_of(props.world_size if world else props.texture_size)
+    model = blender_path(preferences.get().model or "")
+    size = model_size.estimate_for(model) if model.strip() else memory_plan.FAMILIES["sd"]
+    precision = "fp32" if preferences.get().precision == "fp32" else "fp16"
+    return memory_plan.estimate_text(size, width, height, precision)

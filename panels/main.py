@@ -3,7 +3,7 @@
 import bpy
 
 from .. import preferences
-from ..flow import runner, start
+from ..flow import runner, settings, start
 from ..generation import options as declared
 from ..generation.setup import dependencies, world_presets
 from ..scene import world as world_nodes
@@ -86,10 +86,13 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
             for name in advanced_options("world" if props.mode == "WORLD" else "material"):
                 body.prop(props, name)
 
+        layout.label(text=settings.memory_estimate(context.scene), icon="MEMORY")
         generate = layout.row()
         generate.scale_y = 1.5
         generate.operator("promptscape.generate", icon="SHADERFX")
         self.draw_tasks(layout)
+        if not runner.tasks() and (plan := runner.last_memory_plan()):
+            layout.label(text=f"Last memory plan: {plan}")
         if error := runner.last_error():
             box = layout.box()
             box.alert = True
@@ -115,6 +118,8 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
             fraction, text = progress_text(task)
             box.label(text=f"{task.kind.capitalize()}: {task.label[:40]}")
             box.progress(factor=fraction, text=text)
+            if plan := getattr(task.job, "metadata", {}).get("memory_plan"):
+                box.label(text=f"Memory plan: {plan}")
         box.operator("promptscape.cancel", icon="CANCEL")
 
 

@@ -179,7 +179,9 @@ def test_preferences_page_draws_status_install_and_models(prefs):
     type(prefs).draw(type("P", (), {"layout": RecordingLayout(texts), **_props(prefs)})(), bpy.context)
     assert any(text.startswith("torch: ") for text in texts)
     assert any("Online access is off" in text for text in texts)
-    assert any(text.startswith("SDXL 1.0: 8 GB") for text in texts)
+    # VRAM from the planner: whole at native size (measured at real size, so no "~"), and the lowest plan.
+    assert any(text.startswith("SDXL 1.0: 14.3 GB (0.5 lowest)") for text in texts)
+    assert any(text.startswith("Stable Diffusion 1.5: ~") for text in texts)
 
 
 def _props(prefs) -> dict:

@@ -86,6 +86,8 @@ def test_the_sidebar_shows_progress_preview_and_queue_while_running(modules, tin
     assert not tasks[0].job.done
     texts = draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)
     assert "World: sky 0" in texts and "World: sky 1" in texts and "promptscape.cancel" in texts
+    assert any(text.startswith("Memory plan: full") for text in texts)  # the running job's plan
+    assert any(text.startswith("Memory ") and "GB lowest" in text for text in texts)  # the estimate
     previews.live_icon(tasks[0].job)  # the preview becomes the icon's pixels (ids need a window)
     height, width = tasks[0].job.preview.shape[:2]
     assert tuple(previews._collection["live"].image_size) == (width, height)
@@ -105,6 +107,8 @@ def test_the_history_lists_results_with_their_actions(modules, tiny_sd):
     assert "Re-apply" in texts and "Use Settings" in texts
     main = draw(bpy.types.PROMPTSCAPE_PT_main, bpy.context)
     assert "prop:default_value" in main  # the world's rotation, once a world of ours is there
+    assert any(text.startswith("Last memory plan: full") for text in main)
+    assert "prop:memory" in main  # the memory option in the sidebar's advanced settings
 
 
 def test_a_failing_finish_step_still_ends_the_task(modules, tiny_sd):
