@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..errors import InvalidRequest
+from . import memory_plan
 
 log = logging.getLogger(__name__)
 
@@ -103,26 +104,27 @@ def memory_budget(device: str) -> int | None:
     """
     import torch
 
-    budget = None
+    cap = _cap_gb()
     if device == "cuda":
         free, total = torch.cuda.mem_get_info()
         # What this process holds counts as free: its cached blocks are reused, a new pipeline replaces
         # the cached one, and the same pipeline's weights are part of the estimate.
-        budget = free + torch.cuda.memory_reserved()
-        fraction = torch.cuda.get_per_process_memory_fraction()
-        if fraction < 1.0:
-            budget = min(budget, int(fraction * total))
-    elif device == "mps":
-        budget = torch.mps.recommended_max_memory()
-    elif device == "cpu":
-        return _available_ram()
+        free += torch.cuda.memory_reserved()
+        return memory_plan.budget(free, total, torch.cuda.get_per_process_memory_fraction(), cap)
+    if device == "mps":
+        return memory_plan.budget(torch.mps.recommended_max_memory(), cap_gb=cap)
+    return _available_ram()
+
+
+def _cap_gb() -> float | None:
     cap = os.environ.get("PROMPTSCAPE_GPU_MEMORY_GB")
-    if budget is not None and cap:
-        try:
-            budget = min(budget, int(float(cap) * 2**30))
-        except ValueError:
-            log.warning("PROMPTSCAPE_GPU_MEMORY_GB=%r is not a number of GB; ignored", cap)
-    return budget
+    if not cap:
+        return None
+    try:
+        return float(cap)
+    except ValueError:
+        log.warning("PROMPTSCAPE_GPU_MEMORY_GB=%r is not a number of GB; ignored", cap)
+        return None
 
 
 def _available_ram() -> int | None:

@@ -92,6 +92,19 @@ class DoesNotFit(Exception):
     """Even the lowest plan needs more memory than the device has; the message says how much."""
 
 
+def budget(free_bytes: int | None, total_bytes: int | None = None, fraction: float | None = None,
+           cap_gb: float | None = None) -> int | None:  # fmt: skip
+    """What a job may use: the free memory, capped by the process's memory fraction of the total and by
+    a cap in GB (PROMPTSCAPE_GPU_MEMORY_GB); None when nothing is known."""
+    limits = [free_bytes]
+    if fraction is not None and fraction < 1.0 and total_bytes:
+        limits.append(int(fraction * total_bytes))
+    if cap_gb is not None:
+        limits.append(int(cap_gb * GIB))
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
+
+
 def precision_bytes(precision: str) -> int:
     return 4 if precision == "fp32" else 2
 

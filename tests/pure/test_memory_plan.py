@@ -134,3 +134,12 @@ def test_the_catalog_vram_figures_are_the_planners(memory_plan):
     assert all(entry.vram_estimated for entry in catalog.CURATED if entry.family != "sdxl")
     assert catalog.fp16_safe_vae("sdxl").repo_id == "madebyollin/sdxl-vae-fp16-fix"
     assert catalog.fp16_safe_vae("sd") is None
+
+
+def test_the_budget_is_free_memory_capped_by_fraction_and_setting(memory_plan):
+    assert memory_plan.budget(20 * GB) == 20 * GB
+    assert memory_plan.budget(20 * GB, 80 * GB, fraction=0.1) == 8 * GB
+    assert memory_plan.budget(20 * GB, 80 * GB, fraction=1.0) == 20 * GB
+    assert memory_plan.budget(20 * GB, 80 * GB, cap_gb=6) == 6 * GB
+    assert memory_plan.budget(4 * GB, 80 * GB, fraction=0.5, cap_gb=6) == 4 * GB
+    assert memory_plan.budget(None, cap_gb=6) == 6 * GB and memory_plan.budget(None) is None
