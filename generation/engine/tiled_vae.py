@@ -243,7 +243,9 @@ class _Pass:
         shift = shift.to(self.device, torch.float32)[..., None, None]
 
         def apply(tile):
-            return torch.nn.functional.silu(tile.float() * scale + shift).to(tile.dtype)
+            # One new tensor (two from fp16): the tile may be a view of a stored map, never changed here.
+            out = tile.float() * scale
+            return torch.nn.functional.silu(out.add_(shift), inplace=True).to(tile.dtype)
 
         return apply
 
@@ -260,7 +262,8 @@ class _Pass:
             skip, _ = x.window(rows, cols)
             if shortcut is not None:
                 skip = shortcut(skip)
-            return (skip + y) / factor
+            y += skip  # y is this tile's own new conv output
+            return y if factor == 1 else y.div_(factor)
 
         out = self.conv(block.conv2, h, pre=self.norm_act(block.norm2, h), residual=add_input)
         if shortcut is None and isinstance(x, _Stored):
