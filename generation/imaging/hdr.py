@@ -1,34 +1,41 @@
 """LDR equirectangular panorama (sRGB) -> HDR radiance (float32 linear Rec.709) that lights a scene.
 
-The method of QUALITY.md: exact inverse sRGB; highlight expansion of near-saturated pixels; the largest
-saturated blob above the horizon is taken as the sun and replaced by an analytic disc plus a soft aureole
-sized so sun:sky horizontal irradiance is about 3:1. Non-saturated pixels anchor the exposure: they keep
-their linear value (times 2**exposure) and the sun is sized against them. Skies without a light source
-(overcast, night) get no sun and stay within 8 stops. Pure numpy.
+The method of QUALITY.md: exact inverse sRGB; unclipped pixels keep their linear value (times
+2**exposure) and anchor everything else. Where the sky shows a sun (sun_finder), a Preetham sky fitted to
+the unclipped sky fills the channels that really clipped, and a 0.53-degree sun disc is added whose share
+of the light (Bird and Hulstrom's clear-sky split) and colour (the atmosphere's transmittance) follow from
+the fitted turbidity and the sun's elevation. Without a sun (overcast, night, interiors) clipped channels
+above the horizon are light sources and are raised; clipped floors stay as they are. Pure numpy.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import InvalidRequest
-from .quality import elevations, finite, gaussian_blur_wrap, luminance, pixel_solid_angles, seam_ratio
+from . import sky_model
+from .quality import (
+    LUMA,
+    direction_angles,
+    elevations,
+    finite,
+    gaussian_blur_wrap,
+    horizontal_irradiance,
+    pixel_solid_angles,
+    seam_ratio,
+)
+from .sun_finder import CLIPPED, SkyAnalysis, analyse_sky
 
-SATURATED = 0.98  # sRGB value at or above which every channel of a pixel is clipped white
-HIGHLIGHT_GAIN = 12.0  # G of the highlight expansion 1 + (G - 1) m^2
-SUN_SKY_RATIO = 3.0  # daylight sun:sky horizontal irradiance at sun_strength 1
-AUREOLE_SHARE = 0.1  # part of the sun's irradiance spread into the aureole
 SUN_DIAMETER_DEG = 0.53
-DAYLIGHT_SKY = 0.02  # median linear sky luminance below which a bright blob is a moon or a lamp, not a sun
-NO_SOURCE_CAP = 40.0  # without a light source, nothing above this multiple of the median sky
-NO_SOURCE_STOPS = 7.9
-MAX_RUNS = 200_000  # more saturated runs than this is speckle, not a sun
+SOURCE_GAIN = 4.0  # without a sun, a clipped lamp, window or softbox is at least this many times the clip
+LOCAL_FIT_DEG = 40.0  # the sky model is scaled to the unclipped sky within this angle of the sun
+FLOOR = 1e-6  # of the median sky: every value stays above 0
 
 
 @dataclass(frozen=True)
 class HdrOptions:
     """How a panorama becomes radiance: exposure in stops, sun "auto" | "on" | "off", sun strength
-    (1 = daylight sun:sky of 3:1), and the output width (None keeps the input's)."""
+    (a multiplier on the fitted sun: 1 = as fitted), and the output width (None keeps the input's)."""
 
     exposure: float = 0.0
     sun: str = "auto"
@@ -54,20 +61,32 @@ class HdrOptions:
 
 @dataclass(frozen=True)
 class Sun:
-    """Where the sun was put: elevation and azimuth (degrees, azimuth 0 at the image's left edge)."""
+    """The sun that was added, in the panorama's own frame (a world rotation turns it): world-space
+    direction, elevation and azimuth in degrees (Blender's convention, counter-clockwise from +X), its
+    share of horizontal irradiance, the fitted turbidity, its colour (linear Rec.709, luminance 1) and
+    colour temperature, its irradiance on a surface facing it (a Sun lamp's strength, in the map's units)
+    and its angular diameter in degrees."""
 
+    direction: tuple[float, float, float]
     elevation: float
     azimuth: float
     irradiance_share: float
+    turbidity: float
+    colour: tuple[float, float, float]
+    temperature: float
+    strength: float
+    angular_diameter: float = SUN_DIAMETER_DEG
 
 
 @dataclass(frozen=True)
 class HdrResult:
-    """Radiance plus what the conversion did (the LDR it worked from and the sun it added, if any)."""
+    """Radiance plus what the conversion did: the LDR it worked from, the sun it added (if any) and the
+    same radiance without that sun (None without one), for a Sun lamp to carry the sun instead."""
 
     radiance: np.ndarray
     ldr: np.ndarray
     sun: Sun | None
+    sunless: np.ndarray | None = None
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -177,252 +196,124 @@ def clean_poles(pano: np.ndarray, start_deg: float = 70.0, blur_deg: float = 2.5
     return out
 
 
-def _runs(mask: np.ndarray):
-    """Row, start and end (exclusive) of every horizontal run of True."""
-    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-    row, start = np.nonzero(edges == 1)
-    _, end = np.nonzero(edges == -1)
-    return row, start, end
+def _pixel_directions(height: int, width: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """World-space directions of the pixels (rows[i], cols[i]), as quality.panorama_directions."""
+    el = elevations(height)[rows]
+    az = np.pi - 2.0 * np.pi * (cols + 0.5) / width
+    return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Label 8-connected components of `mask`, wrapping in x. Returns runs (row, start, end) and labels."""
-    row, start, end = _runs(mask)
-    parent = list(range(len(row)))
+def _fill_from_sky(linear: np.ndarray, clipped: np.ndarray, analysis: SkyAnalysis) -> None:
+    """Raise each clipped channel above the horizon to the fitted sky's value there, if that is higher.
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    width = mask.shape[1]
-    bounds = np.searchsorted(row, np.arange(mask.shape[0] + 1))
-    for r in range(mask.shape[0]):
-        lo, hi = bounds[r], bounds[r + 1]
-        if hi - lo >= 2 and start[lo] == 0 and end[hi - 1] == width:
-            union(lo, hi - 1)
-        if r == 0:
-            continue
-        i, j = bounds[r - 1], lo
-        while i < lo and j < hi:
-            if start[i] <= end[j] and start[j] <= end[i]:
-                union(i, j)
-            if end[i] < end[j]:
-                i += 1
-            else:
-                j += 1
-    labels = np.array([find(i) for i in range(len(row))], dtype=np.int64)
-    return row, start, end, labels
-
-
-@dataclass(frozen=True)
-class SunBlob:
-    """A saturated blob taken for the sun: its pixels, the direction of its centre, its solid angle (sr)."""
-
-    mask: np.ndarray  # full resolution; only pixels above the horizon
-    direction: np.ndarray
-    solid_angle: float
-
-
-def find_sun_blob(ldr: np.ndarray) -> SunBlob | None:
-    """The largest saturated blob above the horizon (by solid angle), wrap-aware in x, or None."""
-    height, width = ldr.shape[:2]
-    upper = np.minimum(
-        np.minimum(ldr[: height // 2, :, 0], ldr[: height // 2, :, 1]), ldr[: height // 2, :, 2]
-    )
-    upper = upper >= SATURATED
-    if not upper.any():
-        return None
-    # Label at <= 1024 columns: a sun is many pixels wide at 4K, and Python loops stay short.
-    factor = max(1, width // 1024)
-    rows, cols = upper.shape[0] // factor, width // factor
-    coarse = upper[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor).any(axis=(1, 3))
-    row, start, end, labels = _components(coarse)
-    if len(row) > MAX_RUNS or len(row) == 0:
-        return None
-    row_area = pixel_solid_angles(2 * rows, cols)[:rows]
-    area = np.bincount(labels, weights=(end - start) * row_area[row])
-    best = np.zeros_like(coarse)
-    chosen = np.nonzero(labels == int(np.argmax(area)))[0]
-    for i in chosen:
-        best[row[i], start[i] : end[i]] = True
-    full = np.zeros((height, width), dtype=bool)
-    full[: rows * factor, : cols * factor] = np.repeat(np.repeat(best, factor, axis=0), factor, axis=1)
-    full[: upper.shape[0]] &= upper
-    r, c = np.nonzero(full)
-    if r.size == 0:
-        return None
-    el = elevations(height)[r]
-    az = (c + 0.5) / width * 2.0 * np.pi
-    weight = pixel_solid_angles(height, width)[r]
-    vec = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=1)
-    direction = (vec * weight[:, None]).sum(axis=0)
-    direction /= np.linalg.norm(direction) + 1e-12
-    return SunBlob(mask=full, direction=direction, solid_angle=float(weight.sum()))
-
-
-def _direction_grid(height: int, width: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    el = elevations(height)[rows][:, None]
-    az = ((cols + 0.5) / width * 2.0 * np.pi)[None, :]
-    return np.stack(
-        [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], axis=-1
-    )
-
-
-def _crop_indices(height: int, width: int, direction: np.ndarray, radius: float):
-    """Rows and (wrapped) columns of the pixels within `radius` radians of `direction`."""
-    el = float(np.arcsin(np.clip(direction[2], -1, 1)))
-    az = float(np.arctan2(direction[1], direction[0])) % (2 * np.pi)
-    row_el = elevations(height)
-    rows = np.nonzero(np.abs(row_el - el) <= radius + np.pi / height)[0]
-    widest = np.cos(np.clip(np.abs(el) + radius, 0, np.pi / 2 - 1e-3))
-    half = radius / max(widest, 1e-3) + 2 * np.pi / width
-    if half >= np.pi:
-        cols = np.arange(width)
-    else:
-        centre = az / (2 * np.pi) * width - 0.5
-        cols = (
-            np.arange(
-                int(np.floor(centre - half / (2 * np.pi) * width)),
-                int(np.ceil(centre + half / (2 * np.pi) * width)) + 1,
-            )
-            % width
-        )
-        cols = np.unique(cols)
-    return rows, cols
-
-
-def _add_sun(linear: np.ndarray, blob: SunBlob | None, direction: np.ndarray, strength: float) -> float:
-    """Inpaint the blob from its surroundings, then add the disc and aureole; returns the sun's share."""
+    The Preetham sky is scaled per channel to the unclipped sky near the sun, so its colour and level are
+    the image's own; a channel that did not clip keeps its value."""
     height, width = linear.shape[:2]
+    upper = clipped[: height // 2].any(axis=-1)
+    rows, cols = np.nonzero(upper)
+    if rows.size == 0:
+        return
+    near = analysis.directions @ analysis.sun >= np.cos(np.radians(LOCAL_FIT_DEG))
+    if near.sum() < 16:
+        near = np.ones(len(analysis.directions), dtype=bool)
+    reference = sky_model.xyy_to_rgb(
+        sky_model.sky_xyy(analysis.directions[near], analysis.sun, analysis.turbidity)
+    )
+    scale = np.median(analysis.rgb[near] / np.maximum(reference, 1e-9), axis=0)
+    model = sky_model.xyy_to_rgb(
+        sky_model.sky_xyy(_pixel_directions(height, width, rows, cols), analysis.sun, analysis.turbidity)
+    )
+    values = linear[rows, cols]
+    raised = np.maximum(values, (model * scale).astype(np.float32))
+    linear[rows, cols] = np.where(clipped[rows, cols], raised, values)
+
+
+def _sun_disc(height: int, width: int, direction: np.ndarray):
+    """Rows, and per-pixel coverage (rows x width) of a sun disc of 0.53 degrees, at least 0.75 pixel
+    in radius so a low-resolution map still holds it (its energy is set by the caller)."""
     pixel = np.pi / height
-    blob_radius = np.sqrt(blob.solid_angle / np.pi) if blob is not None else np.radians(2.0)
-    aureole_width = float(np.clip(blob_radius / 3.0, np.radians(0.5), np.radians(3.0)))
-    sun_radius = np.radians(SUN_DIAMETER_DEG / 2)
-    sigma = max(blob_radius, 2 * pixel)
-    reach = max(blob_radius * 1.5 + 3 * sigma, sun_radius + 10 * aureole_width) + 2 * pixel
-    rows, cols = _crop_indices(height, width, direction, reach)
-    crop = linear[np.ix_(rows, cols)]
-    cosine = _direction_grid(height, width, rows, cols) @ direction
-    gamma = np.arccos(np.clip(cosine, -1.0, 1.0))
-    el_rows = elevations(height)[rows]
-    weight = (pixel_solid_angles(height, width)[rows] * np.maximum(np.sin(el_rows), 0.0))[:, None]
-    ring_colour = np.array([1.0, 1.0, 1.0], dtype=np.float32)
-    if blob is not None:
-        inside = blob.mask[np.ix_(rows, cols)]
-        valid = (~inside).astype(np.float32)[..., None]
-        sigma_y = sigma / pixel
-        sigma_x = min(sigma_y / max(np.cos(np.arcsin(direction[2])), 0.05), 4.0 * width)
-        filled = gaussian_blur_wrap(crop * valid, sigma_y, sigma_x) / np.maximum(
-            gaussian_blur_wrap(valid, sigma_y, sigma_x), 1e-6
-        )
-        crop = np.where(inside[..., None], filled, crop)
-        ring = (~inside) & (gamma < blob_radius * 2.0)
-        if ring.any():
-            ring_colour = crop[ring].mean(axis=0)
-    # The sun is mostly white, tinted a little by the sky around it (orange at sunset).
-    tint = ring_colour / max(float(luminance(ring_colour[None, None])[0, 0]), 1e-6)
-    colour = 0.7 + 0.3 * np.clip(tint, 0.0, 3.0)
-    colour = (colour / float(luminance(colour[None, None].astype(np.float32))[0, 0])).astype(np.float32)
-    linear[np.ix_(rows, cols)] = crop
-    sky_weights = (pixel_solid_angles(height, width) * np.sin(elevations(height)))[: height // 2, None]
-    sky = float((luminance(linear[: height // 2]) * sky_weights).sum())
-    sun_total = SUN_SKY_RATIO * strength * sky
-    disc = np.clip((sun_radius - gamma) / pixel + 0.5, 0.0, 1.0)
-    aureole = np.exp(-np.maximum(gamma - sun_radius, 0.0) / aureole_width) * (1.0 - disc)
-    disc_irradiance = float((disc * weight).sum())
-    aureole_irradiance = float((aureole * weight).sum())
-    if disc_irradiance <= 0 or sky <= 0:
-        return 0.0
-    profile = disc * ((1 - AUREOLE_SHARE) * sun_total / disc_irradiance)
-    if aureole_irradiance > 0:
-        profile = profile + aureole * (AUREOLE_SHARE * sun_total / aureole_irradiance)
-    profile[el_rows < 0] = 0.0  # the sun and its aureole are sky; the ground below stays as it was
-    linear[np.ix_(rows, cols)] = crop + profile[..., None].astype(np.float32) * colour
-    return sun_total / (sun_total + sky)
+    radius = max(np.radians(SUN_DIAMETER_DEG / 2), 0.75 * pixel)
+    el = float(np.arcsin(np.clip(direction[2], -1.0, 1.0)))
+    rows = np.nonzero(np.abs(elevations(height) - el) <= radius + 2 * pixel)[0]
+    cols = np.arange(width)
+    grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
+    gamma = np.arccos(np.clip(_pixel_directions(height, width, grid_rows, grid_cols) @ direction, -1, 1))
+    return rows, np.clip((radius - gamma) / pixel + 0.5, 0.0, 1.0)
 
 
-def _brightest_direction(linear: np.ndarray) -> np.ndarray:
-    """Direction of the brightest 1/64-wide patch above the horizon, for a sun forced on without a blob."""
+def _add_sun(linear: np.ndarray, analysis: SkyAnalysis, strength: float) -> tuple[np.ndarray, Sun | None]:
+    """A copy of `linear` with the sun added: its horizontal irradiance is the clear-sky share (Bird and
+    Hulstrom) of the map's own sky for the fitted turbidity, times `strength`; its colour the sky model's."""
     height, width = linear.shape[:2]
-    lum = luminance(linear[: height // 2])
-    block = max(1, width // 64)
-    rows, cols = lum.shape[0] // block, width // block
-    if rows == 0:
-        block, rows, cols = 1, lum.shape[0], width
-    means = lum[: rows * block, : cols * block].reshape(rows, block, cols, block).mean(axis=(1, 3))
-    r, c = np.unravel_index(int(np.argmax(means)), means.shape)
-    el = max(float(elevations(height)[min(int((r + 0.5) * block), height // 2 - 1)]), np.pi / height)
-    az = (c + 0.5) * block / width * 2.0 * np.pi
-    return np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    elevation = float(np.arcsin(np.clip(analysis.sun[2], -1.0, 1.0)))
+    share = sky_model.sun_share(elevation, analysis.turbidity)
+    sky = float(horizontal_irradiance(linear) @ LUMA)
+    if sky <= 0 or share <= 0:
+        return linear, None
+    sun_irradiance = strength * sky * share / (1.0 - share)
+    colour = sky_model.sun_colour(elevation, analysis.turbidity)
+    rows, cover = _sun_disc(height, width, analysis.sun)
+    weight = pixel_solid_angles(height, width)[rows] * np.maximum(np.sin(elevations(height)[rows]), 0.0)
+    covered = float((cover * weight[:, None]).sum())
+    if covered <= 0:
+        return linear, None
+    lit = linear.copy()
+    lit[rows] += (cover * (sun_irradiance / covered))[..., None].astype(np.float32) * colour.astype(
+        np.float32
+    )
+    elevation_deg, azimuth_deg = direction_angles(analysis.sun)
+    sun = Sun(
+        direction=tuple(float(v) for v in analysis.sun),
+        elevation=elevation_deg,
+        azimuth=azimuth_deg,
+        irradiance_share=sun_irradiance / (sun_irradiance + sky),
+        turbidity=analysis.turbidity,
+        colour=tuple(float(v) for v in colour),
+        temperature=sky_model.colour_temperature(colour),
+        strength=sun_irradiance / np.sin(elevation),
+    )
+    return lit, sun
 
 
-def _limit_range(linear: np.ndarray, median_sky: float) -> np.ndarray:
-    """Without a light source: a soft knee keeps every pixel under NO_SOURCE_CAP x the median sky, and the
-    darkest pixels are lifted to within NO_SOURCE_STOPS of the peak (below what 8 bits tell apart)."""
-    lum = luminance(linear)
-    cap = NO_SOURCE_CAP * max(median_sky, 1e-6)
-    knee = 0.5 * cap
-    over = lum > knee
-    if over.any():
-        squeezed = knee + (cap - knee) * (1.0 - np.exp(-(lum[over] - knee) / (cap - knee)))
-        linear[over] *= (squeezed / lum[over])[:, None]
-    floor = float(luminance(linear).max()) * 2.0**-NO_SOURCE_STOPS
-    return np.maximum(linear, np.float32(max(floor, 1e-9)))
+def _raise_sources(linear: np.ndarray, clipped: np.ndarray) -> None:
+    """Without a sun: clipped channels above the horizon are lamps, windows or softboxes, brighter than
+    the clip by an unknown amount; raise them. A clipped floor below is lit, not a light: it stays."""
+    upper = linear[: linear.shape[0] // 2]
+    upper[clipped[: linear.shape[0] // 2]] *= np.float32(SOURCE_GAIN)
 
 
 def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -> HdrResult:
-    """panorama_to_hdr, also returning the prepared LDR (resized, seam-blended, poles cleaned) and the sun."""
+    """panorama_to_hdr, also returning the prepared LDR (resized, seam-blended, poles cleaned), the sun
+    and the radiance without it."""
     ldr = np.clip(finite(np.asarray(ldr_srgb, dtype=np.float32)), 0.0, 1.0)
     if options.output_width and options.output_width != ldr.shape[1]:
         ldr = resize_panorama(ldr, options.output_width)
     ldr = blend_seam(ldr)
     ldr = np.clip(clean_poles(ldr) if options.poles == "blend" else ldr, 0.0, 1.0)
     height = ldr.shape[0]
-    # Elementwise, not .max(axis=-1): a reduction over a length-3 axis is several times slower.
-    peak_channel = np.maximum(np.maximum(ldr[..., 0], ldr[..., 1]), ldr[..., 2])
     linear = srgb_to_linear(ldr)
-    unsaturated_sky = luminance(linear[: max(1, height // 2) : 2, ::2])[
-        peak_channel[: max(1, height // 2) : 2, ::2] < SATURATED
-    ]
-    median_sky = float(np.median(unsaturated_sky)) if unsaturated_sky.size else 1.0
-    mask = smoothstep(0.85, 1.0, peak_channel)
-    linear *= (1.0 + (HIGHLIGHT_GAIN - 1.0) * mask * mask)[..., None]
-    blob = find_sun_blob(ldr) if options.sun != "off" else None
-    wanted = options.sun == "on" or (
-        options.sun == "auto"
-        and blob is not None
-        and median_sky >= DAYLIGHT_SKY
-        and _looks_like_sun(blob, height)
-    )
-    sun = None
-    if wanted:
-        direction = blob.direction if blob is not None else _brightest_direction(linear)
-        share = _add_sun(linear, blob, direction, options.sun_strength)
-        if share > 0:
-            az = float(np.degrees(np.arctan2(direction[1], direction[0])) % 360.0)
-            sun = Sun(
-                elevation=float(np.degrees(np.arcsin(direction[2]))), azimuth=az, irradiance_share=share
-            )
-        floor = max(median_sky, 1e-4) * 1e-6
-        linear = np.maximum(linear, np.float32(floor))
+    clipped = ldr >= CLIPPED
+    analysis = analyse_sky(ldr, linear, options.sun)
+    median_sky = float(np.median(linear[: max(1, height // 2) : 4, ::4] @ LUMA))
+    floor = np.float32(max(median_sky, 1e-4) * FLOOR)
+    sun = sunless = None
+    if analysis.sun is not None:
+        _fill_from_sky(linear, clipped, analysis)
+        np.maximum(linear, floor, out=linear)
+        lit, sun = _add_sun(linear, analysis, options.sun_strength)
+        if sun is not None:
+            linear, sunless = lit, linear
     else:
-        linear = _limit_range(linear, float(np.median(luminance(linear[: max(1, height // 2) : 2, ::2]))))
-    linear *= np.float32(2.0**options.exposure)
-    return HdrResult(radiance=linear.astype(np.float32, copy=False), ldr=ldr, sun=sun)
-
-
-def _looks_like_sun(blob: SunBlob, height: int) -> bool:
-    """A sun blob is at least a few pixels and about a degree, and no bigger than a 35-degree glare; larger
-    clipped areas are clouds or haze."""
-    pixel = (np.pi / height) ** 2
-    return max(4 * pixel, 2.4e-4) <= blob.solid_angle <= 0.3
+        _raise_sources(linear, clipped)
+        np.maximum(linear, floor, out=linear)
+    gain = np.float32(2.0**options.exposure)
+    if gain != 1:
+        linear *= gain
+        if sunless is not None:
+            sunless *= gain
+        if sun is not None:
+            sun = replace(sun, strength=sun.strength * float(gain))
+    return HdrResult(radiance=linear.astype(np.float32, copy=False), ldr=ldr, sun=sun, sunless=sunless)
 
 
 def panorama_to_hdr(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -> np.ndarray:

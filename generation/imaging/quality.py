@@ -305,3 +305,66 @@ def material_report(maps) -> dict:
     report.update({f"albedo_{k}": v for k, v in asdict(albedo_stats(maps.albedo)).items()})
     report.update({f"normal_{k}": v for k, v in asdict(normal_stats(maps.normal)).items()})
     return report
+
+
+# Light: where it comes from and what colour it is --------------------------------------------------------
+
+
+def panorama_directions(height: int, width: int) -> np.ndarray:
+    """World-space unit direction (HxWx3) of each pixel centre in Blender's equirectangular mapping:
+    u = 0.5 - atan2(y, x) / 2pi, so the image centre looks along +X and the left edge along -X."""
+    el = elevations(height)[:, None]
+    az = np.pi - 2.0 * np.pi * (np.arange(width) + 0.5)[None, :] / width
+    return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], -1)
+
+
+def direction_angles(direction: np.ndarray) -> tuple[float, float]:
+    """Elevation and azimuth (degrees) of a world-space direction, azimuth counter-clockwise from +X as
+    Blender's Sun Position and Sky Texture count it (90 - sun_rotation)."""
+    x, y, z = (float(v) for v in direction)
+    return float(np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))), float(np.degrees(np.arctan2(y, x)) % 360.0)
+
+
+def horizontal_irradiance(radiance: np.ndarray, from_below: bool = False) -> np.ndarray:
+    """Irradiance (RGB) on an upward-facing surface from the upper hemisphere of an equirectangular map
+    (the sum of radiance x solid angle x cos(zenith) of its pixels, as an open ground under the sky gets),
+    or with `from_below` on a downward-facing one from the lower hemisphere."""
+    data = np.asarray(radiance)
+    height, width = data.shape[:2]
+    sine = np.sin(elevations(height)) * (-1.0 if from_below else 1.0)
+    weights = (pixel_solid_angles(height, width) * np.maximum(sine, 0.0)).astype(data.dtype)
+    # One matrix-vector product over rows (BLAS): a 4K map in milliseconds, not a float64 copy of it.
+    per_column = weights @ data.reshape(height, -1)
+    return per_column.reshape(width, -1).sum(axis=0, dtype=np.float64)
+
+
+def below_over_above(radiance: np.ndarray) -> float:
+    """Light from below over light from above (luminance): how much the floor lights a scene."""
+    above = float(horizontal_irradiance(radiance) @ LUMA)
+    return float(horizontal_irradiance(radiance, from_below=True) @ LUMA) / above if above > 0 else 0.0
+
+
+def sun_share(radiance: np.ndarray, sunless: np.ndarray) -> float:
+    """The sun's share of horizontal irradiance (luminance): 1 - E(map without the sun) / E(map)."""
+    total = float(horizontal_irradiance(radiance) @ LUMA)
+    return 1.0 - float(horizontal_irradiance(sunless) @ LUMA) / total if total > 0 else 0.0
+
+
+def lit_shadow_ratio(radiance: np.ndarray, sunless: np.ndarray) -> float:
+    """Lit over shadowed ground under an object that hides the sun: E(map) / E(map without the sun)."""
+    shadow = float(horizontal_irradiance(sunless) @ LUMA)
+    return float(horizontal_irradiance(radiance) @ LUMA) / shadow if shadow > 0 else float("inf")
+
+
+def light_chromaticity(radiance: np.ndarray) -> tuple[float, float]:
+    """(r, g) chromaticity, r = R / (R + G + B), of the light falling on an upward-facing surface."""
+    light = horizontal_irradiance(radiance)
+    total = float(light.sum())
+    return (float(light[0] / total), float(light[1] / total)) if total > 0 else (1 / 3, 1 / 3)
+
+
+def angle_between(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle in degrees between two directions."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))

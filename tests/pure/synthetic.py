@@ -95,3 +95,67 @@ def stretched_pole_panorama(width, seed=9):
     blend = np.clip((latitude - 55.0) / 10.0, 0.0, 1.0)[:, None]
     grey = (1 - blend) * base + blend * streaks[None, :]
     return np.clip(np.repeat(grey[..., None], 3, axis=2) * np.array([0.8, 0.9, 1.0]), 0, 1).astype(np.float32)
+
+
+# Float truth for the light tests: scenes whose radiance is known, photographed as a generator would. -----
+
+
+def photograph(radiance, median=0.18):
+    """What an 8-bit panorama of `radiance` looks like: exposed so the upper half's median luminance is
+    `median`, clipped, sRGB-encoded and rounded to 8 bits (float32 in [0, 1])."""
+    luminance = radiance @ np.array([0.2126, 0.7152, 0.0722])
+    exposed = np.clip(radiance * (median / np.median(luminance[: radiance.shape[0] // 2])), 0, 1)
+    srgb = np.where(exposed <= 0.0031308, exposed * 12.92, 1.055 * exposed ** (1 / 2.4) - 0.055)
+    return (np.round(srgb * 255) / 255).astype(np.float32)
+
+
+def _box(el, az, el_range, az_range):
+    """Pixels within an elevation and azimuth range (degrees; azimuth as the image's own, from the left)."""
+    el_d, az_d = np.degrees(el), np.degrees(az)
+    return (el_d >= el_range[0]) & (el_d <= el_range[1]) & (az_d >= az_range[0]) & (az_d <= az_range[1])
+
+
+def interior(width, seed=4):
+    """A room: beige walls, a darker floor, a window showing bright sky, two ceiling lamps (radiance)."""
+    el, az, direction = _directions(width)
+    noise = 1 + 0.1 * periodic_noise(*el.shape, seed)[..., None]
+    image = np.where(el[..., None] > 0, np.array([0.30, 0.26, 0.20]), np.array([0.12, 0.09, 0.06])) * noise
+    image[_box(el, az, (0, 35), (150, 200))] = np.array([2.0, 2.4, 3.0])  # the window: sky, 10x the walls
+    for lamp_az in (60.0, 240.0):
+        lamp = np.degrees(np.arccos(np.clip(direction @ _unit(70.0, lamp_az), -1, 1))) < 3.0
+        image[lamp] = np.array([30.0, 26.0, 20.0])
+    return image
+
+
+def studio(width, seed=6):
+    """A photo studio: grey backdrop, two large softboxes, a white floor lit by them (radiance)."""
+    el, az, _ = _directions(width)
+    noise = 1 + 0.05 * periodic_noise(*el.shape, seed)[..., None]
+    image = np.where(el[..., None] > 0, 0.12, 0.8) * noise * np.ones(3)
+    for centre in (90.0, 270.0):
+        image[_box(el, az, (15, 55), (centre - 15, centre + 15))] = 6.0
+    return image
+
+
+def night(width, seed=8):
+    """A light-polluted night: dark orange-grey sky, a glowing band along the horizon, a moon (radiance)."""
+    el, _, direction = _directions(width)
+    noise = 1 + 0.1 * periodic_noise(*el.shape, seed)[..., None]
+    sky = np.array([0.012, 0.010, 0.009]) * noise
+    glow = np.exp(-np.degrees(np.maximum(el, 0)) / 4.0)[..., None] * np.array([0.35, 0.25, 0.15])
+    image = np.where(el[..., None] > 0, sky + glow, np.array([0.006, 0.005, 0.004]) * noise)
+    moon = np.degrees(np.arccos(np.clip(direction @ _unit(30.0, 200.0), -1, 1))) < 0.6
+    image[moon] = 40.0
+    return image
+
+
+def low_red_sun(width, seed=9):
+    """An 8-bit sunset: a red-orange glow around a sun at 6 degrees where only red and green clip."""
+    el, _, direction = _directions(width)
+    t = np.clip(el / (np.pi / 2), 0, 1)[..., None]
+    sky = np.array([0.75, 0.62, 0.55]) * (1 - t) + np.array([0.3, 0.45, 0.8]) * t
+    gamma = np.degrees(np.arccos(np.clip(direction @ _unit(6.0, 250.0), -1, 1)))[..., None]
+    glow = np.exp(-np.maximum(gamma - 1.5, 0) / 5.0)
+    sky = sky * (1 - glow) + np.array([1.2, 1.05, 0.7]) * glow
+    ground = np.array([0.2, 0.15, 0.1]) * (1 + 0.2 * periodic_noise(*el.shape, seed)[..., None])
+    return np.clip(np.where(el[..., None] > 0, sky, ground), 0, 1).astype(np.float32)

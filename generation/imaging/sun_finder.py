@@ -1,0 +1,235 @@
+"""Where the sun is in an 8-bit panorama, and what sky it shines in: found the way the sky shows it.
+
+A clipped disc of any size, or a clipped glow, above the horizon; a clipped band along the horizon (haze,
+light pollution) is not a sun, though a glow rising out of it is. The direction is the clipped region's
+centre for a small disc; for a glow it is where a Preetham sky fitted to the unclipped pixels around it
+puts the sun (the sky's gradient points at it). No sun under a sky that is not blue (overcast, night,
+interiors), and none without a clipped source unless one is asked for. Pure numpy; world-space
+directions (Blender's: +Z up, the image centre looks along +X).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import sky_model
+from .quality import elevations, luminance, panorama_directions, pixel_solid_angles
+
+CLIPPED = 254.0 / 255.0  # an 8-bit channel at 255 (254.5 after rounding) is clipped
+ANALYSIS_WIDTH = 256
+BAND_SPAN_DEG = 45.0  # a clipped region this wide along the horizon is a band, unless a glow rises from it
+BUMP_DEG = 3.0  # a glow rises at least this far above the band it sits on
+MAX_SOURCE_SR = 0.3  # larger clipped areas are cloud or haze, not a sun
+BLUE_SKY = 1.05  # B/R of the unclipped sky's light below which the sky is not a daylight sky
+DARK_SKY = 0.02  # median linear sky below which a blue sky is a night sky (a daylight photo is brighter)
+SEARCH_TURBIDITY = 3.0
+
+
+@dataclass(frozen=True)
+class SkyAnalysis:
+    """What the sky shows: the sun's direction (None: no sun), the fitted turbidity, whether the sky is
+    a blue daylight sky, and the analysis-resolution samples of the unclipped sky the fit used."""
+
+    sun: np.ndarray | None
+    turbidity: float
+    daylight: bool
+    directions: np.ndarray  # Nx3 unit vectors of unclipped sky samples
+    rgb: np.ndarray  # Nx3 linear values there
+    weights: np.ndarray  # N solid angle x cos(zenith)
+
+
+def downsample(image: np.ndarray, width: int) -> np.ndarray:
+    """Block mean down to `width` columns (and width/2 rows) when the width divides; else as it is."""
+    height, full = image.shape[:2]
+    factor = full // width
+    if factor <= 1 or full % width or height % factor:
+        return image
+    # Rows first, over contiguous memory, then columns: a reduction over two strided axes at once is
+    # several times slower.
+    tail = image.shape[2:]
+    rows = image.reshape(height // factor, factor, -1).sum(axis=1, dtype=np.float32)
+    blocks = rows.reshape(height // factor, width, factor, *tail).sum(axis=2)
+    return blocks / np.float32(factor * factor)
+
+
+def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto") -> SkyAnalysis:
+    """Find the sun and fit the sky in an sRGB panorama `ldr` (its linear values `linear`)."""
+    clipped = ldr >= CLIPPED
+    small_linear = downsample(linear, ANALYSIS_WIDTH)
+    small_clipped = downsample(clipped.astype(np.float32), ANALYSIS_WIDTH)
+    height, width = small_linear.shape[:2]
+    directions = panorama_directions(height, width)
+    elevation = elevations(height)[:, None] * np.ones((1, width))
+    weight = (pixel_solid_angles(height, width)[:, None] * np.maximum(np.sin(elevation), 0.0)) + 1e-12
+    any_clipped = small_clipped.max(axis=-1) > 0
+    sky = (~any_clipped) & (elevation > np.radians(1.0))
+    samples = directions[sky], small_linear[sky].astype(np.float64), weight[sky]
+    light = (samples[1] * samples[2][:, None]).sum(axis=0)
+    daylight = bool(
+        samples[2].size >= 16
+        and light[2] >= BLUE_SKY * max(light[0], 1e-12)
+        and float(np.median(luminance(samples[1].astype(np.float32)))) >= DARK_SKY
+    )
+    found = None
+    if sun != "off" and (daylight or sun == "on"):
+        # A source is where at least two channels clipped: one clipped channel is a bright blue horizon.
+        source = (np.sort(small_clipped, axis=-1)[..., 1] > 0) & (elevation > -np.radians(2.0))
+        fraction = small_clipped.max(axis=-1)
+        depth = small_clipped.sum(axis=-1) ** 4
+        all_clipped = pixel_solid_angles(height, width)[:, None] * small_clipped.min(axis=-1)
+        regions = _sun_regions(source, fraction, elevation)
+        # The sun is the brightest source: of those about as deeply clipped as the deepest, the one the
+        # unclipped sky's gradient points at.
+        core = [float(all_clipped[region].sum()) for region in regions]
+        candidates = [
+            _region_direction(region, depth, directions)
+            for region, deep in zip(regions, core, strict=True)
+            if deep >= 0.5 * max(core)
+        ]
+        if candidates:
+            found = candidates[int(np.argmin([_fit_error(c, samples) for c in candidates]))]
+        elif sun == "on":
+            found = _search_direction(directions[elevation > 0].reshape(-1, 3), samples)
+    if found is not None and found[2] < np.sin(np.radians(0.5)):
+        found = None if sun != "on" else _lift(found)
+    turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
+    return SkyAnalysis(found, turbidity, daylight, *samples)
+
+
+def _lift(direction: np.ndarray) -> np.ndarray:
+    """The same azimuth one degree above the horizon: a forced sun is always in the sky."""
+    horizontal = direction[:2] / (np.linalg.norm(direction[:2]) + 1e-12)
+    return np.array([*(horizontal * np.cos(np.radians(1.0))), np.sin(np.radians(1.0))])
+
+
+def _sun_regions(source: np.ndarray, fraction: np.ndarray, elevation: np.ndarray) -> list[np.ndarray]:
+    """The clipped regions that may be the sun (discs or glows, horizon bands cut away), at most four,
+    largest first."""
+    height, width = source.shape
+    labels = label_components(source)
+    area = pixel_solid_angles(height, width)[:, None] * fraction
+    found = []
+    for label in range(labels.max() + 1):
+        region = _without_band(labels == label, elevation, width)
+        if region is None or elevation[region].max() <= 0:
+            continue
+        solid_angle = float(area[region].sum())
+        if solid_angle <= MAX_SOURCE_SR:
+            found.append((solid_angle, label, region))
+    return [region for _, _, region in sorted(found, key=lambda item: item[:2], reverse=True)[:4]]
+
+
+def _without_band(region: np.ndarray, elevation: np.ndarray, width: int) -> np.ndarray | None:
+    """`region` without a horizon band: only the columns where a glow rises above the band; None when
+    the region is all band."""
+    columns = np.nonzero(region.any(axis=0))[0]
+    span = len(columns) * 360.0 / width
+    lowest = float(np.degrees(elevation[region].min()))
+    if span < BAND_SPAN_DEG or lowest > 3.0:
+        return region
+    top = np.where(region, np.degrees(elevation), -90.0).max(axis=0)
+    band_top = float(np.median(top[columns]))
+    rising = top >= band_top + BUMP_DEG
+    if not rising.any():
+        return None
+    return region & rising[None, :]
+
+
+def _region_direction(region, depth, directions) -> np.ndarray:
+    """The centre of a clipped disc or glow, where it is deepest (all channels clipped): a glow falls off
+    with the angle from the sun, so its core is round about the sun even where haze stretches the rest."""
+    weight = (pixel_solid_angles(*region.shape)[:, None] * depth)[region]
+    centre = (directions[region] * weight[:, None]).sum(axis=0)
+    return centre / (np.linalg.norm(centre) + 1e-12)
+
+
+def _search_direction(candidates: np.ndarray, samples) -> np.ndarray:
+    """Of `candidates` (Kx3), the sun direction whose Preetham sky best fits the unclipped samples'
+    log luminance (exposure free): every 16th candidate against every 4th sample first, then finer
+    grids around the best."""
+    sky_dirs, rgb, weights = samples
+    log_y = np.log(np.maximum(luminance(rgb.astype(np.float32)).astype(np.float64), 1e-9))
+    w = weights / weights.sum()
+    best = _best_of(candidates[::16], sky_dirs[::4], log_y[::4], w[::4] / w[::4].sum())
+    for step, reach in ((2.0, 4), (0.5, 4)):
+        el, az = np.arcsin(np.clip(best[2], -1, 1)), np.arctan2(best[1], best[0])
+        offsets = np.radians(step) * np.arange(-reach, reach + 1)
+        grid_el, grid_az = np.meshgrid(el + offsets, az + offsets / max(np.cos(el), 0.1), indexing="ij")
+        grid_el = np.clip(grid_el, np.radians(0.5), np.radians(89.5))
+        grid = np.stack(
+            [np.cos(grid_el) * np.cos(grid_az), np.cos(grid_el) * np.sin(grid_az), np.sin(grid_el)], -1
+        )
+        best = _best_of(grid.reshape(-1, 3), sky_dirs, log_y, w)
+    return best
+
+
+def _fit_error(sun: np.ndarray, samples) -> float:
+    """How far the unclipped sky is from a Preetham sky with the sun at `sun` (log luminance variance)."""
+    sky_dirs, rgb, weights = samples
+    log_y = np.log(np.maximum(luminance(rgb.astype(np.float32)).astype(np.float64), 1e-9))
+    return float(_errors(sun[None, :], sky_dirs, log_y, weights / weights.sum())[0])
+
+
+def _best_of(candidates, sky_dirs, log_y, w) -> np.ndarray:
+    return candidates[int(np.argmin(_errors(candidates, sky_dirs, log_y, w)))]
+
+
+def _errors(candidates, sky_dirs, log_y, w) -> np.ndarray:
+    errors = np.empty(len(candidates))
+    for start in range(0, len(candidates), 64):
+        chunk = candidates[start : start + 64]
+        gamma = np.arccos(np.clip(sky_dirs @ chunk.T, -1.0, 1.0))
+        model = sky_model.perez(sky_dirs[:, 2:3], gamma, SEARCH_TURBIDITY, "Y")
+        residual = log_y[:, None] - np.log(np.maximum(model, 1e-9))
+        mean = w @ residual
+        errors[start : start + 64] = w @ (residual - mean) ** 2
+    return errors
+
+
+def _runs(mask: np.ndarray):
+    """Row, start and end (exclusive) of every horizontal run of True."""
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    row, start = np.nonzero(edges == 1)
+    _, end = np.nonzero(edges == -1)
+    return row, start, end
+
+
+def label_components(mask: np.ndarray) -> np.ndarray:
+    """Labels 0.. of the 8-connected components of `mask`, wrapping in x; -1 outside it."""
+    row, start, end = _runs(mask)
+    parent = list(range(len(row)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    width = mask.shape[1]
+    bounds = np.searchsorted(row, np.arange(mask.shape[0] + 1))
+    for r in range(mask.shape[0]):
+        lo, hi = bounds[r], bounds[r + 1]
+        if hi - lo >= 2 and start[lo] == 0 and end[hi - 1] == width:
+            union(lo, hi - 1)
+        if r == 0:
+            continue
+        i, j = bounds[r - 1], lo
+        while i < lo and j < hi:
+            # Runs touching diagonally are connected: [start, end) and [start', end') within one column.
+            if start[i] <= end[j] and start[j] <= end[i]:
+                union(i, j)
+            if end[i] < end[j]:
+                i += 1
+            else:
+                j += 1
+    roots = np.array([find(i) for i in range(len(row))], dtype=np.int64)
+    _, compact = np.unique(roots, return_inverse=True)
+    labels = np.full(mask.shape, -1, dtype=np.int64)
+    for i in range(len(row)):
+        labels[row[i], start[i] : end[i]] = compact[i]
+    return labels
