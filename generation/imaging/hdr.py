@@ -30,6 +30,7 @@ SUN_DIAMETER_DEG = 0.53
 SOURCE_GAIN = 4.0  # without a sun, a clipped lamp, window or softbox is at least this many times the clip
 LOCAL_FIT_DEG = 40.0  # the sky model is scaled to the unclipped sky within this angle of the sun
 FLOOR = 1e-6  # of the median sky: every value stays above 0
+RING_DEG = (5.0, 20.0)  # the sky around the sun whose colour corrects the model's sun colour
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,24 @@ def _sun_disc(height: int, width: int, direction: np.ndarray):
     return rows, np.clip((radius - gamma) / pixel + 0.5, 0.0, 1.0)
 
 
+def _sun_colour(analysis: SkyAnalysis, elevation: float) -> np.ndarray:
+    """The model's sun colour, reddened (or not) as much more as the sky just around the sun is than
+    the model predicts there, relative to the whole sky: that sky is lit through the same air. The
+    comparison is relative, so the image's white balance and the blue of a clear sky do not tint it."""
+    colour = sky_model.sun_colour(elevation, analysis.turbidity)
+    model = sky_model.xyy_to_rgb(sky_model.sky_xyy(analysis.directions, analysis.sun, analysis.turbidity))
+    ratio = analysis.rgb / np.maximum(model, 1e-9)
+    gamma = np.degrees(np.arccos(np.clip(analysis.directions @ analysis.sun, -1.0, 1.0)))
+    ring = (gamma > RING_DEG[0]) & (gamma < RING_DEG[1])
+    if ring.sum() < 8:
+        return colour
+    weights = analysis.weights[:, None]
+    near = (ratio[ring] * weights[ring]).sum(axis=0) / weights[ring].sum()
+    everywhere = (ratio * weights).sum(axis=0) / weights.sum()
+    colour = colour * np.clip(near / np.maximum(everywhere, 1e-9), 0.25, 4.0)
+    return colour / float(colour @ LUMA)
+
+
 def _add_sun(linear: np.ndarray, analysis: SkyAnalysis, strength: float) -> tuple[np.ndarray, Sun | None]:
     """A copy of `linear` with the sun added: its horizontal irradiance is the clear-sky share (Bird and
     Hulstrom) of the map's own sky for the fitted turbidity, times `strength`; its colour the sky model's."""
@@ -251,7 +270,7 @@ def _add_sun(linear: np.ndarray, analysis: SkyAnalysis, strength: float) -> tupl
     if sky <= 0 or share <= 0:
         return linear, None
     sun_irradiance = strength * sky * share / (1.0 - share)
-    colour = sky_model.sun_colour(elevation, analysis.turbidity)
+    colour = _sun_colour(analysis, elevation)
     rows, cover = _sun_disc(height, width, analysis.sun)
     weight = pixel_solid_angles(height, width)[rows] * np.maximum(np.sin(elevations(height)[rows]), 0.0)
     covered = float((cover * weight[:, None]).sum())

@@ -1,0 +1,127 @@
+"""Physical truth for light: Blender's own sky rendered with Cycles as a float panorama.
+
+Multiple-scattering Sky Texture, sun disc on (and once more off, to separate the sun from the sky),
+through an equirectangular camera at the origin rotated (90, 0, -90) degrees, which reproduces the
+Environment Texture's mapping exactly; box filter, no denoising, no clamping, float EXR. The physical
+sky's lower hemisphere is black, so a ground of albedo 0.15 lit by the same sky replaces it.
+"""
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+from scene_helpers import read_exr
+
+GROUND_ALBEDO = 0.15
+WIDTH = 256
+
+
+@dataclass(frozen=True)
+class Sky:
+    """One physical sky: sun elevation and world azimuth (degrees), air, aerosol and ozone density."""
+
+    name: str
+    elevation: float
+    azimuth: float
+    air: float = 1.0
+    aerosol: float = 1.0
+    ozone: float = 1.0
+
+    @property
+    def sun_direction(self) -> np.ndarray:
+        el, az = math.radians(self.elevation), math.radians(self.azimuth)
+        return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+
+
+# Clear to hazy, low to high, any azimuth; heavy aerosol stands in for an overcast day.
+SKIES = (
+    Sky("clear 35", 35.0, 60.0),
+    Sky("clear noon 70", 70.0, 250.0),
+    Sky("clear 60", 60.0, 90.0),
+    Sky("hazy 15", 15.0, 330.0, air=1.5, aerosol=4.0),
+    Sky("red low 10", 10.0, 150.0, air=2.0, aerosol=2.0),
+    Sky("hazy 50", 50.0, 200.0, aerosol=3.0),
+)
+OVERCAST = Sky("overcast stand-in", 40.0, 10.0, air=2.0, aerosol=10.0)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A rendered sky with its ground: the radiance with the sun and without it (same ground)."""
+
+    sky: Sky
+    radiance: np.ndarray
+    sunless: np.ndarray
+
+
+def render_sky(sky: Sky, sun_disc: bool, samples: int, width: int = WIDTH) -> np.ndarray:
+    """The sky alone (lower hemisphere as the model gives it), linear float, rows top first."""
+    scene = bpy.data.scenes.new(f"Truth {sky.name}")
+    world = bpy.data.worlds.new(f"Truth {sky.name}")
+    scene.world = world
+    texture = world.node_tree.nodes.new("ShaderNodeTexSky")
+    texture.sky_type = "MULTIPLE_SCATTERING"
+    texture.sun_disc = sun_disc
+    texture.sun_elevation = math.radians(sky.elevation)
+    texture.sun_rotation = math.radians(90.0 - sky.azimuth)  # world azimuth = 90 - sun_rotation
+    texture.air_density, texture.aerosol_density, texture.ozone_density = sky.air, sky.aerosol, sky.ozone
+    world.node_tree.links.new(texture.outputs["Color"], world.node_tree.nodes["Background"].inputs["Color"])
+    camera = bpy.data.objects.new("Truth camera", bpy.data.cameras.new("Truth camera"))
+    camera.data.type = "PANO"
+    camera.data.panorama_type = "EQUIRECTANGULAR"
+    camera.rotation_euler = (math.pi / 2, 0.0, -math.pi / 2)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    scene.render.engine = "CYCLES"
+    cycles = scene.cycles
+    cycles.device, cycles.samples, cycles.use_denoising = "CPU", samples, False
+    cycles.pixel_filter_type = "BOX"
+    cycles.sample_clamp_direct = cycles.sample_clamp_indirect = 0.0
+    scene.render.threads_mode, scene.render.threads = "FIXED", 2
+    scene.render.resolution_x, scene.render.resolution_y = width, width // 2
+    scene.render.resolution_percentage = 100
+    scene.view_settings.view_transform = "Standard"
+    scene.render.image_settings.file_format = "OPEN_EXR"
+    scene.render.image_settings.color_depth = "32"
+    with tempfile.TemporaryDirectory() as folder:
+        scene.render.filepath = str(Path(folder) / "sky.exr")
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        pixels = read_exr(scene.render.filepath).astype(np.float32)
+    bpy.data.objects.remove(camera)
+    bpy.data.scenes.remove(scene)
+    bpy.data.worlds.remove(world)
+    return pixels
+
+
+def truth(sky: Sky, quality) -> Truth:
+    """The sky with and without its sun disc (1024 samples: the sub-pixel disc needs them to integrate
+    to its energy), each above a ground of albedo 0.15 lit by the whole sky."""
+    radiance = render_sky(sky, True, 1024)
+    sunless = render_sky(sky, False, 16)
+    ground = GROUND_ALBEDO * quality.horizontal_irradiance(radiance) / np.pi
+    for image in (radiance, sunless):
+        image[image.shape[0] // 2 :] = ground.astype(np.float32)
+    return Truth(sky, radiance, sunless)
+
+
+def figures(truth: Truth, result, quality) -> dict:
+    """Truth against a conversion of its 8-bit photograph: sun direction error (degrees), sun share,
+    lit/shadow and (r, g) of the light for both, and the seam (log luminance) of both."""
+    sunless = result.sunless if result.sunless is not None else result.radiance
+    found = result.sun.direction if result.sun is not None else None
+    log = lambda image: np.log(np.maximum(quality.luminance(image), 1e-12))  # noqa: E731
+    return {
+        "direction_error": quality.angle_between(found, truth.sky.sun_direction) if found else float("inf"),
+        "share": quality.sun_share(truth.radiance, truth.sunless),
+        "share_ours": quality.sun_share(result.radiance, sunless),
+        "lit_shadow": quality.lit_shadow_ratio(truth.radiance, truth.sunless),
+        "lit_shadow_ours": quality.lit_shadow_ratio(result.radiance, sunless),
+        "chromaticity": quality.light_chromaticity(truth.radiance),
+        "chromaticity_ours": quality.light_chromaticity(result.radiance),
+        "seam": quality.seam_ratio(log(truth.radiance)).ratio,
+        "seam_ours": quality.seam_ratio(log(result.radiance)).ratio,
+        "turbidity": result.sun.turbidity if result.sun is not None else 0.0,
+    }
