@@ -131,7 +131,8 @@ def _finish(task: Task):
     if job.state == "failed":
         task.error = job.message or str(job.error)
     elif job.state == "done":
-        task.metadata = dict(job.metadata)
+        # A world's outputs add the sun found to the request, so the history and the world show it.
+        task.metadata = {**job.metadata, **getattr(job.outputs, "light", {})}
         _history.append(HistoryEntry(len(_history), task.kind, task.label, task.metadata, job.outputs))
         if task.cancel_requested:
             pass  # cancelled after the worker finished: the files stay on disk and in the history

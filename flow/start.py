@@ -43,8 +43,15 @@ def _world_applier(scene, options: dict):
 
     def apply(task):
         target = _find(bpy.data.scenes, uid, "scene")
+        files = task.job.outputs
         return world.apply_world(
-            target, task.job.outputs.exr, task.metadata, options["strength"], options["pack"]
+            target,
+            files.exr,
+            task.metadata,
+            options["strength"],
+            options["pack"],
+            sun_lamp=options["sun_lamp"],
+            sunless_path=getattr(files, "sunless_exr", None),
         )
 
     return apply
@@ -186,7 +193,14 @@ def reapply(entry: runner.HistoryEntry, scene, objects=None):
     `objects`. Depths and exports are files only: there is nothing to apply."""
     if entry.kind == "world":
         options = default_options(scene, "world")
-        return world.apply_world(scene, entry.outputs.exr, entry.metadata, options["strength"])
+        return world.apply_world(
+            scene,
+            entry.outputs.exr,
+            entry.metadata,
+            options["strength"],
+            sun_lamp=options["sun_lamp"],
+            sunless_path=getattr(entry.outputs, "sunless_exr", None),
+        )
     if entry.kind == "mesh":
         return world_mesh.apply_world_mesh(scene, entry.outputs.mesh, entry.metadata)
     if entry.kind != "material":

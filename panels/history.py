@@ -24,6 +24,14 @@ class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):
             col = row.column(align=True)
             col.label(text=entry.label[:40], icon=ICONS.get(entry.kind, "FILE"))
             col.label(text=f"Seed {entry.metadata.get('seed', '-')}")
+            if entry.metadata.get("sun") == "found":
+                meta = entry.metadata
+                up, around = float(meta["sun_elevation_deg"]), float(meta["sun_azimuth_deg"])
+                share = float(meta["sun_share"]) * 100
+                text = (
+                    f"Sun {up:.0f}° up, {around:.0f}°, {share:.0f}% of light, {meta['sun_temperature_k']} K"
+                )
+                col.label(text=text, icon="LIGHT_SUN")
             buttons = col.row(align=True)
             buttons.operator("promptscape.reapply", text="Re-apply").key = entry.key
             buttons.operator("promptscape.use_settings", text="Use Settings").key = entry.key

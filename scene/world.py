@@ -5,6 +5,7 @@ from pathlib import Path
 import bpy
 
 from . import images, nodes
+from . import sun_lamp as sun_lamps
 
 
 def target_world(scene):
@@ -20,18 +21,36 @@ def target_world(scene):
     return world
 
 
-def apply_world(scene, exr_path: Path, metadata: dict[str, str], strength: float = 1.0, pack: bool = False):
+def apply_world(
+    scene,
+    exr_path: Path,
+    metadata: dict[str, str],
+    strength: float = 1.0,
+    pack: bool = False,
+    sun_lamp: bool = False,
+    sunless_path: Path | None = None,
+):
     """Light `scene` with the HDRI at `exr_path`; re-applying swaps the image in place.
 
-    Only nodes named 'Promptscape ...' are made or changed; the user's other nodes stay in the tree.
-    The image is loaded first, so a file Blender cannot read leaves the world untouched.
+    With `sun_lamp` and a sun in `metadata`, the world shows the sun-less HDRI at `sunless_path` and a
+    Sun lamp matched to the sun carries it (not counted twice); without, the world's own sun is back and
+    our lamp goes. Only nodes named 'Promptscape ...' are made or changed; the user's other nodes stay in
+    the tree. The image is loaded first, so a file Blender cannot read leaves the world untouched.
     """
-    image = images.load(exr_path, "Linear Rec.709", metadata, pack=pack)
+    use_lamp = bool(sun_lamp and sunless_path and metadata.get("sun") == "found")
+    image = images.load(sunless_path if use_lamp else exr_path, "Linear Rec.709", metadata, pack=pack)
     before = scene.world
     environment = environment_node(before)
     previous = environment.image if environment is not None else None
     try:
-        return _build(scene, image, metadata, strength)
+        world = _build(scene, image, metadata, strength)
+        if metadata.get("sun") == "found":
+            images.tag(world, {**metadata, **sun_lamps.world_sun(metadata, sun_lamps.world_rotation(world))})
+        if use_lamp:
+            sun_lamps.apply_sun_lamp(scene, world, metadata, strength)
+        else:
+            sun_lamps.remove_sun_lamp(scene)
+        return world
     except Exception:
         # Nothing half-made stays behind: a world made or copied for this apply goes; a world updated in
         # place gets its image back; the new image goes.

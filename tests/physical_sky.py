@@ -6,6 +6,7 @@ Environment Texture's mapping exactly; box filter, no denoising, no clamping, fl
 sky's lower hemisphere is black, so a ground of albedo 0.15 lit by the same sky replaces it.
 """
 
+import functools
 import math
 import tempfile
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def render_sky(sky: Sky, sun_disc: bool, samples: int, width: int = WIDTH) -> np
     return pixels
 
 
+@functools.cache  # each sky is rendered once per test session
 def truth(sky: Sky, quality) -> Truth:
     """The sky with and without its sun disc (1024 samples: the sub-pixel disc needs them to integrate
     to its energy), each above a ground of albedo 0.15 lit by the whole sky."""

@@ -8,7 +8,7 @@ earlier result, each carrying the request that made it.
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..errors import InvalidImage
 from . import image_files
 from .hdr import HdrOptions, convert_panorama, linear_to_srgb, resize_panorama, resize_wrap
 from .pbr import texture_to_pbr
-from .quality import luminance, material_report, world_report
+from .quality import lit_shadow_ratio, luminance, material_report, world_report
 
 __all__ = [
     "HdrOptions",
@@ -38,12 +38,34 @@ MIN_TEXTURE_SIZE = 8
 @dataclass(frozen=True)
 class WorldOutputs:
     """The files of a world: float32 EXR and Radiance HDR (the same radiance), an 8-bit PNG thumbnail of
-    the LDR panorama, and the quality report."""
+    the LDR panorama, and the quality report. With a reconstructed sun also the radiance without it
+    (`sunless_exr`, for a Sun lamp to carry the sun instead) and the sun found, as metadata strings."""
 
     exr: Path
     hdr: Path
     preview: Path
     report: dict
+    sunless_exr: Path | None = None
+    light: dict = field(default_factory=dict)
+
+
+def sun_metadata(sun) -> dict[str, str]:
+    """The sun found (an hdr.Sun), in a few metadata keys: what the History panel shows and a Sun lamp
+    is made from. Direction and azimuth are in the panorama's frame, before any rotation of the world."""
+    if sun is None:
+        return {"sun": "none"}
+    return {
+        "sun": "found",
+        "sun_direction": ",".join(f"{v:.5f}" for v in sun.direction),
+        "sun_elevation_deg": f"{sun.elevation:.2f}",
+        "sun_azimuth_deg": f"{sun.azimuth:.2f}",
+        "sun_share": f"{sun.irradiance_share:.3f}",
+        "sun_turbidity": f"{sun.turbidity:.2f}",
+        "sun_temperature_k": f"{sun.temperature:.0f}",
+        "sun_strength": f"{sun.strength:.6g}",
+        "sun_colour": ",".join(f"{v:.5f}" for v in sun.colour),
+        "sun_angle_deg": f"{sun.angular_diameter:.3f}",
+    }
 
 
 @dataclass(frozen=True)
@@ -135,15 +157,22 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
     def report():
         found = world_report(result.ldr, result.radiance, sun_added=result.sun is not None)
         if result.sun is not None:
-            found["sun_elevation_deg"] = result.sun.elevation
-            found["sun_azimuth_deg"] = result.sun.azimuth
+            sun = result.sun
+            found["sun_elevation_deg"] = sun.elevation
+            found["sun_azimuth_deg"] = sun.azimuth
+            found["sun_share"] = sun.irradiance_share
+            found["sun_turbidity"] = sun.turbidity
+            found["sun_temperature_k"] = sun.temperature
+            found["lit_shadow_ratio"] = lit_shadow_ratio(result.radiance, result.sunless)
         return found
 
-    return _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report)
+    files = _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report, result.sunless)
+    return replace(files, light=sun_metadata(result.sun))
 
 
-def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOutputs:
-    stem, (exr, hdr_path, preview) = image_files.unique_stem(folder, stem, [".exr", ".hdr", "-preview.png"])
+def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=None) -> WorldOutputs:
+    suffixes = [".exr", ".hdr", "-preview.png", "-sunless.exr"]
+    stem, (exr, hdr_path, preview, sunless_exr) = image_files.unique_stem(folder, stem, suffixes)
     text = {str(k): str(v) for k, v in (metadata or {}).items()}
     # numpy, zlib and file writes release the GIL: the files and the report are made side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -153,10 +182,18 @@ def _write_world_files(radiance, ldr, folder, stem, metadata, report) -> WorldOu
             pool.submit(image_files.write_hdr, hdr_path, radiance, text),
             pool.submit(lambda: image_files.write_png(preview, _preview(ldr), 8, text)),
         ]
+        if sunless is not None:
+            writes.append(pool.submit(image_files.write_exr, sunless_exr, sunless, text, compression="none"))
         found = report()
         for write in writes:
             write.result()
-    return WorldOutputs(exr=exr, hdr=hdr_path, preview=preview, report=found)
+    return WorldOutputs(
+        exr=exr,
+        hdr=hdr_path,
+        preview=preview,
+        report=found,
+        sunless_exr=sunless_exr if sunless is not None else None,
+    )
 
 
 def display_srgb(radiance: np.ndarray) -> np.ndarray:
