@@ -34,10 +34,31 @@ def test_world_files_carry_the_radiance_and_the_request(outputs, hdr, sunny, tmp
         assert preview.mode == "RGB" and preview.size == (512, 256)
         assert preview.info["seed"] == "42"
     report = world.report
-    assert report["sun_added"] is True and 0.60 <= report["light_share"] <= 0.85
+    assert report["sun_added"] is True and 0.5 <= report["sun_share"] <= 0.95
+    assert report["lit_shadow_ratio"] == pytest.approx(1 / (1 - report["sun_share"]), rel=1e-3)
     assert report["stops"] >= 16 and report["peak_over_median"] >= 1e4 and report["finite"] is True
     assert report["seam_ratio_srgb"] <= 1.2 and report["pole_top"] < 0.02
     assert all(type(value) in (float, bool) for value in report.values())
+
+
+def test_a_world_with_a_sun_keeps_a_sunless_copy_and_says_where_the_sun_is(
+    outputs, hdr, quality, sunny, tmp_path
+):
+    world = outputs.write_world(sunny, tmp_path, "meadow", METADATA, hdr.HdrOptions())
+    result = hdr.convert_panorama(sunny)
+    assert world.sunless_exr.name == "meadow-sunless.exr"
+    sunless, header = read_exr(world.sunless_exr)
+    np.testing.assert_array_equal(sunless, result.sunless)
+    assert header["prompt"] == METADATA["prompt"]
+    light = world.light
+    assert light["sun"] == "found" and all(type(value) is str for value in light.values())
+    direction = [float(v) for v in light["sun_direction"].split(",")]
+    assert quality.angle_between(direction, result.sun.direction) < 0.01
+    assert float(light["sun_elevation_deg"]) == pytest.approx(45.0, abs=1.0)
+    assert float(light["sun_strength"]) == pytest.approx(result.sun.strength, rel=1e-5)
+    overcast = outputs.write_world(np.full((64, 128, 3), 0.6, np.float32), tmp_path, "grey", METADATA)
+    assert overcast.sunless_exr is None and overcast.light == {"sun": "none"}
+    assert not (tmp_path / "grey-sunless.exr").exists()
 
 
 def test_an_earlier_world_is_never_overwritten(outputs, sunny, tmp_path):
