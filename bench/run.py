@@ -27,6 +27,7 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="prompts
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import bpy  # noqa: E402  (after the environment above is set)
+import light  # noqa: E402  (bench/light.py, beside this file)
 import numpy as np  # noqa: E402
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
@@ -48,7 +49,7 @@ class Bench:
         self.addon_name = addon.__name__
         generation = (
             "engine.worker", "engine.request", "engine.models", "imaging.outputs", "imaging.hdr",
-            "imaging.image_files", "setup.tiny_models",
+            "imaging.image_files", "imaging.quality", "setup.tiny_models",
         )  # fmt: skip
         for name in ("api", "flow.runner", "scene.world", *(f"generation.{name}" for name in generation)):
             setattr(self, name.split(".")[-1], import_module(f"{addon.__name__}.{name}"))
@@ -269,6 +270,7 @@ def main() -> int:
     print(f"{'figure':<58} {'value':>10} {'unit':<6} {'target':<14}")
     generation_overhead(bench, tiny, "cpu", "fp32")
     postprocess_and_apply(bench, Path(tempfile.mkdtemp(prefix="promptscape-bench-files-")))
+    light.run(bench, Path(tempfile.mkdtemp(prefix="promptscape-bench-light-")))
     peak = responsiveness(bench, tiny, "cpu", "fp32")
     model_cache(bench, tiny)
     memory(bench, tiny, peak)

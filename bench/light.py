@@ -1,0 +1,96 @@
+"""Light against physical truth: every test sky's figures, and the time of a 4K world with its sky fit.
+
+Each of the test suite's physical skies (tests/physical_sky.py: Blender's multiple-scattering Sky Texture
+rendered with Cycles at 256x128) is photographed to 8 bits, converted and compared with the truth: sun
+direction error, sun share, lit/shadow on a ground under an object, (r, g) of the light, seam. Then the
+clear sky's photograph, upscaled to 4096x2048, goes the whole way: reconstruction with the sky fit, both
+EXRs (with and without the sun), and the world with a Sun lamp.
+
+    .venv/bin/python bench/light.py      # alone; `make bench` runs it as part of bench/run.py
+"""
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+TARGET_SECONDS = 2.0
+
+
+def sky_figures(bench) -> None:
+    from physical_sky import OVERCAST, SKIES, figures, truth
+    from pure.synthetic import photograph
+
+    for sky in (*SKIES, OVERCAST):
+        found = truth(sky, bench.quality)
+        f = figures(found, bench.hdr.convert_panorama(photograph(found.radiance)), bench.quality)
+        colour = float(np.hypot(*np.subtract(f["chromaticity_ours"], f["chromaticity"])))
+        name = f"light {sky.name}"
+        bench.row(
+            f"{name}: sun direction error", f["direction_error"], "deg", "<= 3", f["direction_error"] <= 3
+        )
+        bench.row(f"{name}: sun share truth", f["share"], "")
+        ok = abs(f["share_ours"] - f["share"]) <= 0.15
+        bench.row(f"{name}: sun share ours", f["share_ours"], "", "truth +- 0.15", ok)
+        bench.row(f"{name}: lit/shadow truth", f["lit_shadow"], "x")
+        ratio = f["lit_shadow_ours"] / f["lit_shadow"]
+        bench.row(f"{name}: lit/shadow ours", f["lit_shadow_ours"], "x", "truth x/ 2", 0.5 <= ratio <= 2)
+        bench.row(f"{name}: light (r, g) distance", colour, "", "<= 0.05", colour <= 0.05)
+        bench.row(f"{name}: seam ours (truth {f['seam']:.2f})", f["seam_ours"], "", "<= truth + 0.1",
+                  f["seam_ours"] <= max(f["seam"], 1.0) + 0.1)  # fmt: skip
+
+
+def world_timing(bench, folder: Path) -> None:
+    import bpy
+    from physical_sky import SKIES, truth
+    from pure.synthetic import photograph
+
+    ldr = bench.hdr.resize_panorama(photograph(truth(SKIES[0], bench.quality).radiance), 4096)
+    options = bench.hdr.HdrOptions()
+    best = {}
+    for _ in range(2):
+        start = time.perf_counter()
+        result = bench.hdr.convert_panorama(ldr, options)
+        convert = time.perf_counter() - start
+        start = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:  # side by side, as outputs.write_world writes them
+            for name, radiance in (("light", result.radiance), ("light-sunless", result.sunless)):
+                pool.submit(
+                    bench.image_files.write_exr, folder / f"{name}.exr", radiance, {}, compression="none"
+                )
+        exr = time.perf_counter() - start
+        scene = bpy.data.scenes.new("bench light")
+        meta = {"prompt": "bench", **bench.outputs.sun_metadata(result.sun)}
+        start = time.perf_counter()
+        world = bench.world.apply_world(
+            scene, folder / "light.exr", meta, sun_lamp=True, sunless_path=folder / "light-sunless.exr"
+        )
+        image = world.node_tree.nodes["Promptscape Environment"].image
+        image.pixels.foreach_get(np.empty(image.size[0] * image.size[1] * 4, np.float32))
+        build = time.perf_counter() - start
+        for name, value in (("convert", convert), ("exr", exr), ("build", build)):
+            best[name] = min(best.get(name, float("inf")), value)
+    bench.row("4096x2048 photographed sky: reconstruction + sky fit", best["convert"], "s")
+    bench.row("4096x2048: both EXRs (with and without the sun)", best["exr"], "s")
+    bench.row("4096x2048: world + Sun lamp build", best["build"], "s")
+    whole = sum(best.values())
+    bench.row("4096x2048: sky fit + EXRs + world build", whole, "s", "<= 2 s", whole <= TARGET_SECONDS)
+
+
+def run(bench, folder: Path) -> None:
+    sky_figures(bench)
+    world_timing(bench, folder)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    import run as bench_run  # bench/run.py: installs the extension and holds the rows
+
+    bench = bench_run.Bench()
+    run(bench, Path(tempfile.mkdtemp(prefix="promptscape-bench-light-")))
