@@ -133,3 +133,40 @@ def test_reports_are_plain_numbers(quality):
     assert report["sun_added"] is True
     assert all(type(value) in (float, bool) for value in report.values()), report
     assert {"light_share", "stops", "peak_over_median", "seam_ratio_srgb", "pole_top"} <= set(report)
+
+
+# Light ------------------------------------------------------------------------------------------------
+
+
+def test_panorama_directions_follow_blenders_mapping(quality):
+    d = quality.panorama_directions(64, 128)
+    assert d[0, 0, 2] > 0.99 and d[-1, 0, 2] < -0.99  # top row up, bottom row down
+    np.testing.assert_allclose(d[32, 64], [1, 0, 0], atol=0.05)  # the centre looks along +X
+    np.testing.assert_allclose(d[32, 0], [-1, 0, 0], atol=0.05)  # the edges along -X
+    np.testing.assert_allclose(d[32, 32], [0, 1, 0], atol=0.05)  # u = 0.25 is +Y: 0.5 - atan2(y, x) / 2pi
+    elevation, azimuth = quality.direction_angles(d[32, 32])
+    assert abs(elevation) < 2 and azimuth == pytest.approx(90.0, abs=2)
+
+
+def test_irradiance_share_lit_shadow_and_colour_of_the_light(quality):
+    width, height = 512, 256
+    sky = np.ones((height, width, 3), dtype=np.float32)
+    np.testing.assert_allclose(quality.horizontal_irradiance(sky), np.pi, rtol=1e-3)  # a uniform unit sky
+    np.testing.assert_allclose(quality.horizontal_irradiance(sky, from_below=True), np.pi, rtol=1e-3)
+    row = height // 4  # 45 degrees up
+    elevation = quality.elevations(height)[row]
+    pixel = quality.pixel_solid_angles(height, width)[row]
+    lit = sky.copy()
+    lit[row, 100] += np.float32(3 * np.pi / (pixel * np.sin(elevation))) * np.array(
+        [1.0, 0.5, 0.25], np.float32
+    )
+    sun_luminance = 3 * np.pi * (0.2126 + 0.7152 * 0.5 + 0.0722 * 0.25)
+    assert quality.sun_share(lit, sky) == pytest.approx(sun_luminance / (sun_luminance + np.pi), rel=1e-3)
+    assert quality.lit_shadow_ratio(lit, sky) == pytest.approx(1 + sun_luminance / np.pi, rel=1e-3)
+    assert quality.light_chromaticity(sky) == pytest.approx((1 / 3, 1 / 3), abs=1e-6)
+    r, g = quality.light_chromaticity(lit)
+    assert r == pytest.approx((1 + 3) / (3 + 3 * 1.75), rel=1e-3) and g == pytest.approx(2.5 / 8.25, rel=1e-3)
+    assert quality.below_over_above(
+        np.where(quality.elevations(height)[:, None, None] > 0, 1.0, 0.25) * np.ones((1, width, 3))
+    ) == (pytest.approx(0.25, rel=1e-3))
+    assert quality.angle_between([1, 0, 0], [0, 1, 0]) == pytest.approx(90.0)
