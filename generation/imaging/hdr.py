@@ -312,7 +312,7 @@ def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -
     height = ldr.shape[0]
     linear = srgb_to_linear(ldr)
     clipped = ldr >= CLIPPED
-    analysis = analyse_sky(ldr, linear, options.sun)
+    analysis = analyse_sky(ldr, linear, options.sun, clipped)
     median_sky = float(np.median(linear[: max(1, height // 2) : 4, ::4] @ LUMA))
     floor = np.float32(max(median_sky, 1e-4) * FLOOR)
     sun = sunless = None

@@ -2,10 +2,11 @@
 
 A clipped disc of any size, or a clipped glow, above the horizon; a clipped band along the horizon (haze,
 light pollution) is not a sun, though a glow rising out of it is. The direction is the clipped region's
-centre for a small disc; for a glow it is where a Preetham sky fitted to the unclipped pixels around it
-puts the sun (the sky's gradient points at it). No sun under a sky that is not blue (overcast, night,
-interiors), and none without a clipped source unless one is asked for. Pure numpy; world-space
-directions (Blender's: +Z up, the image centre looks along +X).
+deepest part (all channels clipped), round about the sun even where haze stretches the rest; of several
+clipped sources, the sun is the one a Preetham sky fitted to the unclipped pixels agrees with best. No
+sun under a sky that is not a blue daylight sky (overcast, night, interiors), and none without a clipped
+source unless one is asked for. Pure numpy; world-space directions (Blender's: +Z up, the image centre
+looks along +X).
 """
 
 from dataclasses import dataclass
@@ -39,24 +40,27 @@ class SkyAnalysis:
 
 
 def downsample(image: np.ndarray, width: int) -> np.ndarray:
-    """Block mean down to `width` columns (and width/2 rows) when the width divides; else as it is."""
+    """Block mean (float32) down to about `width` columns: the largest block that divides both sides."""
     height, full = image.shape[:2]
-    factor = full // width
-    if factor <= 1 or full % width or height % factor:
-        return image
+    factor = next(f for f in range(max(1, full // width), 0, -1) if full % f == 0 and height % f == 0)
+    if factor == 1:
+        return image.astype(np.float32)
+    width = full // factor
     # Rows first, over contiguous memory, then columns: a reduction over two strided axes at once is
     # several times slower.
     tail = image.shape[2:]
-    rows = image.reshape(height // factor, factor, -1).sum(axis=1, dtype=np.float32)
+    total = np.uint16 if image.dtype == np.uint8 else np.float32  # counts of clipped pixels stay integers
+    rows = image.reshape(height // factor, factor, -1).sum(axis=1, dtype=total)
     blocks = rows.reshape(height // factor, width, factor, *tail).sum(axis=2)
     return blocks / np.float32(factor * factor)
 
 
-def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto") -> SkyAnalysis:
-    """Find the sun and fit the sky in an sRGB panorama `ldr` (its linear values `linear`)."""
-    clipped = ldr >= CLIPPED
+def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=None) -> SkyAnalysis:
+    """Find the sun and fit the sky in an sRGB panorama `ldr` (its linear values `linear`, and its
+    clipped channels `clipped` when the caller has them)."""
+    clipped = ldr >= CLIPPED if clipped is None else clipped
     small_linear = downsample(linear, ANALYSIS_WIDTH)
-    small_clipped = downsample(clipped.astype(np.float32), ANALYSIS_WIDTH)
+    small_clipped = downsample(clipped.view(np.uint8), ANALYSIS_WIDTH)
     height, width = small_linear.shape[:2]
     directions = panorama_directions(height, width)
     elevation = elevations(height)[:, None] * np.ones((1, width))
