@@ -75,7 +75,8 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         and float(np.median(luminance(samples[1].astype(np.float32)))) >= DARK_SKY
     )
     found = None
-    if sun != "off" and (daylight or sun == "on"):
+    # Without enough unclipped sky there is nothing to fit a sun to, even when one is asked for.
+    if sun != "off" and (daylight or sun == "on") and samples[2].size >= 16:
         # A source is where at least two channels clipped: one clipped channel is a bright blue horizon.
         source = (np.sort(small_clipped, axis=-1)[..., 1] > 0) & (elevation > -np.radians(2.0))
         fraction = small_clipped.max(axis=-1)
