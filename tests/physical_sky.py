@@ -45,7 +45,11 @@ SKIES = (
     Sky("hazy 15", 15.0, 330.0, air=1.5, aerosol=4.0),
     Sky("red low 10", 10.0, 150.0, air=2.0, aerosol=2.0),
     Sky("hazy 50", 50.0, 200.0, aerosol=3.0),
+    Sky("clear 45", 45.0, 170.0, air=1.2, aerosol=2.0),
+    Sky("clear low 12", 12.0, 20.0),
 )
+# Wide hazy glows that merge with the horizon: the light is right, the direction is found 6-7 degrees low.
+HORIZON_GLOWS = (Sky("hazy 25", 25.0, 100.0, aerosol=5.0), Sky("dense air 20", 20.0, 280.0, air=2.0))
 OVERCAST = Sky("overcast stand-in", 40.0, 10.0, air=2.0, aerosol=10.0)
 
 
