@@ -9,14 +9,16 @@ Every function waits for its result by default and returns the new World or Mate
 Options have the same names as the sidebar's and the CLI's: prompt, negative_prompt, seed, steps,
 guidance, width, height, model, scheduler, device, precision, loras (paths, ids or (path, scale)
 pairs, stacked on the model for that call); worlds also take exposure, sun
-("auto", "on", "off"), sun_strength, hdr_width, strength, pack; materials tiling, normal_strength,
-height_mode ("BUMP", "DISPLACEMENT"), seamless, pack. Each is declared once, with its range and help,
-in generation/options.py. Errors a user can fix raise `PromptscapeError`.
+("auto", "on", "off"), sun_strength, strength, pack; materials tiling, normal_strength, height_mode
+("BUMP", "DISPLACEMENT"), seamless, pack; both upscale (1, 2, 4: a learned, wrap-aware upscaler; worlds
+up to 8192x4096, materials up to 4096x4096) and upscaler (an id, a file or a folder). hdr_width is
+deprecated (use upscale). Each is declared once, with its range and help, in generation/options.py.
+Errors a user can fix raise `PromptscapeError`.
 """
 
 import bpy
 
-from .flow import runner, start, world3d
+from .flow import runner, start, upscale, world3d
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "generate_material",
     "generate_world",
     "material_from_image",
+    "upscale_material",
+    "upscale_world",
     "world_depth",
     "world_from_image",
     "world_mesh",
@@ -145,3 +149,19 @@ def export_world(world=None, path=None, format: str = "glb", *, scene=None, wait
             "export_world needs a path: a .glb file, a folder for a cube map, or a depth file"
         )
     return _finish(world3d.export_world(scene, world or scene.world, path, format=format), wait)
+
+
+def upscale_world(world_or_path=None, *, scene=None, wait: bool = True, **options):
+    """Upscale a world (default: the scene's) or a panorama file without generating it again and make it
+    the world of `scene`; returns the World. Options: upscale (2 or 4; default the largest up to
+    8192x4096), upscaler, strength, pack, exposure."""
+    scene = scene or bpy.context.scene
+    return _finish(upscale.start_upscale_world(scene, world_or_path or scene.world, **options), wait)
+
+
+def upscale_material(material, objects=None, *, scene=None, wait: bool = True, **options):
+    """Upscale a Promptscape material (default: up to 4096x4096), derive its maps again and put the new
+    material where the old one was (or on `objects`); returns the Material. Options: upscale, upscaler,
+    tiling, normal_strength, height_mode, pack."""
+    scene = scene or bpy.context.scene
+    return _finish(upscale.start_upscale_material(scene, material, objects, **options), wait)

@@ -6,6 +6,7 @@ preferences; every value is checked before work starts.
 """
 
 import dataclasses
+import logging
 import numbers
 import re
 import time
@@ -17,9 +18,12 @@ from .. import preferences
 from ..generation import options as declared
 from ..generation.engine import memory_plan, model_size
 from ..generation.engine.request import GenerationRequest, LoraSpec
-from ..generation.errors import InvalidRequest, PromptscapeError
+from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
+from ..generation.errors import InvalidRequest, ModelNotFound, PromptscapeError
 from ..generation.imaging import outputs
 from ..properties import sidebar_value, size_of
+
+log = logging.getLogger(__name__)
 
 # The declared options a GenerationRequest carries (the others shape the files and the scene).
 REQUEST_OPTIONS = tuple(
@@ -91,7 +95,7 @@ def hdr_options(options: dict) -> outputs.HdrOptions:
         exposure=options["exposure"],
         sun=options["sun"],
         sun_strength=options["sun_strength"],
-        output_width=options["hdr_width"] or None,
+        output_width=options.get("hdr_width") or None,
         poles="blend" if options["poles"] == "blend" else "off",  # a repair is the worker's, before this
     )
 
@@ -152,3 +156,41 @@ def memory_estimate(scene) -> str:
     size = model_size.estimate_for(model) if model.strip() else memory_plan.FAMILIES["sd"]
     precision = "fp32" if preferences.get().precision == "fp32" else "fp16"
     return memory_plan.estimate_text(size, width, height, precision)
+
+
+def upscaler_folder() -> Path:
+    """Where the curated upscaler's file is looked for (Preferences' user folder of the extension)."""
+    return Path(bpy.utils.extension_path_user(preferences.__package__, path="upscalers", create=True))
+
+
+def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePlan:
+    """How much to upscale an image of width x height for a world or material, checked before work starts:
+    the size limit, and the upscaler's file (a .pth is checked and converted to .safetensors once).
+
+    `hdr_width` (deprecated) picks the smallest factor that reaches it; the HDR is then resampled to it
+    exactly. Without an upscaler it falls back to resampling only, as before."""
+    factor, hdr_width = options["upscale"], options.get("hdr_width") or 0
+    target = "world" if kind in declared.WORLD else "material"
+    if hdr_width:
+        if factor > 1:
+            raise InvalidRequest("give upscale or hdr_width, not both: hdr_width is deprecated, use upscale")
+        factor = next((f for f in declared.UPSCALE_FACTORS if width * f >= hdr_width), 4)
+        log.warning("hdr_width is deprecated and goes in the next release: use upscale=%d instead", factor)
+    if factor == 1:
+        return UpscalePlan()
+    most_width, most_height = declared.MAX_UPSCALED[target]
+    if width * factor > most_width or height * factor > most_height:
+        raise InvalidRequest(
+            f"upscale={factor} would make {width}x{height} {width * factor}x{height * factor}; a {target} "
+            f"is upscaled to at most {most_width}x{most_height}: choose a smaller factor or size"
+        )
+    prefs = preferences.get()
+    try:
+        path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder(), prefs.allow_pickle)
+    except ModelNotFound:
+        if not hdr_width:
+            raise
+        log.warning("hdr_width=%d: no upscaler found, the HDR is resampled only", hdr_width)
+        return UpscalePlan()
+    wrap = target == "world" or options.get("seamless", True)  # a material from an image is a tile
+    return UpscalePlan(factor, path, prefs.device, wrap_x=wrap, wrap_y=wrap and target == "material")

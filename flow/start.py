@@ -10,9 +10,10 @@ import bpy
 
 from .. import preferences
 from ..generation.engine import worker
+from ..generation.engine.upscaler import upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
-from ..generation.imaging.hdr import linear_to_srgb
+from ..generation.imaging.hdr import from_display, linear_to_srgb, to_display
 from ..generation.setup import world_presets
 from ..scene import images, material, world, world_mesh
 from . import runner
@@ -24,6 +25,7 @@ from .settings import (
     hdr_options,
     merge_options,
     output_folder,
+    upscale_plan,
 )
 
 
@@ -69,9 +71,12 @@ def start_world(scene, **overrides) -> runner.Task:
     request = build_request(options, "world")
     folder = output_folder()
     hdr = hdr_options(options)
+    plan = upscale_plan(options, "world", request.width, request.height)
 
-    def postprocess(image, resolved):  # runs in the worker thread: no bpy here
+    def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
         stem = file_stem("world", resolved.prompt, resolved.seed)
+        # Upscaled in LDR first: the HDR (and its sun) is made at the final size.
+        image = upscale_in_job(image, job, plan)
         return outputs.write_world(image, folder, stem, resolved.to_metadata(), hdr)
 
     job = worker.get_worker().submit(request, on_image=postprocess)
@@ -93,9 +98,11 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     request = build_request(options, "texture" if options["seamless"] else "image")
     folder = output_folder()
     uids = [obj.session_uid for obj in targets]
+    plan = upscale_plan(options, "material", request.width, request.height)
 
-    def postprocess(image, resolved):  # runs in the worker thread: no bpy here
+    def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
         stem = file_stem("material", resolved.prompt, resolved.seed)
+        image = upscale_in_job(image, job, plan)
         return outputs.write_material(image, folder, stem, resolved.to_metadata())
 
     def apply(task):
@@ -105,8 +112,9 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     return runner.start(runner.Task(job, "material", request.prompt, apply))
 
 
-def apply_material(files, metadata: dict, object_uids: list[int], options: dict):
-    """Build the material from written map files and assign it to those of the objects that still exist."""
+def apply_material(files, metadata: dict, object_uids: list[int], options: dict, replace: str | None = None):
+    """Build the material from written map files and assign it to those of the objects that still exist;
+    with `replace`, into the slots that hold the material of that name (an upscaled one takes its place)."""
     targets = [obj for obj in bpy.data.objects if obj.session_uid in object_uids]
     if not targets:
         raise PromptscapeError("The objects to texture were deleted while generating; the maps are on disk")
@@ -121,8 +129,12 @@ def apply_material(files, metadata: dict, object_uids: list[int], options: dict)
         box_mapping=material.needs_box_mapping(targets),
         pack=options["pack"],
     )
+    slots = [slot for obj in targets for slot in obj.material_slots if replace and slot.name == replace]
     try:
-        material.assign(made, targets)
+        for slot in slots:
+            slot.material = made
+        if not slots:
+            material.assign(made, targets)
     except Exception:
         material.remove_with_images(made)
         raise
@@ -155,14 +167,25 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
     # An HDR file is a photographed or rendered world: its poles are right as they are.
     metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
     folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
+    plan = upscale_plan(options, "world_from_image", pixels.shape[1], pixels.shape[0])
 
     def convert(job):  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
         if is_hdr:
-            return outputs.write_world_hdr(pixels, folder, stem, metadata, hdr.exposure, hdr.output_width)
-        return outputs.write_world(pixels, folder, stem, metadata, hdr)
+            radiance = upscaled_radiance(pixels, job, plan)
+            return outputs.write_world_hdr(radiance, folder, stem, metadata, hdr.exposure, hdr.output_width)
+        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, metadata, hdr)
 
     job = worker.get_worker().submit_conversion(convert, metadata)
     return runner.start(runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
+
+
+def upscaled_radiance(radiance, job, plan):
+    """HDR radiance upscaled through the display encoding the upscaler was trained on, and back; no
+    value beyond the source's range is invented (worker thread)."""
+    if plan.factor == 1:
+        return radiance
+    display, encoding = to_display(radiance)
+    return from_display(upscale_in_job(display, job, plan), encoding)
 
 
 def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
@@ -175,11 +198,12 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     metadata = image_metadata(path, "texture")
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
     uids = [obj.session_uid for obj in targets]
+    plan = upscale_plan(options, "material_from_image", pixels.shape[1], pixels.shape[0])
 
     def convert(job):  # in the worker thread: no bpy here
         # Radiance: roll the highlights off into albedo range, then encode as sRGB like any texture.
         texture = linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
-        return outputs.write_material(texture, folder, stem, metadata)
+        return outputs.write_material(upscale_in_job(texture, job, plan), folder, stem, metadata)
 
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)

@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass
 
 from .engine.memory_plan import MEMORY_MODES
+from .engine.upscaler import FACTORS as UPSCALE_FACTORS
 from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
 from .errors import InvalidRequest
 from .setup.depth_models import DEFAULT as DEFAULT_DEPTH_MODEL
+from .setup.upscalers import DEFAULT as DEFAULT_UPSCALER
 
 # The kinds of job. A world or material from an image runs no model, so it takes no model options.
 GENERATE = frozenset({"world", "material"})
@@ -56,6 +58,7 @@ class Option:
 
 
 G, W, M = GENERATE, WORLD, MATERIAL
+MAX_UPSCALED = {"world": (8192, 4096), "material": (4096, 4096)}  # the largest width and height upscaled
 # fmt: off
 OPTIONS = (
     Option("prompt", str, "", "What to generate, in words", G, sidebar=True),
@@ -80,9 +83,13 @@ OPTIONS = (
            sidebar=True),
     Option("sun_lamp", bool, False, "Carry the sun in a Sun lamp that follows the world (sharp shadows)", W,
            sidebar=True),
-    Option("hdr_width", int, 0, "Width of the saved HDRI, resampled from the panorama (0: as generated)", W,
-           choices=(0, 2048, 4096, 8192), choice_labels=("As Generated", "2K", "4K", "8K"), sidebar=True,
-           label="HDR Width"),
+    Option("upscale", int, 1, "Make it 2 or 4 times larger with a learned, wrap-aware upscaler (worlds up to "
+           "8192x4096, materials up to 4096x4096)", W | M, choices=UPSCALE_FACTORS,
+           choice_labels=("Off", "2x", "4x"), sidebar=True),
+    Option("upscaler", str, DEFAULT_UPSCALER, "The upscaler: real-esrgan-x4plus, or an ESRGAN-family "
+           ".safetensors/.pth file or a folder holding one", W | M),
+    Option("hdr_width", int, 0, "Deprecated, use upscale: width of the saved HDRI (0: as generated)", W,
+           choices=(0, 2048, 4096, 8192), label="HDR Width"),
     Option("strength", float, 1.0, "World light strength", W, 0.0, 1000.0, 10.0, sidebar=True),
     Option("tiling", float, 1.0, "How many times the texture repeats", M, 1e-3, 1e4, 32.0, sidebar=True),
     Option("normal_strength", float, 1.0, "Strength of the normal map", M, 0.0, 20.0, 4.0, sidebar=True),

@@ -4,7 +4,7 @@ import bpy
 
 from .. import preferences
 from ..flow import installs
-from . import dependencies, from_image, generate, history, models, world3d
+from . import dependencies, from_image, generate, history, models, upscale, world3d
 
 classes = (
     generate.classes
@@ -13,6 +13,7 @@ classes = (
     + dependencies.classes
     + models.classes
     + world3d.classes
+    + upscale.classes
 )
 
 

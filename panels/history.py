@@ -6,6 +6,7 @@ from ..flow import runner
 from .main import SidebarSubpanel
 from .previews import thumbnail_icon
 
+UPSCALABLE = {"world": "promptscape.upscale_world", "material": "promptscape.upscale_material"}
 ICONS = {"world": "WORLD", "material": "MATERIAL", "mesh": "MESH_UVSPHERE", "depth": "MOD_DISPLACE"}
 
 
@@ -35,6 +36,8 @@ class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):
             buttons = col.row(align=True)
             buttons.operator("promptscape.reapply", text="Re-apply").key = entry.key
             buttons.operator("promptscape.use_settings", text="Use Settings").key = entry.key
+            if entry.kind in UPSCALABLE:
+                buttons.operator(UPSCALABLE[entry.kind], text="", icon="FULLSCREEN_ENTER").key = entry.key
 
 
 classes = (PROMPTSCAPE_PT_history,)

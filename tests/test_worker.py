@@ -76,7 +76,7 @@ def test_same_seed_same_image_other_seed_differs(kind, request, worker, make, ge
 
 
 def test_random_seed_is_resolved_and_reported(worker, make):
-    job = run(worker, make(seed=None), on_image=lambda image, resolved: resolved.seed)
+    job = run(worker, make(seed=None), on_image=lambda image, resolved, job: resolved.seed)
     assert job.state == "done" and job.request.seed is None
     assert isinstance(job.resolved.seed, int) and job.outputs == job.resolved.seed
     assert job.metadata["seed"] == str(job.resolved.seed) and job.metadata["generator"] == "Promptscape"
@@ -126,10 +126,10 @@ def test_queue_order_and_cancel_while_queued(worker, make):
         assert release.wait(60)
 
     worker.step_hook = hook
-    first = worker.submit(make(prompt="first"), lambda image, r: order.append(r.prompt))
+    first = worker.submit(make(prompt="first"), lambda image, r, job: order.append(r.prompt))
     assert started.wait(60)
     queued = [
-        worker.submit(make(prompt=name), lambda image, r: order.append(r.prompt))
+        worker.submit(make(prompt=name), lambda image, r, job: order.append(r.prompt))
         for name in ("second", "third", "fourth")
     ]
     assert [job.state for job in queued] == ["queued"] * 3
@@ -204,7 +204,7 @@ def test_bad_requests_are_refused_before_queueing(worker, make, gen, tmp_path):
 def test_on_image_gets_the_float_image_during_postprocessing(worker, make, tmp_path):
     seen = {}
 
-    def on_image(image, resolved):
+    def on_image(image, resolved, job):
         seen.update(state=job_box[0].state, dtype=image.dtype, shape=image.shape, seed=resolved.seed)
         path = tmp_path / "out.npy"
         np.save(path, image)
@@ -219,7 +219,7 @@ def test_on_image_gets_the_float_image_during_postprocessing(worker, make, tmp_p
 
 
 def test_on_image_user_error_becomes_the_message(worker, make, gen):
-    def on_image(image, resolved):
+    def on_image(image, resolved, job):
         raise gen.errors.InvalidImage("the output folder is read-only: choose another in Preferences")
 
     job = run(worker, make(), on_image)
@@ -230,7 +230,7 @@ def test_on_image_user_error_becomes_the_message(worker, make, gen):
 
 
 def test_cancel_during_postprocessing_keeps_the_files(worker, make, tmp_path):
-    def on_image(image, resolved):
+    def on_image(image, resolved, job):
         job_box[0].cancel()
         path = tmp_path / "kept.npy"
         np.save(path, image)
@@ -305,7 +305,7 @@ def test_a_lora_changes_the_image_for_one_call_without_reloading(worker, make, g
     ],
 )
 def test_a_failed_write_says_how_to_fix_it(worker, make, gen, error, reason):
-    def on_image(image, resolved):
+    def on_image(image, resolved, job):
         raise error
 
     job = run(worker, make(), on_image)
@@ -327,7 +327,7 @@ def test_current_worker_never_starts_one_and_busy_follows_the_job(gen, make):
     # While a job holds the pipeline, freeing it from the UI must refuse at once instead of waiting.
     worker.step_hook = lambda job, step: seen.append((worker.busy, worker.cache.try_unload()))
     try:
-        job = run(worker, make(), on_image=lambda image, resolved: seen.append((worker.busy, None)))
+        job = run(worker, make(), on_image=lambda image, resolved, job: seen.append((worker.busy, None)))
     finally:
         worker.step_hook = None
     assert job.state == "done" and seen == [(True, False), (True, False), (True, None)]

@@ -152,8 +152,9 @@ class Worker:
     def submit(self, request: GenerationRequest, on_image: Callable | None = None) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
 
-        `on_image(image, resolved_request)` runs in the worker thread with the float32 HxWx3 image in [0, 1];
-        what it returns becomes `job.outputs`.
+        `on_image(image, resolved_request, job)` runs in the worker thread with the float32 HxWx3 image in
+        [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
+        `job.cancel_requested`); what it returns becomes `job.outputs`.
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -238,7 +239,7 @@ class Worker:
             job.state = "postprocessing"
             start = time.perf_counter()
             if job._on_image is not None:
-                job.outputs = _write_results(lambda: job._on_image(job.image, request))
+                job.outputs = _write_results(lambda: job._on_image(job.image, request, job))
             job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
@@ -246,6 +247,8 @@ class Worker:
                 job._finish("done")
         except _CancelRequested:
             job._finish("cancelled", Cancelled(f"cancelled at step {job.step} of {job.steps}"))
+        except Cancelled as error:  # from the post-processing, e.g. between tiles of the upscale
+            job._finish("cancelled", error)
         except PromptscapeError as error:
             job._finish("failed", error)
         except Exception as error:

@@ -339,3 +339,30 @@ def panorama_to_hdr(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) ->
     """Turn an sRGB equirectangular panorama (float32 HxWx3 in [0, 1], rows top first) into float32 linear
     Rec.709 radiance: finite, every value above 0, a sun where the sky has one (see the module docstring)."""
     return convert_panorama(ldr_srgb, options).radiance
+
+
+@dataclass(frozen=True)
+class DisplayEncoding:
+    """How radiance was made displayable for a model that sees sRGB (an upscaler): the exposure key and
+    the range of the encoded values, which decoding keeps to."""
+
+    key: float
+    low: float
+    high: float
+
+
+def to_display(radiance: np.ndarray) -> tuple[np.ndarray, DisplayEncoding]:
+    """Radiance exposed so the upper half's median is mid grey, rolled off (x / (1 + x)) and sRGB-encoded:
+    invertible, with the sun near 1 instead of clipped."""
+    data = np.maximum(np.asarray(radiance, dtype=np.float64), 0.0)
+    key = 0.18 / max(float(np.median(luminance(data[: max(1, data.shape[0] // 2)]))), 1e-12)
+    exposed = data * key
+    rolled = exposed / (1.0 + exposed)
+    return linear_to_srgb(rolled.astype(np.float32)), DisplayEncoding(key, float(rolled.min()), float(rolled.max()))
+
+
+def from_display(display: np.ndarray, encoding: DisplayEncoding) -> np.ndarray:
+    """The inverse of to_display, clamped to the source's encoded range (ringing never makes a brighter
+    sun or a blacker shadow than the source had); float32 radiance."""
+    rolled = np.clip(srgb_to_linear(display).astype(np.float64), encoding.low, encoding.high)
+    return (rolled / np.maximum(1.0 - rolled, 1e-12) / encoding.key).astype(np.float32)

@@ -76,7 +76,8 @@ def _exr_zip(raw: bytes) -> bytes:
     data = np.frombuffer(raw, dtype=np.uint8)
     reordered = np.concatenate([data[0::2], data[1::2]])
     delta = reordered.copy()
-    delta[1:] = (reordered[1:].astype(np.int16) - reordered[:-1] + 128).astype(np.uint8)
+    np.subtract(reordered[1:], reordered[:-1], out=delta[1:])  # uint8: wraps modulo 256, as the format does
+    delta[1:] += np.uint8(128)
     packed = zlib.compress(delta.tobytes(), 1)
     # A chunk that does not shrink is stored raw; readers tell by its size.
     return packed if len(packed) < len(raw) else raw

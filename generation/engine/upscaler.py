@@ -1,0 +1,351 @@
+"""A learned upscaler (ESRGAN family, read by spandrel), run in wrap-aware tiles with bounded memory.
+
+Each tile is run with `pad` pixels of context on every side, taken across the wrapped edges (x for
+worlds, x and y for materials) and mirrored at an edge that does not wrap; neighbouring tiles blend over
+a band of `blend` pixels with linear weights that sum to one. At most two tiles meet along an axis and
+each axis is blended on its own, so an input rolled by a multiple of the tile stride gives exactly the
+output rolled: the seam is no different from any tile boundary. Memory is one tile's activations plus
+the output. torch and spandrel are imported lazily; a .pth is read with weights_only and kept beside
+itself as .safetensors, so nothing pickled runs unless the pickle policy allows it.
+"""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Cancelled, InvalidRequest, ModelLoadError, ModelNotFound, missing_dependency
+from ..imaging.hdr import resize_wrap
+from ..setup.upscalers import CURATED
+from .models import pickle_refused
+
+log = logging.getLogger(__name__)
+
+FACTORS = (1, 2, 4)
+PREVIEW_WIDTH = 512
+PREVIEW_INTERVAL = 0.25  # seconds between previews, as the worker's step previews
+PAD = 16  # input pixels of context around a tile (Real-ESRGAN's own tiling uses 10)
+BLEND = 8  # input pixels over which neighbouring tiles cross-fade; at most PAD
+WEIGHT_SUFFIXES = (".safetensors", ".pth")
+_UNWRAP = ("params_ema", "params", "state_dict", "model")
+
+
+@dataclass
+class Upscaler:
+    """A loaded model: its torch module, its scale, the device it runs on, the file it came from."""
+
+    model: object
+    scale: int
+    device: str
+    path: Path
+
+    def tile_for_device(self) -> int:
+        """Input pixels per tile side: small on the CPU (memory and cache), larger on a GPU."""
+        return 128 if self.device == "cpu" else 384
+
+
+def resolve_upscaler(source: str, folder: Path | None = None, allow_pickle: bool = False) -> Path:
+    """The weights file of `source`: a curated id (its file expected in `folder`), a file, or a folder
+    holding one. A .pth is converted once to .safetensors beside it (or read only, when that fails)."""
+    source = str(source).strip()
+    curated = CURATED.get(source.lower())
+    if curated is not None:
+        path = Path(folder or ".") / curated.file
+        converted = path.with_suffix(".safetensors")
+        if converted.is_file():
+            return converted
+        if not path.is_file():
+            raise ModelNotFound(
+                f'the upscaler "{source}" ({curated.licence}) is not downloaded: save {curated.url} as '
+                f"{path}, or pick a .safetensors/.pth upscaler file or folder (upscaler=)"
+            )
+    else:
+        path = Path(os.path.expanduser(source))
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in WEIGHT_SUFFIXES)
+            if not found:
+                raise ModelNotFound(
+                    f'the upscaler folder "{path}" holds no .safetensors or .pth file: pick the model file'
+                )
+            path = next((p for p in found if p.suffix.lower() == ".safetensors"), found[0])
+        elif not path.is_file():
+            raise ModelNotFound(
+                f'upscaler "{source}" is not a curated id ({", ".join(CURATED)}), a .safetensors/.pth '
+                "file or a folder holding one"
+            )
+        if path.suffix.lower() not in WEIGHT_SUFFIXES:
+            raise ModelNotFound(f'the upscaler "{path}" is not a .safetensors or .pth file')
+    if path.suffix.lower() == ".pth":
+        return _safetensors_beside(path, allow_pickle)
+    return path
+
+
+def _unwrap(state) -> dict:
+    """The tensors of a checkpoint: BasicSR and others nest them under params_ema, params or state_dict."""
+    for key in _UNWRAP:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            return _unwrap(state[key])
+    return state
+
+
+def _read_pth(path: Path, allow_pickle: bool) -> dict:
+    import pickle
+
+    import torch
+
+    try:
+        return _unwrap(torch.load(path, map_location="cpu", weights_only=True))
+    except pickle.UnpicklingError:
+        if not allow_pickle:
+            raise pickle_refused(f'the upscaler "{path}" holds more than weights; it', ".pth") from None
+        log.warning("%s: fully unpickled, as the preferences allow pickle files", path)
+        return _unwrap(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def _safetensors_beside(path: Path, allow_pickle: bool) -> Path:
+    target = path.with_suffix(".safetensors")
+    if target.is_file() and target.stat().st_mtime >= path.stat().st_mtime:
+        return target
+    state = _read_pth(path, allow_pickle)
+    tensors = {key: value.contiguous() for key, value in state.items() if hasattr(value, "contiguous")}
+    try:
+        from safetensors.torch import save_file
+
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        save_file(tensors, str(temporary))
+        os.replace(temporary, target)
+    except OSError as error:  # a read-only folder: run from the checked weights without a copy
+        log.warning("could not keep %s as .safetensors (%s); reading it each time", path, error)
+        _UNCONVERTED[str(path)] = tensors
+        return path
+    return target
+
+
+_UNCONVERTED: dict[str, dict] = {}
+_cache: dict[tuple[str, str], Upscaler] = {}
+_cache_lock = threading.Lock()
+
+
+def load_upscaler(path: Path, device: str = "cpu") -> Upscaler:
+    """The model in `path` (from resolve_upscaler) on `device`; the last one loaded stays cached."""
+    key = (str(path), device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    try:
+        import spandrel
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise missing_dependency(error.name or str(error), "upscaling") from error
+    if str(path) in _UNCONVERTED:
+        state = _UNCONVERTED[str(path)]
+    else:
+        from safetensors.torch import load_file
+
+        try:
+            state = _unwrap(load_file(str(path)))
+        except Exception as error:
+            raise ModelLoadError(f'the upscaler "{path}" cannot be read ({error}): pick another file') from None
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state)
+    except Exception as error:
+        raise ModelLoadError(
+            f'"{path}" is not an upscaler spandrel knows ({error}): use an ESRGAN-family model such as '
+            "Real-ESRGAN x4plus"
+        ) from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale not in (2, 4):
+        raise ModelLoadError(f'"{path}" is not a x2 or x4 image upscaler: pick one that is')
+    if descriptor.input_channels != 3 or descriptor.output_channels != 3:
+        raise ModelLoadError(f'"{path}" does not take and give RGB images: pick an RGB upscaler')
+    descriptor.model.eval().to(device)
+    loaded = Upscaler(descriptor.model, int(descriptor.scale), device, Path(path))
+    with _cache_lock:
+        _cache.clear()
+        _cache[key] = loaded
+    return loaded
+
+
+def free_upscaler() -> None:
+    """Drop the cached upscaler (its memory goes back)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _source_indices(start: int, stop: int, size: int, wrap: bool) -> np.ndarray:
+    """Pixel indices start..stop-1 of an axis of `size`: modulo across a wrapped edge, mirrored otherwise."""
+    index = np.arange(start, stop)
+    if wrap:
+        return index % size
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * size - 2
+    index = np.abs(index) % period
+    return np.where(index >= size, period - index, index)
+
+
+def _bounds(size: int, tile: int) -> list[int]:
+    count = max(1, -(-size // tile))
+    return [(number * size) // count for number in range(count + 1)]
+
+
+def _weights(core: int, band: int, scale: int, first: bool, last: bool, wrap: bool) -> np.ndarray:
+    """Blend weights over a tile's core plus `band` each side, at output scale; neighbours sum to one."""
+    length = scale * (core + 2 * band)
+    centre = np.arange(length, dtype=np.float64) + 0.5
+    if band == 0:
+        return np.ones(length, dtype=np.float32)
+    rising = np.clip(centre / (2 * scale * band), 0.0, 1.0)
+    falling = np.clip((length - centre) / (2 * scale * band), 0.0, 1.0)
+    if first and not wrap:
+        rising[:] = 1.0
+    if last and not wrap:
+        falling[:] = 1.0
+    return (rising * falling).astype(np.float32)
+
+
+def _run_model(upscaler: Upscaler, window: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        tensor = torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1)))[None].to(upscaler.device)
+        result = upscaler.model(tensor)
+        return result[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+
+
+def upscale_pass(
+    image: np.ndarray,
+    upscaler: Upscaler,
+    wrap_x: bool,
+    wrap_y: bool,
+    tile: int | None = None,
+    pad: int = PAD,
+    blend: int = BLEND,
+    on_tile: Callable[[int, int, np.ndarray], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """One pass of the model over HxWx3 sRGB in [0, 1], in tiles; returns it `upscaler.scale` times larger.
+
+    on_tile(done, total, partial) follows each tile (partial: the output so far, rows not reached are 0);
+    cancelled() is asked before each tile and ends the pass with Cancelled.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    height, width = image.shape[:2]
+    tile = tile or upscaler.tile_for_device()
+    scale = upscaler.scale
+    rows, cols = _bounds(height, tile), _bounds(width, tile)
+    band = min(blend, pad, min(np.diff(rows).min(), np.diff(cols).min()) // 2)
+    output = np.zeros((scale * (height + 2 * band), scale * width, 3), dtype=np.float32)
+    total, done = (len(rows) - 1) * (len(cols) - 1), 0
+    for row in range(len(rows) - 1):
+        top, bottom = rows[row], rows[row + 1]
+        y_index = _source_indices(top - pad, bottom + pad, height, wrap_y)
+        y_weights = _weights(bottom - top, band, scale, row == 0, row == len(rows) - 2, wrap_y)
+        strip = np.zeros((y_weights.size, scale * (width + 2 * band), 3), dtype=np.float32)
+        for col in range(len(cols) - 1):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"cancelled while upscaling, after tile {done} of {total}")
+            left, right = cols[col], cols[col + 1]
+            x_index = _source_indices(left - pad, right + pad, width, wrap_x)
+            result = _run_model(upscaler, image[y_index][:, x_index])
+            inner = scale * (pad - band)
+            core = result[inner : inner + y_weights.size, inner : inner + scale * (right - left + 2 * band)]
+            x_weights = _weights(right - left, band, scale, col == 0, col == len(cols) - 2, wrap_x)
+            strip[:, scale * left : scale * left + x_weights.size] += core * x_weights[None, :, None]
+            done += 1
+            if on_tile is not None and col < len(cols) - 2:
+                on_tile(done, total, output[scale * band : scale * (band + height)])
+        edge = scale * band
+        folded = strip[:, edge : edge + scale * width]
+        if wrap_x and edge:  # the bands beyond either edge belong to the other side
+            folded[:, -edge:] += strip[:, :edge]
+            folded[:, :edge] += strip[:, -edge:]
+        output[scale * top : scale * top + y_weights.size] += folded * y_weights[:, None, None]
+        if on_tile is not None:
+            on_tile(done, total, output[scale * band : scale * (band + height)])
+    edge = scale * band
+    result = output[edge : edge + scale * height]
+    if wrap_y and edge:
+        result[-edge:] += output[:edge]
+        result[:edge] += output[-edge:]
+    return np.clip(result, 0.0, 1.0)
+
+
+def upscale(
+    image: np.ndarray,
+    upscaler: Upscaler,
+    factor: int,
+    wrap_x: bool,
+    wrap_y: bool,
+    tile: int | None = None,
+    on_tile: Callable[[int, int, np.ndarray], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """HxWx3 sRGB in [0, 1] made `factor` (1, 2 or 4) times larger: passes of the model until it is at
+    least that large, then a wrap-aware resample down to the exact size (an x4 model serves x2)."""
+    if factor not in FACTORS:
+        raise InvalidRequest(f"upscale must be one of {', '.join(map(str, FACTORS))}, not {factor!r}")
+    image = np.asarray(image, dtype=np.float32)
+    height, width = image.shape[:2]
+    passes, reached = 0, 1
+    while reached < factor:
+        passes, reached = passes + 1, reached * upscaler.scale
+    for number in range(passes):
+
+        def progress(done, total, partial, number=number):
+            if on_tile is not None:
+                on_tile(number * total + done, passes * total, partial)
+
+        image = upscale_pass(image, upscaler, wrap_x, wrap_y, tile, on_tile=progress, cancelled=cancelled)
+    if reached != factor:
+        image = resize_wrap(image, height * factor, width * factor, wrap_y=wrap_y)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class UpscalePlan:
+    """What a job upscales by, with which weights (resolved before the job starts) on which device name
+    ("auto", "cuda", "mps", "cpu"), and which edges wrap. Factor 1: nothing to do."""
+
+    factor: int = 1
+    path: Path | None = None
+    device: str = "auto"
+    wrap_x: bool = True
+    wrap_y: bool = False
+
+
+def preview_of(partial: np.ndarray) -> np.ndarray:
+    """A thumbnail of an image being upscaled: every k-th pixel, about PREVIEW_WIDTH wide."""
+    step = max(1, partial.shape[1] // PREVIEW_WIDTH)
+    return np.ascontiguousarray(partial[::step, ::step])
+
+
+def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
+    """Upscale in the worker thread as part of `job`: its stage says "upscaling, tile 7 of 32", its
+    preview fills in as tiles finish, and a cancel takes effect before the next tile (Cancelled)."""
+    if plan.factor == 1:
+        return image
+    from . import devices
+
+    job.stage = "loading the upscaler"
+    upscaler = load_upscaler(plan.path, devices.resolve_device(plan.device))
+    shown = {"at": 0.0}
+
+    def on_tile(done, total, partial):
+        job.step, job.steps, job.stage = done, total, f"upscaling, tile {done} of {total}"
+        now = time.perf_counter()
+        if now - shown["at"] >= PREVIEW_INTERVAL or done == total:
+            job.preview, shown["at"] = preview_of(partial), now
+
+    start = time.perf_counter()
+    result = upscale(
+        image, upscaler, plan.factor, plan.wrap_x, plan.wrap_y, on_tile=on_tile,
+        cancelled=lambda: job.cancel_requested,
+    )  # fmt: skip
+    job.timings["upscale"] = time.perf_counter() - start
+    job.stage = "writing the files"
+    return result
