@@ -13,7 +13,15 @@ from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
 from ..scene import images, material, world
 from . import runner
-from .settings import SELECT_OBJECTS, default_options, file_stem, hdr_options, merge_options, output_folder, upscale_plan
+from .settings import (
+    SELECT_OBJECTS,
+    default_options,
+    file_stem,
+    hdr_options,
+    merge_options,
+    output_folder,
+    upscale_plan,
+)
 from .start import apply_material, upscaled_radiance
 from .world3d import panorama_of
 

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 from .engine.memory_plan import MEMORY_MODES
-from .engine.upscaler import FACTORS as UPSCALE_FACTORS
 from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
+from .engine.upscaler import FACTORS as UPSCALE_FACTORS
 from .errors import InvalidRequest
 from .setup.depth_models import DEFAULT as DEFAULT_DEPTH_MODEL
 from .setup.upscalers import DEFAULT as DEFAULT_UPSCALER

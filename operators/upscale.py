@@ -6,8 +6,11 @@ from bpy.props import EnumProperty, IntProperty
 from ..flow import runner, upscale
 from .generate import run_task
 
-FACTORS = (("0", "Largest", "As large as allowed: worlds 8192x4096, materials 4096x4096"),
-           ("2", "2x", "Twice the width and height"), ("4", "4x", "Four times the width and height"))  # fmt: skip
+FACTORS = (
+    ("0", "Largest", "As large as allowed: worlds 8192x4096, materials 4096x4096"),
+    ("2", "2x", "Twice the width and height"),
+    ("4", "4x", "Four times the width and height"),
+)
 
 
 def _factor(operator) -> dict:

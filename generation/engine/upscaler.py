@@ -150,7 +150,8 @@ def load_upscaler(path: Path, device: str = "cpu") -> Upscaler:
         try:
             state = _unwrap(load_file(str(path)))
         except Exception as error:
-            raise ModelLoadError(f'the upscaler "{path}" cannot be read ({error}): pick another file') from None
+            message = f'the upscaler "{path}" cannot be read ({error}): pick another file'
+            raise ModelLoadError(message) from None
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(state)
     except Exception as error:

@@ -358,7 +358,8 @@ def to_display(radiance: np.ndarray) -> tuple[np.ndarray, DisplayEncoding]:
     key = 0.18 / max(float(np.median(luminance(data[: max(1, data.shape[0] // 2)]))), 1e-12)
     exposed = data * key
     rolled = exposed / (1.0 + exposed)
-    return linear_to_srgb(rolled.astype(np.float32)), DisplayEncoding(key, float(rolled.min()), float(rolled.max()))
+    encoding = DisplayEncoding(key, float(rolled.min()), float(rolled.max()))
+    return linear_to_srgb(rolled.astype(np.float32)), encoding
 
 
 def from_display(display: np.ndarray, encoding: DisplayEncoding) -> np.ndarray:

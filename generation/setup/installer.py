@@ -25,13 +25,15 @@ from . import dependencies
 log = logging.getLogger(__name__)
 
 # The torch Promptscape installs, by the Python the running Blender ships: 3.11 in Blender 4.2 to 5.0, 3.13
-# from 5.1 (5.2 LTS). torch 2.13.0 publishes wheels for CPython 3.10 to 3.13 on Linux, Windows and macOS;
-# 3.11 and 3.13 are the ones the test matrix runs.
-TORCH_FOR_PYTHON = {(3, 10): "torch==2.13.0", (3, 11): "torch==2.13.0", (3, 12): "torch==2.13.0"}
-TORCH_FOR_PYTHON[(3, 13)] = "torch==2.13.0"
+# from 5.1 (5.2 LTS). torch 2.14.1 and torchvision 0.29.1 were checked for CPython 3.11 and 3.13 (the ones
+# the test matrix runs); they move together, as spandrel imports torchvision, which must match torch.
+TORCH_FOR_PYTHON = {(3, 10): "torch==2.14.1", (3, 11): "torch==2.14.1", (3, 12): "torch==2.14.1"}
+TORCH_FOR_PYTHON[(3, 13)] = "torch==2.14.1"
 # The versions Promptscape is tested with; a newer diffusers can rename what we call. numpy is never
 # installed: Blender's own is held (see pip_command), 1.x or 2.x, whichever this Blender ships.
 PINNED = (
+    "torchvision==0.29.1",  # the one built for torch 2.14.1, from the same index as torch
+    "spandrel==0.4.2",  # reads upscaler architectures (ESRGAN family)
     "diffusers==0.42.1",
     "transformers==5.23.0",
     "accelerate==1.15.0",

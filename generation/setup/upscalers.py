@@ -30,14 +30,14 @@ CURATED = {
 }
 SIZES = {
     # (RRDB blocks, features, growth channels)
-    "tiny": (1, 8, 4),
+    "tiny": (1, 8, 32),  # spandrel reads ESRGAN with 32 growth channels, as every published one has
     "x4plus": (23, 64, 32),  # Real-ESRGAN x4plus's published architecture
 }
 
 
 def esrgan_state_dict(size: str = "tiny", seed: int = 0) -> dict:
     """A random-weight x4 RRDBNet state dict under BasicSR's key names (the ones Real-ESRGAN ships), which
-    spandrel reads as ESRGAN. Weights are scaled down as BasicSR initialises them, so 23 blocks stay finite."""
+    spandrel reads as ESRGAN. Weights are scaled down as BasicSR initialises them: 23 blocks stay finite."""
     import torch
 
     blocks, features, growth = SIZES[size]
