@@ -96,3 +96,10 @@ def tiny_depth(addon) -> Path:
     """A tiny random-weight Depth Anything V2 model folder (transformers), built offline."""
     depth_models = importlib.import_module(addon.__name__ + ".generation.setup.depth_models")
     return depth_models.ensure_depth_model("tiny", TINY_MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def tiny_esrgan(addon, tmp_path_factory) -> Path:
+    """A tiny random-weight x4 ESRGAN (1 RRDB block, 8 features) as .safetensors, built offline."""
+    upscalers = importlib.import_module(addon.__name__ + ".generation.setup.upscalers")
+    return upscalers.save_esrgan(tmp_path_factory.mktemp("upscalers") / "tiny-esrgan.safetensors")

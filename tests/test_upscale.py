@@ -1,0 +1,111 @@
+"""Upscaled worlds and materials in Blender: generated, from an image, and upscaled afterwards."""
+
+import importlib
+
+import bpy
+import numpy as np
+import pytest
+import torch
+from scene_helpers import new_scene, read_exr, sky_panorama, wait_until, write_png
+
+FAST = {"steps": 2, "width": 256, "height": 128, "device": "cpu"}  # two 128-pixel tiles on the CPU
+
+
+def environment(world):
+    return world.node_tree.nodes["Promptscape Environment"].image
+
+
+def scene_state(scene):
+    return (scene.world, len(bpy.data.worlds), len(bpy.data.materials), len(bpy.data.images))
+
+
+def pump(runner, task, timeout=300):
+    wait_until(lambda: (runner.tick(), task.finished)[1], timeout, "the task finishing")
+
+
+def test_a_generated_world_is_upscaled_before_its_hdr(api, quality, tiny_sd, tiny_esrgan):
+    scene = new_scene()
+    stages, previews = set(), []
+    job = api.generate_world("dunes", scene=scene, model=str(tiny_sd), upscale=4, upscaler=str(tiny_esrgan),
+                             seed=3, wait=False, **FAST)  # fmt: skip
+    task = job._task
+
+    def watch():
+        stages.add(task.job.stage)
+        if task.job.preview is not None:
+            previews.append(task.job.preview.shape)
+        return task.job.done
+
+    wait_until(watch, 300, "the world")
+    world = job.result()
+    radiance = read_exr(bpy.path.abspath(environment(world).filepath))
+    assert radiance.shape == (512, 1024, 3) and np.isfinite(radiance).all() and radiance.min() > 0
+    assert {"upscaling, tile 1 of 2", "upscaling, tile 2 of 2"} & stages
+    assert previews and previews[-1] == (256, 512, 3)
+    assert world["promptscape"]["prompt"] == "dunes"
+
+
+def test_world_from_image_upscaled_x2_stays_seamless(api, quality, tiny_esrgan, tmp_path):
+    path = write_png(tmp_path / "sky.png", sky_panorama())  # 256x128
+    world = api.world_from_image(str(path), scene=new_scene(), upscale=2, upscaler=str(tiny_esrgan))
+    radiance = read_exr(bpy.path.abspath(environment(world).filepath))
+    assert radiance.shape == (256, 512, 3)
+    log_luminance = np.log(quality.luminance(radiance))
+    assert quality.seam_ratio(log_luminance[..., None]).ratio <= 1.2
+
+
+def test_sizes_beyond_the_limit_and_pickles_are_refused_before_work(api, errors, tiny_esrgan, tmp_path):
+    scene = new_scene()
+    before = scene_state(scene)
+    path = write_png(tmp_path / "big.png", np.full((2048, 4096, 3), 0.5, np.float32))
+    with pytest.raises(errors.InvalidRequest, match="at most 8192x4096"):
+        api.world_from_image(str(path), scene=scene, upscale=4, upscaler=str(tiny_esrgan))
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this ran",))
+
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"params": {}, "extra": Payload()}, unsafe)
+    small = write_png(tmp_path / "small.png", sky_panorama())
+    with pytest.raises(errors.ModelLoadError, match=r"Allow \.ckpt/\.bin Models"):
+        api.world_from_image(str(small), scene=scene, upscale=2, upscaler=str(unsafe))
+    assert scene_state(scene) == before
+
+
+def test_cancel_between_tiles_keeps_the_scene_and_the_earlier_world(api, tiny_esrgan, tmp_path):
+    runner = importlib.import_module(api.__name__.rsplit(".", 1)[0] + ".flow.runner")
+    scene = new_scene()
+    earlier = api.world_from_image(str(write_png(tmp_path / "a.png", sky_panorama())), scene=scene)
+    earlier_file = bpy.path.abspath(environment(earlier).filepath)
+    earlier_pixels = read_exr(earlier_file)
+    before = scene_state(scene)
+    big = write_png(tmp_path / "b.png", np.tile(sky_panorama(), (4, 4, 1)))  # 1024x512: 32 tiles
+    job = api.upscale_world(str(big), scene=scene, upscale=2, upscaler=str(tiny_esrgan), wait=False)
+    wait_until(lambda: job._task.job.stage.startswith("upscaling, tile 2 ") or job._task.job.done, 300)
+    job.cancel()
+    pump(runner, job._task)
+    assert job._task.job.state == "cancelled" and job._task.job.step < job._task.job.steps
+    assert scene_state(scene) == before and environment(scene.world) == environment(earlier)
+    np.testing.assert_array_equal(read_exr(earlier_file), earlier_pixels)
+
+
+def test_upscale_an_existing_world_and_material(api, tiny_esrgan, tmp_path):
+    scene = new_scene()
+    world = api.world_from_image(str(write_png(tmp_path / "sky.png", sky_panorama())), scene=scene)
+    bigger = api.upscale_world(world, scene=scene, upscale=2, upscaler=str(tiny_esrgan))
+    assert bigger.name == scene.world.name and environment(scene.world).size[:] == (512, 256)
+    with pytest.raises(RuntimeError, match="not downloaded"):  # the operator, with the curated default
+        bpy.ops.promptscape.upscale_world("EXEC_DEFAULT", upscale="2")
+
+    rng = np.random.default_rng(2)
+    texture = write_png(tmp_path / "rock.png", rng.uniform(0.2, 0.8, (32, 32, 3)))
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    old = api.material_from_image(str(texture), objects=[cube])
+    new = api.upscale_material(old, scene=scene, upscaler=str(tiny_esrgan))
+    assert cube.active_material == new and new != old
+    textures = [n.image for n in new.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"]
+    albedo = next(image for image in textures if image.filepath.endswith("-albedo.png"))
+    assert tuple(albedo.size) == (128, 128)  # the largest factor within 4096x4096: 4
+    assert new["promptscape"]["upscale"] == "4"
