@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import bpy  # noqa: E402  (after the environment above is set)
 import light  # noqa: E402  (bench/light.py, beside this file)
 import numpy as np  # noqa: E402
+from upscale import upscale_rows  # noqa: E402  (bench/, beside this file)
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
 import blender_tools  # noqa: E402
@@ -156,8 +157,8 @@ def postprocess_and_apply(bench: Bench, folder: Path):
     meta = {"prompt": "bench", "generator": "Promptscape"}
     options = bench.hdr.HdrOptions()
     hdr_seconds, radiance = timed(bench.hdr.panorama_to_hdr, image, options)
-    write_exr = bench.image_files.write_exr  # uncompressed, as write_world writes worlds
-    exr_seconds, _ = timed(write_exr, folder / "stage.exr", radiance, meta, compression="none")
+    write_exr = bench.image_files.write_exr  # ZIP, as write_world writes worlds
+    exr_seconds, _ = timed(write_exr, folder / "stage.exr", radiance, meta, compression="zip")
     total, outputs = min(
         timed(bench.outputs.write_world, image, folder, "bench", meta, options) for _ in range(2)
     )
@@ -178,7 +179,7 @@ def postprocess_and_apply(bench: Bench, folder: Path):
     baseline = min(timed(blender_load)[0] for _ in range(REPEATS))
     applied = min(timed(apply)[0] for _ in range(REPEATS))
     bench.row("4096x2048 HDR conversion", hdr_seconds, "s")
-    bench.row("4096x2048 EXR write (float32)", exr_seconds, "s")
+    bench.row("4096x2048 EXR write (float32, ZIP)", exr_seconds, "s")
     bench.row("world build (apply_world + pixels)", applied, "s")
     whole = hdr_seconds + exr_seconds + applied
     bench.row("whole path: HDR + EXR + world build", whole, "s", "<= 1.5 s", whole <= 1.5)
@@ -280,6 +281,7 @@ def main() -> int:
     )
     if not args.skip_vae_memory:
         vae_memory.cpu_pass(bench.row)
+    upscale_rows(bench, bench.addon_name, Path(tempfile.mkdtemp(prefix="bench-upscale-")))
     import torch
 
     if args.gpu_model and torch.cuda.is_available():

@@ -228,3 +228,14 @@ def test_huge_panorama(hdr, quality):
     check_radiance(result.radiance, (2048, 4096, 3))
     assert result.sun is not None and result.sun.elevation == pytest.approx(45.0, abs=1.0)
     assert 0.5 <= quality.sun_share(result.radiance, result.sunless) <= 0.95
+
+
+def test_the_display_encoding_for_the_upscaler_round_trips_and_invents_no_light(hdr):
+    sky = np.full((32, 64, 3), 0.4, np.float32)
+    sky[:16] = np.linspace(0.2, 1.5, 64, dtype=np.float32)[None, :, None]
+    sky[5, 7] = 60000.0  # a sun far above half-float's range
+    display, encoding = hdr.to_display(sky)
+    assert display.dtype == np.float32 and display.min() >= 0.0 and display.max() < 1.0
+    np.testing.assert_allclose(hdr.from_display(display, encoding), sky, rtol=2e-3)
+    ringing = np.clip(display * 1.1, 0, 1)  # an upscaler overshooting near the sun
+    assert hdr.from_display(ringing, encoding).max() <= 60000.0 * 1.001

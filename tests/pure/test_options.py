@@ -13,6 +13,9 @@ def test_every_kind_has_its_options(options):
     assert "exposure" in from_image and "model" not in from_image and "prompt" not in from_image
     assert "seamless" in {option.name for option in options.for_kind("material")}
     assert "seamless" not in {option.name for option in options.for_kind("material_from_image")}
+    for kind in ("world", "world_from_image", "material", "material_from_image"):
+        assert {"upscale", "upscaler"} <= {option.name for option in options.for_kind(kind)}
+    assert not options.BY_NAME["hdr_width"].sidebar and "Deprecated" in options.BY_NAME["hdr_width"].help
 
 
 def test_declarations_are_consistent(options):
@@ -48,6 +51,7 @@ def test_values_are_checked_and_normalised(options, errors):
         ("world", {"guidance": "high"}, "guidance must be a number"),
         ("world", {"sun": "bright"}, "sun must be one of auto, on, off"),
         ("world", {"hdr_width": 1000}, "hdr_width must be one of 0, 2048, 4096, 8192"),
+        ("material", {"upscale": 3}, "upscale must be one of 1, 2, 4"),
         ("material", {"seamless": "yes"}, "seamless must be True or False"),
         ("material", {"tiling": 0}, "tiling must be a number from 0.001 to 10000"),
         ("world", {"loras": "style.safetensors"}, "loras: give a list of LoRAs"),
