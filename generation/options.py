@@ -76,6 +76,7 @@ OPTIONS = (
     Option("memory", str, "auto", "Fit the GPU: auto plans from free memory; low always decodes in tiles", G,
            choices=MEMORY_MODES, sidebar=True),
     Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G),
+    Option("server", str, "", "A Promptscape server's URL to generate on (empty: this computer)", G),
     Option("exposure", float, 0.0, "Brightness of the world in stops", W, -20.0, 20.0, 4.0, sidebar=True),
     Option("sun", str, "auto", "Add a sun where the image shows one (auto), always (on), never (off)", W,
            choices=("auto", "on", "off"), sidebar=True),

@@ -1,0 +1,160 @@
+"""The replicas: each runs generation/'s own worker thread, its model loaded once and kept.
+
+A job runs as a streaming call: the replica yields the job's state as it changes (step, ETA, a small
+preview) and, at the end, the names of the files it wrote into the job's folder under the files root
+(one machine, or a folder every node shares). Cancel reaches it through the CancelBoard actor, which
+it reads between steps, so the job stops at the next step and still reports how it ended.
+"""
+
+import asyncio
+import base64
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+from ray import serve
+
+from generation.engine.worker import Worker
+from generation.errors import PromptscapeError
+from generation.imaging import outputs
+
+from .wire import JobSpec, scrub
+
+log = logging.getLogger(__name__)
+POLL = 0.05  # seconds between looks at the job: well under one step of a real model
+PREVIEW_WIDTH = 128
+
+
+@ray.remote(num_cpus=0)
+class CancelBoard:
+    """Which jobs clients cancelled; the gateway writes it, the replicas read it."""
+
+    def __init__(self):
+        self._cancelled: set[str] = set()
+
+    def cancel(self, job_id: str):
+        self._cancelled.add(job_id)
+
+    def forget(self, job_id: str):
+        self._cancelled.discard(job_id)
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return job_id in self._cancelled
+
+
+def small_preview(preview) -> dict | None:
+    """The job's preview as at most PREVIEW_WIDTH columns of 8-bit RGB, base64: small enough to poll."""
+    if preview is None:
+        return None
+    stride = max(1, -(-preview.shape[1] // PREVIEW_WIDTH))
+    rgb = (np.clip(preview[::stride, ::stride], 0, 1) * 255 + 0.5).astype(np.uint8)
+    return {"width": rgb.shape[1], "height": rgb.shape[0], "rgb": base64.b64encode(rgb.tobytes()).decode()}
+
+
+def plain(value):
+    """A quality report as JSON values (numpy scalars become floats)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return float(value) if np.ndim(value) == 0 else None
+
+
+class Engine:
+    """One replica: the engine's worker thread and the model it keeps loaded."""
+
+    def __init__(self, files_root: str, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.files_root = Path(files_root)
+        self.worker = Worker()
+
+    async def run(self, job_id: str, spec: JobSpec, board):
+        folder = self.files_root / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        known = {str(folder): "<job folder>", spec.request.model: spec.model_name}
+
+        def write(image, resolved):  # in the worker thread; the files carry the client's model name
+            metadata = {**resolved.to_metadata(), "model": spec.model_name}
+            if spec.kind == "world":
+                return outputs.write_world(image, folder, "world", metadata, outputs.HdrOptions(**spec.hdr))
+            return outputs.write_material(image, folder, "material", metadata)
+
+        try:
+            job = self.worker.submit(spec.request, on_image=write)
+        except PromptscapeError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            yield {"state": "failed", "message": scrub(str(error), known)}
+            return
+        seen = None
+        try:
+            while not job.done:
+                await asyncio.sleep(POLL)
+                if not job.cancel_requested and await board.is_cancelled.remote(job_id):
+                    job.cancel()
+                if (job.state, job.step, id(job.preview)) != seen:
+                    seen = (job.state, job.step, id(job.preview))
+                    yield self._progress(job)
+        except asyncio.CancelledError:  # the gateway dropped the call: stop the job with it
+            job.cancel()
+            raise
+        yield self._final(job, folder, spec, known)
+
+    def _progress(self, job) -> dict:
+        eta = job.eta
+        return {
+            "state": job.state,
+            "step": job.step,
+            "steps": job.steps,
+            "eta": None if eta is None else round(eta, 2),
+            "preview": small_preview(job.preview),
+        }
+
+    def _final(self, job, folder: Path, spec: JobSpec, known: dict) -> dict:
+        final = {"state": job.state, "step": job.step, "steps": job.steps, "ended": time.time()}
+        final["message"] = scrub(job.message, known)
+        if job.metadata:
+            final["metadata"] = {**job.metadata, "model": spec.model_name}
+        if job.state == "done" and job.outputs is not None:
+            files = {
+                role: Path(path).name
+                for role, path in vars(job.outputs).items()
+                if role != "report" and isinstance(path, Path)
+            }
+            final.update(files=files, report=plain(job.outputs.report))
+        return final
+
+
+def engine_deployment(replicas: tuple[int, int], cpus: float, gpus: float):
+    """The Engine as a deployment: min..max replicas by queue length, each with its share of a GPU."""
+    low, high = replicas
+    scaling = (
+        {"num_replicas": low}
+        if low == high
+        else {
+            "autoscaling_config": {
+                "min_replicas": low,
+                "max_replicas": high,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 2,
+            }
+        }
+    )
+    return serve.deployment(
+        Engine,
+        name="Engine",
+        # One job runs and one waits in the worker's queue, so a replica never idles between jobs;
+        # the rest wait in Serve's queue, where any replica (or a new one) can take them.
+        max_ongoing_requests=2,
+        max_queued_requests=-1,
+        ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
+        health_check_period_s=5,
+        graceful_shutdown_timeout_s=5,
+        **scaling,
+    )

@@ -1,0 +1,191 @@
+"""The HTTP side: /v1/... routes, the bearer token, bounded bodies, and the table of jobs.
+
+One gateway replica holds the jobs (ids, state, files) and hands each to the Engine deployment as a
+streaming call that it follows in the background; status polls are answered from memory, so they stay
+fast however busy the replicas are. Finished jobs' files are deleted after `keep_seconds`.
+"""
+
+import asyncio
+import hmac
+import logging
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from ray import serve
+
+from generation.errors import PromptscapeError
+
+from .engine import CancelBoard
+from .models import AllowedModels
+from .wire import MAX_BODY, PROTOCOL, parse_body, parse_job
+
+log = logging.getLogger(__name__)
+FINAL = ("done", "failed", "cancelled")
+STATUS_FIELDS = ("id", "kind", "model", "state", "step", "steps", "eta", "message", "metadata", "files")
+
+app = FastAPI(title="Promptscape server", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@app.exception_handler(Refused)
+async def _refused(request, error: Refused):
+    return JSONResponse({"error": str(error)}, status_code=error.status)
+
+
+# Defined before the class: serve.ingress serialises the class's routes as soon as it is defined.
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise Refused(413, f"the request body is over {MAX_BODY // 1024} KiB")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Refused(413, f"the request body is over {MAX_BODY // 1024} KiB")
+    return body
+
+
+# One replica: it holds the job table. Async and light, it answers many polls at once.
+@serve.deployment(
+    name="Gateway", num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
+)
+@serve.ingress(app)
+class Gateway:
+    def __init__(self, engine, settings: dict):
+        self.engine = engine
+        self.token = settings["token"].encode() if settings["token"] else b""
+        self.models = AllowedModels(settings["models"])
+        self.files_root = Path(settings["files_root"])
+        self.keep_seconds = settings["keep_seconds"]
+        self.max_jobs = settings["max_jobs"]
+        self.jobs: dict[str, dict] = {}
+        self.board = CancelBoard.remote()
+        self._sweeper = None
+
+    def _authorise(self, request: Request):
+        if self._sweeper is None:  # the event loop runs by now
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        if not self.token:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise Refused(401, "this server needs a token: send Authorization: Bearer TOKEN")
+        if not hmac.compare_digest(given.strip().encode(), self.token):
+            raise Refused(401, "the token is wrong: check the server token in Preferences > Promptscape")
+
+    def _job(self, job_id: str) -> dict:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise Refused(404, f"no job {job_id[:40]!r} on this server (finished jobs expire)")
+        return job
+
+    @app.get("/v1/health")
+    async def health(self):
+        return {"status": "ok", "protocol": PROTOCOL}
+
+    @app.get("/v1/models")
+    async def list_models(self, request: Request):
+        self._authorise(request)
+        return {"models": self.models.names()}
+
+    @app.post("/v1/jobs", status_code=201)
+    async def submit(self, request: Request):
+        self._authorise(request)
+        body = await _bounded_body(request)
+        if sum(job["state"] not in FINAL for job in self.jobs.values()) >= self.max_jobs:
+            raise Refused(429, f"the server's queue is full ({self.max_jobs} jobs): try again later")
+        try:
+            spec = parse_job(parse_body(body), self.models)
+        except PromptscapeError as error:
+            raise Refused(400, str(error)) from None
+        job_id = secrets.token_hex(12)
+        job = {
+            "id": job_id,
+            "kind": spec.kind,
+            "model": spec.model_name,
+            "state": "queued",
+            "step": 0,
+            "steps": spec.request.steps,
+            "eta": None,
+            "message": "",
+            "metadata": {},
+            "files": {},
+            "preview": None,
+            "created": time.time(),
+            "ended": None,
+        }
+        self.jobs[job_id] = job
+        call = self.engine.options(stream=True).run.remote(job_id, spec, self.board)
+        job["call"] = call
+        job["follow"] = asyncio.get_running_loop().create_task(self._follow(job, call))
+        return {"id": job_id}
+
+    async def _follow(self, job: dict, call):
+        try:
+            async for update in call:
+                job.update(update)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if job.get("cancel_requested"):
+                job.update(state="cancelled", message="cancelled before it started")
+            else:
+                log.warning("job %s lost its replica: %s", job["id"], type(error).__name__)
+                job.update(state="failed", message="the server's generation replica stopped during the job")
+        if job["state"] not in FINAL:
+            job.update(state="failed", message="the generation replica ended without a result")
+        job["ended"] = job.get("ended") or time.time()
+        job.pop("call", None)
+        self.board.forget.remote(job["id"])
+
+    @app.get("/v1/jobs/{job_id}")
+    async def status(self, job_id: str, request: Request, preview: int = 1):
+        self._authorise(request)
+        job = self._job(job_id)
+        found = {name: job[name] for name in STATUS_FIELDS}
+        if preview:
+            found["preview"] = job["preview"]
+        if "step_at_cancel" in job:
+            found["step_at_cancel"] = job["step_at_cancel"]
+        return found
+
+    @app.delete("/v1/jobs/{job_id}", status_code=202)
+    async def cancel(self, job_id: str, request: Request):
+        self._authorise(request)
+        job = self._job(job_id)
+        if job["state"] not in FINAL and not job.get("cancel_requested"):
+            job["cancel_requested"] = True
+            job["step_at_cancel"] = job["step"]
+            await self.board.cancel.remote(job_id)
+            if job["state"] == "queued" and job.get("call") is not None:
+                job["call"].cancel()  # still in Serve's queue: no replica will start it
+        return {"id": job_id, "state": job["state"]}
+
+    @app.get("/v1/jobs/{job_id}/files/{name}")
+    async def file(self, job_id: str, name: str, request: Request):
+        self._authorise(request)
+        job = self._job(job_id)
+        if name not in job["files"].values():
+            names = ", ".join(sorted(job["files"].values())) or "none yet"
+            raise Refused(404, f"job {job_id} has no file {name[:60]!r}; it has: {names}")
+        return FileResponse(self.files_root / job_id / name, filename=name)
+
+    async def _sweep(self):
+        """Forget finished jobs and delete their files `keep_seconds` after they ended."""
+        while True:
+            await asyncio.sleep(max(1.0, min(30.0, self.keep_seconds / 4)))
+            now = time.time()
+            for job in list(self.jobs.values()):
+                if job["state"] in FINAL and job["ended"] and now - job["ended"] > self.keep_seconds:
+                    del self.jobs[job["id"]]
+                    shutil.rmtree(self.files_root / job["id"], ignore_errors=True)

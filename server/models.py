@@ -1,0 +1,52 @@
+"""Which models clients may name: the subfolders of the models folder and curated ids in the HF cache.
+
+Clients never send a server path: a name is looked up here, and only what is found is loaded.
+"""
+
+import re
+from pathlib import Path
+
+from generation.errors import InvalidRequest
+from generation.setup import model_catalog
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}(/[\w.-]{1,128})?$")
+
+
+class AllowedModels:
+    """The models this server offers, by the names clients use."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = Path(folder).resolve() if folder else None
+
+    def _folders(self) -> dict[str, Path]:
+        if self.folder is None or not self.folder.is_dir():
+            return {}
+        return {
+            path.name: path
+            for path in sorted(self.folder.iterdir())
+            if path.is_dir() and not path.name.startswith(".") and (path / "model_index.json").is_file()
+        }
+
+    def _catalog(self) -> list[str]:
+        curated = {entry.repo_id for entry in model_catalog.CURATED}
+        return [repo_id for repo_id in model_catalog.cached_models() if repo_id in curated]
+
+    def names(self) -> list[dict]:
+        """What GET /v1/models lists."""
+        folders = [{"name": name, "source": "folder"} for name in self._folders()]
+        return folders + [{"name": repo_id, "source": "catalog"} for repo_id in self._catalog()]
+
+    def resolve(self, name: str) -> str:
+        """The location the engine loads for `name`; InvalidRequest for anything not offered."""
+        if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+            raise InvalidRequest(
+                "model: name one of this server's models (GET /v1/models), not a path; "
+                f"{str(name)[:80]!r} is not a model name"
+            )
+        folders = self._folders()
+        if name in folders:
+            return str(folders[name])
+        if name in self._catalog():
+            return name
+        offered = ", ".join(entry["name"] for entry in self.names()) or "none"
+        raise InvalidRequest(f"model: this server does not offer {name!r}; it offers: {offered}")

@@ -1,0 +1,96 @@
+"""A job as JSON on the wire -> a checked GenerationRequest, with every value bounded.
+
+The body is parsed with json only (nothing is unpickled or run); options are the API's names, checked by
+generation/options.check and GenerationRequest.validate, so the server and Blender refuse the same values.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+
+from generation import options as declared
+from generation.engine.request import GenerationRequest
+from generation.errors import InvalidRequest
+
+from .models import AllowedModels
+
+PROTOCOL = 1
+MAX_BODY = 64 * 1024  # bytes of a job's JSON
+MAX_TEXT = 2000  # characters of a prompt or any other text value
+KINDS = ("world", "material")
+DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
+# Options that only shape how Blender applies the result: checked, then not needed here.
+BLENDER_SIDE = ("strength", "pack", "tiling", "normal_strength", "height_mode")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: str
+    request: GenerationRequest  # its model is the server's location of the named model
+    model_name: str  # as the client named it: what metadata carries
+    hdr: dict  # HdrOptions fields, for worlds
+
+
+def parse_body(body: bytes) -> dict:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidRequest(f"the body is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest('the body must be a JSON object such as {"kind": "world", "prompt": "..."}')
+    return data
+
+
+def parse_job(data: dict, models: AllowedModels) -> JobSpec:
+    """Check a job's JSON object; raise InvalidRequest naming what is wrong."""
+    values = dict(data)
+    kind = values.pop("kind", None)
+    if kind not in KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}, not {str(kind)[:40]!r}")
+    for name, value in values.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InvalidRequest(f"{name[:40]} is {len(value)} characters long: at most {MAX_TEXT}")
+    if values.get("server"):
+        raise InvalidRequest("server: this server runs jobs itself and forwards none; leave it out")
+    if values.get("loras"):
+        raise InvalidRequest("loras: this server offers no LoRAs; leave them out")
+    checked = declared.check(values, kind)
+    options = {option.name: option.default for option in declared.for_kind(kind)} | checked
+    width, height = DEFAULT_SIZE[kind]
+    model_name = options["model"] or (models.names()[0]["name"] if models.names() else "")
+    if not model_name:
+        raise InvalidRequest("model: this server offers no models yet")
+    mode = "world" if kind == "world" else ("texture" if options["seamless"] else "image")
+    request = GenerationRequest(
+        prompt=options["prompt"],
+        negative_prompt=options["negative_prompt"],
+        seed=options["seed"],
+        steps=options["steps"],
+        guidance=options["guidance"],
+        width=options["width"] or width,
+        height=options["height"] or height,
+        model=models.resolve(model_name),
+        scheduler=options["scheduler"],
+        mode=mode,
+        device=options["device"],
+        precision=options["precision"],
+    ).validate()
+    hdr = {}
+    if kind == "world":
+        hdr = {
+            "exposure": options["exposure"],
+            "sun": options["sun"],
+            "sun_strength": options["sun_strength"],
+            "output_width": options["hdr_width"] or None,
+        }
+    return JobSpec(kind, request, model_name, hdr)
+
+
+_PATH = re.compile(r"(?<![\w:])(/[\w.@+-]+)+/?")
+
+
+def scrub(message: str, known: dict[str, str]) -> str:
+    """A message fit for a client: known server paths become their names, any other path '<server path>'."""
+    for path, name in sorted(known.items(), key=lambda item: -len(item[0])):
+        message = message.replace(path, name)
+    return _PATH.sub("<server path>", message)[:MAX_TEXT]
