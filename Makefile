@@ -6,6 +6,7 @@
 #   make bench      the benchmarks (figures as ratios against baselines measured in the same run)
 #   make zip        dist/promptscape-<version>.zip, built by Blender's own builder
 #   make repo       dist/ as a remote extension repository (the zip and index.json) for a static web server
+#   make serve      the Promptscape server (Ray Serve) on 127.0.0.1:8765; SERVE_ARGS="--token T --models DIR"
 # Blender 4.2 and 5.0 run Python 3.11, Blender 5.1 and newer Python 3.13: give either with PYTHON311=... or
 # PYTHON313=...; otherwise they are looked up on the PATH and among pyenv's versions.
 PYTHON311 ?= $(shell tools/find-python 3.11)
@@ -15,7 +16,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PURE := tests/pure
 BLENDER_SUITES := tests --ignore=$(PURE)
 
-.PHONY: setup demo test test-fast test-4.2 test-5.0 test-5.2 lint bench zip repo clean
+.PHONY: setup demo test test-fast test-4.2 test-5.0 test-5.2 lint bench zip repo serve clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +40,13 @@ $(VENV)/.installed: requirements-5.0.txt requirements-common.txt
 	.venv-5.2/bin/python -m pip install $(PIP_FLAGS) -r requirements-5.2.txt
 	touch $@
 
+# The server's own environment: Ray Serve and the engine, never Blender (tests/test_remote.py starts it).
+.venv-server/.installed: server/requirements.txt
+	@test -n "$(PYTHON311)" || { echo "The server runs Python 3.11: install python3.11 or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON311) -m venv .venv-server
+	.venv-server/bin/python -m pip install $(PIP_FLAGS) -r server/requirements.txt
+	touch $@
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -49,14 +57,14 @@ test-fast: $(VENV)/.installed .venv-5.2/.installed
 	$(VENV)/bin/python -m pytest $(PURE)
 	.venv-5.2/bin/python -m pytest $(PURE)
 
-test-5.0: $(VENV)/.installed
+test-5.0: $(VENV)/.installed .venv-server/.installed
 	$(VENV)/bin/python -m pytest $(BLENDER_SUITES)
 
 # Blender 4.2 LTS: everything but the long tests, which exercise our code rather than Blender's.
-test-4.2: .venv-4.2/.installed
+test-4.2: .venv-4.2/.installed .venv-server/.installed
 	.venv-4.2/bin/python -m pytest $(BLENDER_SUITES) -m "not slow"
 
-test-5.2: .venv-5.2/.installed
+test-5.2: .venv-5.2/.installed .venv-server/.installed
 	.venv-5.2/bin/python -m pytest $(BLENDER_SUITES)
 
 demo: $(VENV)/.installed
@@ -71,5 +79,9 @@ zip: $(VENV)/.installed
 repo: $(VENV)/.installed
 	$(VENV)/bin/python tools/blender_tools.py repo dist
 
+SERVE_ARGS ?=
+serve: .venv-server/.installed
+	.venv-server/bin/python -m server $(SERVE_ARGS)
+
 clean:
-	rm -rf $(VENV) .venv-4.2 .venv-5.2 .cache dist
+	rm -rf $(VENV) .venv-4.2 .venv-5.2 .venv-server .cache dist

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from .flow import installs
 from .generation.setup import dependencies, installer, model_catalog, world_presets
@@ -78,6 +78,26 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         default=False,
     )
 
+    server: StringProperty(
+        name="Server",
+        description="Generate on a Promptscape server at this URL, such as http://gpu-box:8765 "
+        "(empty: on this computer). Any address but this computer's needs online access",
+    )
+    server_token: StringProperty(
+        name="Server Token",
+        description="The token the server was started with; kept in the preferences only, never in a "
+        ".blend (headless: the PROMPTSCAPE_SERVER_TOKEN environment variable)",
+        subtype="PASSWORD",
+    )
+    server_timeout: FloatProperty(
+        name="Server Timeout",
+        description="Seconds a server may stay silent before its job is reported failed",
+        default=120.0,
+        min=1.0,
+        max=3600.0,
+        unit="TIME_ABSOLUTE",
+    )
+
     def draw(self, context):
         layout = self.layout
         draw_dependency_status(layout)
@@ -90,6 +110,15 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         row = col.row()
         row.alert = self.allow_pickle
         row.prop(self, "allow_pickle")
+        self.draw_server(layout.box())
+
+    def draw_server(self, box):
+        box.label(text="Server (generate on the studio's GPUs)", icon="NETWORK_DRIVE")
+        box.prop(self, "server")
+        box.prop(self, "server_token")
+        box.prop(self, "server_timeout")
+        if self.server and not bpy.app.online_access:
+            box.label(text="Only a server on this computer works while online access is off", icon="INFO")
 
     def draw_install(self, box):
         box.label(text="Install", icon="IMPORT")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 REQUEST_OPTIONS = tuple(
     field.name for field in dataclasses.fields(GenerationRequest) if field.name in declared.BY_NAME
 )
-FROM_PREFERENCES = ("model", "device", "precision")
+FROM_PREFERENCES = ("model", "device", "precision", "server")
 SELECT_OBJECTS = "Select the objects to put the material on (or make one active), then try again"
 
 

@@ -4,6 +4,7 @@ Each start_* function checks its options (settings.py), submits the request to t
 runner.Task whose apply step builds the world or material on the main thread once the files exist.
 """
 
+import os
 from pathlib import Path
 
 import bpy
@@ -16,7 +17,7 @@ from ..generation.imaging import outputs
 from ..generation.imaging.hdr import from_display, linear_to_srgb, to_display
 from ..generation.setup import world_presets
 from ..scene import images, material, world, world_mesh
-from . import runner
+from . import remote, runner
 from .settings import (
     SELECT_OBJECTS,
     build_request,
@@ -37,6 +38,22 @@ def _find(collection, uid: int, what: str):
     raise PromptscapeError(
         f"The {what} was deleted while generating; the result is on disk and in the history"
     )
+
+
+def _submit(request, options: dict, kind: str, postprocess, folder: Path):
+    """The job for `request`: on the local worker, or on the server the `server` option names."""
+    if not options["server"]:
+        return worker.get_worker().submit(request, on_image=postprocess)
+    prefs = preferences.get()
+    token = prefs.server_token or os.environ.get("PROMPTSCAPE_SERVER_TOKEN", "")
+    server = remote.Server(options["server"], token, prefs.server_timeout, bpy.app.online_access)
+    sent = {name: value for name, value in options.items() if name != "server"}
+    sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
+
+    def stem(metadata):  # named like a local result, once the server says which seed it used
+        return file_stem(kind, metadata.get("prompt", ""), metadata.get("seed", ""))
+
+    return remote.RemoteJob(server, kind, sent, folder, stem)
 
 
 def _world_applier(scene, options: dict):
@@ -79,7 +96,7 @@ def start_world(scene, **overrides) -> runner.Task:
         image = upscale_in_job(image, job, plan)
         return outputs.write_world(image, folder, stem, resolved.to_metadata(), hdr)
 
-    job = worker.get_worker().submit(request, on_image=postprocess)
+    job = _submit(request, options, "world", postprocess, folder)
     return runner.start(runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
 
 
@@ -108,7 +125,7 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)
 
-    job = worker.get_worker().submit(request, on_image=postprocess)
+    job = _submit(request, options, "material", postprocess, folder)
     return runner.start(runner.Task(job, "material", request.prompt, apply))
 
 

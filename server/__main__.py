@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -143,6 +144,7 @@ def main(argv: list[str]) -> int:
     log.info("shutting down")
     serve.shutdown()
     ray.shutdown()
+    shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -25,7 +25,19 @@ from .wire import MAX_BODY, PROTOCOL, parse_body, parse_job
 
 log = logging.getLogger(__name__)
 FINAL = ("done", "failed", "cancelled")
-STATUS_FIELDS = ("id", "kind", "model", "state", "step", "steps", "eta", "message", "metadata", "files")
+STATUS_FIELDS = (
+    "id",
+    "kind",
+    "model",
+    "state",
+    "step",
+    "steps",
+    "eta",
+    "message",
+    "metadata",
+    "files",
+    "report",
+)
 
 app = FastAPI(title="Promptscape server", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -120,6 +132,7 @@ class Gateway:
             "message": "",
             "metadata": {},
             "files": {},
+            "report": {},
             "preview": None,
             "created": time.time(),
             "ended": None,

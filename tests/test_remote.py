@@ -1,0 +1,152 @@
+"""Generating on a Promptscape server: a real Ray Serve app on 127.0.0.1 (CPU), driven from real Blender.
+
+The server runs from .venv-server in a subprocess with the tiny model as its one named model. Every test
+here is marked `server`; the ones that start a second server or run long jobs are also `slow`.
+"""
+
+import bpy
+import numpy as np
+import pytest
+from scene_helpers import new_scene, read_exr, wait_until
+from server_process import ServerProcess
+
+pytestmark = pytest.mark.server
+TOKEN = "test-token-0123456789"
+FAST = {"steps": 3, "width": 128, "height": 64, "seed": 11}
+SLOW_STEPS = {"steps": 150, "width": 1024, "height": 512, "seed": 3}  # ~0.1 s a step on one CPU
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_sd):
+    folder = tmp_path_factory.mktemp("served-models")
+    (folder / "tiny-sd").symlink_to(tiny_sd, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    process = ServerProcess(models, tmp_path_factory.mktemp("server"), TOKEN)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def prefs(addon):
+    """The add-on's preferences pointed at no server, with a short silence limit; restored after."""
+    preferences = bpy.context.preferences.addons[addon.__name__].preferences
+    saved = (preferences.server, preferences.server_token, preferences.server_timeout)
+    preferences.server, preferences.server_token, preferences.server_timeout = "", TOKEN, 5.0
+    yield preferences
+    preferences.server, preferences.server_token, preferences.server_timeout = saved
+
+
+def world_file(world):
+    return bpy.path.abspath(world.node_tree.nodes["Promptscape Environment"].image.filepath)
+
+
+def test_remote_world_equals_local_world(api, server, prefs, tiny_sd):
+    local = api.generate_world("a sky over dunes", scene=new_scene(), model=str(tiny_sd), **FAST)
+    remote = api.generate_world(
+        "a sky over dunes", scene=new_scene(), server=server.url, model="tiny-sd", **FAST
+    )
+    a, b = read_exr(world_file(local)), read_exr(world_file(remote))
+    assert a.shape == b.shape
+    a, b = a / np.median(a), b / np.median(b)
+    assert np.mean(np.abs(a - b) <= 0.01 * np.abs(a)) >= 0.99
+    assert remote["promptscape"]["model"] == "tiny-sd"  # as the client named it, never a server path
+    assert remote["promptscape"]["seed"] == "11"
+
+
+def test_remote_material_lands_in_the_scene(api, server, prefs):
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    made = api.generate_material(
+        "mossy stones", objects=[cube], server=server.url, model="tiny-sd", steps=2, width=64, height=64
+    )
+    assert cube.active_material == made and made["promptscape"]["mode"] == "texture"
+    assert made["promptscape"]["model"] == "tiny-sd"
+
+
+def test_a_server_elsewhere_needs_online_access(api, prefs):
+    assert not bpy.app.online_access
+    with pytest.raises(api.PromptscapeError, match="online access"):
+        api.generate_world("x", scene=new_scene(), server="http://10.0.0.7:8765", model="tiny-sd", **FAST)
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_remote_job_within_a_step(api, server, prefs):
+    scene = new_scene()
+    before = scene.world
+    generation = api.generate_world(
+        "a long night", scene=scene, server=server.url, model="tiny-sd", wait=False, **SLOW_STEPS
+    )
+    wait_until(lambda: generation.progress[0] >= 2, 90, "step 2 on the server")
+    generation.cancel()
+    wait_until(lambda: generation.done, 30, "the cancel")
+    assert generation.state == "cancelled" and scene.world == before
+    status, job = server.call("GET", f"/v1/jobs/{generation._task.job.id}?preview=0")
+    assert status == 200 and job["state"] == "cancelled"
+    assert job["step"] - job["step_at_cancel"] <= 1, job
+
+
+def test_a_wrong_or_missing_token_is_refused_in_words(api, server, prefs):
+    prefs.server_token = "not-the-token"
+    with pytest.raises(api.PromptscapeError, match="token is wrong"):
+        api.generate_world("x", scene=new_scene(), server=server.url, model="tiny-sd", **FAST)
+    status, answer = server.call("GET", "/v1/models", token="")
+    assert status == 401 and "needs a token" in answer["error"]
+    status, answer = server.call("GET", "/v1/models", token="wrong")
+    assert status == 401 and "token is wrong" in answer["error"]
+    assert server.call("GET", "/v1/health", token="")[0] == 200  # health needs no token
+    assert server.call("GET", "/v1/models")[1] == {"models": [{"name": "tiny-sd", "source": "folder"}]}
+
+
+@pytest.mark.parametrize("model", ["/etc", "../tiny-sd", "tiny-sd/../../etc", "org/not-offered", "x" * 300])
+def test_models_outside_the_allowed_names_are_refused(server, models, model):
+    status, answer = server.call("POST", "/v1/jobs", {"kind": "world", "prompt": "x", "model": model, **FAST})
+    assert status == 400 and "model" in answer["error"]
+    assert str(models) not in answer["error"]
+
+
+def test_a_model_path_from_blender_is_refused(api, server, prefs, models, tiny_sd):
+    with pytest.raises(api.PromptscapeError, match="not a path") as refused:
+        api.generate_world("x", scene=new_scene(), server=server.url, model=str(tiny_sd), **FAST)
+    assert f"The server 127.0.0.1:{server.port} refused the job" in str(refused.value)
+    assert str(models) not in str(refused.value)
+
+
+def test_oversized_and_bad_requests_are_refused(server):
+    status, answer = server.call(
+        "POST", "/v1/jobs", raw=b'{"kind": "world", "prompt": "' + b"x" * 70000 + b'"}'
+    )
+    assert status == 413 and "KiB" in answer["error"]
+    status, answer = server.call(
+        "POST", "/v1/jobs", {"kind": "world", "prompt": "x" * 3000, "model": "tiny-sd"}
+    )
+    assert status == 400 and "at most 2000" in answer["error"]
+    status, answer = server.call("POST", "/v1/jobs", {"kind": "world", "prompt": "x", "steps": 10**9})
+    assert status == 400 and "steps" in answer["error"]
+    status, answer = server.call("POST", "/v1/jobs", raw=b"\x80not json")
+    assert status == 400 and "not JSON" in answer["error"]
+    status, answer = server.call("POST", "/v1/jobs", {"kind": "video", "prompt": "x"})
+    assert status == 400 and "kind" in answer["error"]
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_job_fails_the_job_and_leaves_the_scene(api, models, prefs, tmp_path):
+    doomed = ServerProcess(models, tmp_path / "doomed", TOKEN)
+    try:
+        scene = new_scene()
+        before = scene.world
+        generation = api.generate_world(
+            "a storm", scene=scene, server=doomed.url, model="tiny-sd", wait=False, **SLOW_STEPS
+        )
+        wait_until(lambda: generation.progress[0] >= 1, 90, "the first step on the server")
+        doomed.kill()
+        wait_until(lambda: generation.done, 30, "the job to end")
+        assert generation.state == "failed" and scene.world == before
+        with pytest.raises(api.PromptscapeError, match=f"127.0.0.1:{doomed.port}"):
+            generation.result()
+    finally:
+        doomed.stop()
