@@ -83,7 +83,17 @@ def test_the_top_level_holds_registration_surfaces_and_packages():
     loose = sorted(path.stem for path in ROOT.glob("*.py"))
     assert loose == ["__init__", "api", "cli", "preferences", "properties"]
     packages = sorted(path.parent.name for path in ROOT.glob("*/__init__.py"))
-    assert packages == ["flow", "generation", "operators", "panels", "scene"]
+    assert packages == ["flow", "generation", "operators", "panels", "scene", "server"]
+
+
+def test_the_server_never_imports_blender():
+    for path in (ROOT / "server").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {name for name in names if name.split(".")[0] == "bpy"}, path.name
 
 
 def test_generation_is_split_by_concern():
