@@ -5,6 +5,7 @@
     blender -c promptscape world-from-image pano.jpg --output out.blend
     blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
     blender -c promptscape export cube/ --format cubemap --blend scene.blend
+    blender -c promptscape batch jobs.jsonl --output-dir results [--server URL] [--blend IN]
     blender -c promptscape selftest
     blender --online-mode -c promptscape download stabilityai/stable-diffusion-xl-base-1.0
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import runner, start, world3d
+from .flow import batch, runner, start, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--blend", required=True, help="the .blend whose world to export")
     for option in declared.for_kind("export"):
         add_option(export, option)
+    lines = commands.add_parser("batch", help="many jobs from a JSON Lines file, one .blend per line")
+    lines.add_argument("file", help='one job a line: {"kind": "world", "prompt": "...", "seed": 3}')
+    lines.add_argument("--output-dir", required=True, help="where the .blend files and summary.json go")
+    lines.add_argument("--server", help="generate every line on this Promptscape server")
+    lines.add_argument("--blend", help="start each line from this .blend (default: an empty file)")
     selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
     selftest.add_argument("--device", choices=declared.BY_NAME["device"].choices, default="auto")
     download = commands.add_parser(
@@ -110,6 +116,8 @@ class ProgressPrinter:
 def run(args: argparse.Namespace) -> int:
     if args.command == "download":
         return download_model(args.model)
+    if args.command == "batch":
+        return run_batch(args)
     if args.command == "selftest":
         from .generation.setup import self_test
 
@@ -144,6 +152,19 @@ def run(args: argparse.Namespace) -> int:
             leftover.unlink(missing_ok=True)
     print(f"promptscape: saved {output}", file=sys.stderr)
     return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Every line of the file; exit code 1 when any line failed."""
+    summary = batch.run_batch(Path(args.file), Path(args.output_dir).resolve(), args.server, args.blend)
+    for entry in summary["lines"]:
+        problem = f": {entry['error']}" if entry.get("error") else ""
+        print(f"promptscape: line {entry['line']} {entry['state']}{problem}", file=sys.stderr)
+    print(
+        f"promptscape: {summary['total']} lines: {summary['done']} done, {summary['skipped']} skipped "
+        f"(done before), {summary['failed']} failed; summary in {Path(args.output_dir) / 'summary.json'}"
+    )
+    return 1 if summary["failed"] else 0
 
 
 def download_model(repo_id: str) -> int:
