@@ -75,7 +75,7 @@ class Server:
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         """One JSON call; raises Refused for an answer that is an error, OSError when none came."""
-        with self._open(method, path, body) as response:
+        with self._open(method, path, body, timeout=min(CALL_TIMEOUT, self.silence)) as response:
             return json.loads(response.read(1 << 22).decode())
 
     def download(self, path: str, target: Path) -> None:

@@ -108,8 +108,9 @@ class Engine:
 
     def _progress(self, job) -> dict:
         eta = job.eta
+        # A job that has just ended still reads as post-processing until its final update, with the files.
         return {
-            "state": job.state,
+            "state": "postprocessing" if job.done else job.state,
             "step": job.step,
             "steps": job.steps,
             "eta": None if eta is None else round(eta, 2),

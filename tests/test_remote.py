@@ -4,6 +4,10 @@ The server runs from .venv-server in a subprocess with the tiny model as its one
 here is marked `server`; the ones that start a second server or run long jobs are also `slow`.
 """
 
+import json
+import socket
+import time
+
 import bpy
 import numpy as np
 import pytest
@@ -150,3 +154,36 @@ def test_a_server_killed_mid_job_fails_the_job_and_leaves_the_scene(api, models,
             generation.result()
     finally:
         doomed.stop()
+
+
+def test_a_silent_server_is_reported_within_the_timeout(api, prefs):
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        prefs.server_timeout = 2.0
+        started = time.monotonic()
+        with pytest.raises(
+            api.PromptscapeError, match=f"127.0.0.1:{silent.getsockname()[1]} stopped answering"
+        ):
+            api.generate_world(
+                "x",
+                scene=new_scene(),
+                server=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                model="tiny-sd",
+                **FAST,
+            )
+        assert time.monotonic() - started < 10
+
+
+def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path):
+    import importlib
+
+    cli = importlib.import_module(addon.__name__ + ".cli")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"prompt": "remote batch sky", "model": "tiny-sd", **FAST}) + "\n")
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(jobs), "--output-dir", str(out), "--server", server.url]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["done"] == 1 and (out / "0001-remote-batch-sky.blend").exists()
+    assert any((out / "promptscape").glob("*.exr"))  # downloaded before the scene took it
+    bpy.ops.wm.read_homefile(use_empty=True)
