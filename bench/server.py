@@ -98,7 +98,10 @@ def load(server, clients: int, jobs: int) -> dict:
 
 
 def local_seconds(repeats: int) -> float:
-    """The overhead job on a worker in this process, written to files like the server does."""
+    """The overhead job on a worker in this process, written to files like the server does, with the
+    one torch thread a replica has (--cpus-per-replica 1)."""
+    import torch
+
     from generation.engine.request import GenerationRequest
     from generation.engine.worker import Worker
     from generation.imaging import outputs
@@ -107,6 +110,7 @@ def local_seconds(repeats: int) -> float:
     fields = {k: v for k, v in OVERHEAD_JOB.items() if k not in ("kind", "model")}
     request = GenerationRequest(**fields, model=model, mode="world")
     folder = Path(tempfile.mkdtemp(prefix="bench-local-"))
+    torch.set_num_threads(1)
     worker, times = Worker(), []
     for index in range(repeats + 1):
         started = time.perf_counter()
