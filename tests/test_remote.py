@@ -17,6 +17,7 @@ from server_process import ServerProcess
 pytestmark = pytest.mark.server
 TOKEN = "test-token-0123456789"
 FAST = {"steps": 3, "width": 128, "height": 64, "seed": 11}
+KEEP_FILES = 8  # seconds the test server keeps a finished job's files
 SLOW_STEPS = {"steps": 150, "width": 1024, "height": 512, "seed": 3}  # ~0.1 s a step on one CPU
 
 
@@ -29,7 +30,7 @@ def models(tmp_path_factory, tiny_sd):
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    process = ServerProcess(models, tmp_path_factory.mktemp("server"), TOKEN)
+    process = ServerProcess(models, tmp_path_factory.mktemp("server"), TOKEN, "--keep-files", str(KEEP_FILES))
     yield process
     process.stop()
 
@@ -187,3 +188,36 @@ def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path):
     assert summary["done"] == 1 and (out / "0001-remote-batch-sky.blend").exists()
     assert any((out / "promptscape").glob("*.exr"))  # downloaded before the scene took it
     bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_the_queue_takes_64_jobs_and_cancels_queued_ones(server):
+    body = {"kind": "world", "prompt": "queued", "model": "tiny-sd", **SLOW_STEPS}  # the first keeps it busy
+    ids = []
+    for _ in range(64):
+        status, answer = server.call("POST", "/v1/jobs", body)
+        assert status == 201, answer
+        ids.append(answer["id"])
+    for job_id in ids:
+        assert server.call("DELETE", f"/v1/jobs/{job_id}")[0] == 202
+
+    def all_ended():
+        return all(
+            server.call("GET", f"/v1/jobs/{i}?preview=0")[1]["state"] in ("done", "cancelled") for i in ids
+        )
+
+    wait_until(all_ended, 60, "every queued job to end")
+    assert {server.call("GET", f"/v1/jobs/{i}?preview=0")[1]["state"] for i in ids} == {"cancelled"}
+
+
+def test_finished_jobs_files_expire(server):
+    body = {"kind": "world", "prompt": "short lived", "model": "tiny-sd", **FAST}
+    job_id = server.call("POST", "/v1/jobs", body)[1]["id"]
+    wait_until(
+        lambda: server.call("GET", f"/v1/jobs/{job_id}?preview=0")[1]["state"] == "done", 60, "the job"
+    )
+    files = server.call("GET", f"/v1/jobs/{job_id}?preview=0")[1]["files"]
+    assert set(files) == {"exr", "hdr", "preview"}
+    assert server.call("GET", f"/v1/jobs/{job_id}/files/nope.exr")[0] == 404
+    wait_until(
+        lambda: server.call("GET", f"/v1/jobs/{job_id}")[0] == 404, 4 * KEEP_FILES, "the job to expire"
+    )
