@@ -17,15 +17,17 @@ def progress_text(task) -> tuple[float, str]:
     job = task.job
     state = getattr(job, "state", "")
     step, steps = getattr(job, "step", 0), getattr(job, "steps", 0)
+    where = getattr(getattr(job, "server", None), "where", "")  # a job on a Promptscape server
+    on = f" on {where}" if where else ""
     stage = getattr(job, "stage", "")
     if state == "running" and stage not in ("", "generating"):  # a stage after denoising: poles, ...
-        return 1.0, stage.capitalize()
+        return 1.0, stage.capitalize() + on
     if state == "running" and steps:
         eta = getattr(job, "eta", None)
         eta_text = f", {eta:.0f} s left" if eta is not None else ""
-        return step / steps, f"Step {step}/{steps}, {getattr(job, 'elapsed', 0.0):.0f} s{eta_text}"
+        return step / steps, f"Step {step}/{steps}, {getattr(job, 'elapsed', 0.0):.0f} s{eta_text}{on}"
     words = {"queued": "Waiting", "loading": "Loading model", "postprocessing": "Making HDR and maps"}
-    return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize())
+    return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize()) + on
 
 
 def advanced_options(kind: str) -> list[str]:

@@ -4,6 +4,7 @@ The server runs from .venv-server in a subprocess with the tiny model as its one
 here is marked `server`; the ones that start a second server or run long jobs are also `slow`.
 """
 
+import importlib
 import json
 import socket
 import time
@@ -80,13 +81,16 @@ def test_a_server_elsewhere_needs_online_access(api, prefs):
 
 
 @pytest.mark.slow
-def test_cancel_stops_the_remote_job_within_a_step(api, server, prefs):
+def test_cancel_stops_the_remote_job_within_a_step(addon, api, server, prefs):
     scene = new_scene()
     before = scene.world
     generation = api.generate_world(
         "a long night", scene=scene, server=server.url, model="tiny-sd", wait=False, **SLOW_STEPS
     )
     wait_until(lambda: generation.progress[0] >= 2, 90, "step 2 on the server")
+    panel = importlib.import_module(addon.__name__ + ".panels.main")
+    assert f"on 127.0.0.1:{server.port}" in panel.progress_text(generation._task)[1]
+    assert generation._task.job.preview is not None  # the server's small preview, decoded
     generation.cancel()
     wait_until(lambda: generation.done, 30, "the cancel")
     assert generation.state == "cancelled" and scene.world == before
@@ -176,10 +180,10 @@ def test_a_silent_server_is_reported_within_the_timeout(api, prefs):
         assert time.monotonic() - started < 10
 
 
-def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path):
-    import importlib
-
+def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path, monkeypatch):
     cli = importlib.import_module(addon.__name__ + ".cli")
+    prefs.server_token = ""  # headless: the token comes from the environment
+    monkeypatch.setenv("PROMPTSCAPE_SERVER_TOKEN", TOKEN)
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text(json.dumps({"prompt": "remote batch sky", "model": "tiny-sd", **FAST}) + "\n")
     out = tmp_path / "out"
@@ -187,6 +191,10 @@ def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["done"] == 1 and (out / "0001-remote-batch-sky.blend").exists()
     assert any((out / "promptscape").glob("*.exr"))  # downloaded before the scene took it
+    saved = (out / "0001-remote-batch-sky.blend").read_bytes()
+    assert TOKEN.encode() not in saved and server.url.encode() not in saved  # neither in the .blend
+    for exr in (out / "promptscape").glob("*.exr"):
+        assert TOKEN.encode() not in exr.read_bytes()
     bpy.ops.wm.read_homefile(use_empty=True)
 
 
