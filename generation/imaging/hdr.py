@@ -355,7 +355,7 @@ def to_display(radiance: np.ndarray) -> tuple[np.ndarray, DisplayEncoding]:
     """Radiance exposed so the upper half's median is mid grey, rolled off (x / (1 + x)) and sRGB-encoded:
     invertible, with the sun near 1 instead of clipped."""
     data = np.maximum(np.asarray(radiance, dtype=np.float64), 0.0)
-    key = 0.18 / max(float(np.median(luminance(data[: max(1, data.shape[0] // 2)]))), 1e-12)
+    key = 0.18 / max(float(np.median(data[: max(1, data.shape[0] // 2)] @ LUMA)), 1e-12)
     exposed = data * key
     rolled = exposed / (1.0 + exposed)
     encoding = DisplayEncoding(key, float(rolled.min()), float(rolled.max()))
