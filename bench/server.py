@@ -115,7 +115,7 @@ def local_seconds(repeats: int) -> float:
     for index in range(repeats + 1):
         started = time.perf_counter()
         job = worker.submit(
-            request, on_image=lambda image, r: outputs.write_world(image, folder, "w", r.to_metadata())
+            request, on_image=lambda image, r, job: outputs.write_world(image, folder, "w", r.to_metadata())
         )
         assert job.wait(JOB_DEADLINE) and job.state == "done", job.message
         if index:  # the first loads the model

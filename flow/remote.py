@@ -123,6 +123,7 @@ class RemoteJob:
         self.folder, self._stem = Path(folder), stem
         self.id = ""
         self.state, self.step, self.steps, self.eta = "queued", 0, options.get("steps", 0), None
+        self.stage = ""  # the server's words for a stage after denoising ("repairing poles", ...)
         self.preview = None
         self._preview_text = None
         self.outputs = None
@@ -200,6 +201,7 @@ class RemoteJob:
                 cancel_sent = True
             status = self._ask("GET", f"/v1/jobs/{self.id}")
             self.step, self.steps, self.eta = status["step"], status["steps"], status.get("eta")
+            self.stage = str(status.get("stage") or "")[:200]
             preview = status.get("preview")
             if preview and preview.get("rgb") != self._preview_text:  # a new array only for a new preview
                 self._preview_text, self.preview = preview.get("rgb"), decode_preview(preview)

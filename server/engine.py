@@ -17,6 +17,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from generation.engine.upscaler import upscale_in_job
 from generation.engine.worker import Worker
 from generation.errors import PromptscapeError
 from generation.imaging import outputs
@@ -80,8 +81,9 @@ class Engine:
         folder.mkdir(parents=True, exist_ok=True)
         known = {str(folder): "<job folder>", spec.request.model: spec.model_name}
 
-        def write(image, resolved):  # in the worker thread; the files carry the client's model name
+        def write(image, resolved, job):  # in the worker thread; the files carry the client's model name
             metadata = {**resolved.to_metadata(), "model": spec.model_name}
+            image = upscale_in_job(image, job, spec.upscale)
             if spec.kind == "world":
                 return outputs.write_world(image, folder, "world", metadata, outputs.HdrOptions(**spec.hdr))
             return outputs.write_material(image, folder, "material", metadata)
@@ -114,6 +116,7 @@ class Engine:
             "step": job.step,
             "steps": job.steps,
             "eta": None if eta is None else round(eta, 2),
+            "stage": getattr(job, "stage", ""),
             "preview": small_preview(job.preview),
         }
 

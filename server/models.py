@@ -1,13 +1,15 @@
 """Which models clients may name: the subfolders of the models folder and curated ids in the HF cache.
 
-Clients never send a server path: a name is looked up here, and only what is found is loaded.
+The same for the other options that would carry a path: VAEs (curated ids in the cache, or subfolders of
+the models folder's vaes/) and upscalers (curated ids or files in its upscalers/). Clients never send a
+server path: a name is looked up here, and only what is found is loaded.
 """
 
 import re
 from pathlib import Path
 
 from generation.errors import InvalidRequest
-from generation.setup import model_catalog
+from generation.setup import model_catalog, upscalers
 
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}(/[\w.-]{1,128})?$")
 
@@ -50,3 +52,33 @@ class AllowedModels:
             return name
         offered = ", ".join(entry["name"] for entry in self.names()) or "none"
         raise InvalidRequest(f"model: this server does not offer {name!r}; it offers: {offered}")
+
+    def vae(self, name: str) -> str:
+        """The location of a replacement VAE named by a client; "" for the model's own."""
+        if not name:
+            return ""
+        self._check_name("vae", name)
+        folder = self.folder / "vaes" / name if self.folder else None
+        if folder is not None and (folder / "config.json").is_file():
+            return str(folder)
+        if name in {vae.repo_id for vae in model_catalog.CURATED_VAES}:
+            return name  # the engine loads it from the cache only, and says so when it is not there
+        raise InvalidRequest(f"vae: this server does not offer {name!r}; leave it empty for the model's own")
+
+    def upscaler(self, name: str) -> tuple[str, Path | None]:
+        """(the id the engine resolves, the folder its file is in) for an upscaler named by a client."""
+        self._check_name("upscaler", name)
+        folder = self.folder / "upscalers" if self.folder else None
+        if name.lower() in upscalers.CURATED:
+            return name, folder
+        for suffix in (".safetensors", ".pth"):
+            if folder is not None and (folder / (name + suffix)).is_file():
+                return str(folder / (name + suffix)), None
+        raise InvalidRequest(f"upscaler: this server does not offer {name!r}; use {upscalers.DEFAULT}")
+
+    @staticmethod
+    def _check_name(what: str, name) -> None:
+        if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+            raise InvalidRequest(
+                f"{what}: name one of this server's {what}s, not a path; {str(name)[:80]!r} is not a name"
+            )

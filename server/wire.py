@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from generation import options as declared
 from generation.engine.request import GenerationRequest
-from generation.errors import InvalidRequest
+from generation.engine.upscaler import UpscalePlan, resolve_upscaler
+from generation.errors import InvalidRequest, ModelNotFound
 
 from .models import AllowedModels
 
@@ -20,7 +21,7 @@ MAX_TEXT = 2000  # characters of a prompt or any other text value
 KINDS = ("world", "material")
 DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
 # Options that only shape how Blender applies the result: checked, then not needed here.
-BLENDER_SIDE = ("strength", "pack", "tiling", "normal_strength", "height_mode")
+BLENDER_SIDE = ("strength", "pack", "tiling", "normal_strength", "height_mode", "sun_lamp")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class JobSpec:
     request: GenerationRequest  # its model is the server's location of the named model
     model_name: str  # as the client named it: what metadata carries
     hdr: dict  # HdrOptions fields, for worlds
+    upscale: UpscalePlan  # run on the server before the HDR and the maps, as a local job does
 
 
 def parse_body(body: bytes) -> dict:
@@ -74,6 +76,9 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         mode=mode,
         device=options["device"],
         precision=options["precision"],
+        poles=options.get("poles", "repair"),
+        memory=options["memory"],
+        vae=models.vae(options["vae"]),
     ).validate()
     hdr = {}
     if kind == "world":
@@ -83,7 +88,27 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
             "sun_strength": options["sun_strength"],
             "output_width": options["hdr_width"] or None,
         }
-    return JobSpec(kind, request, model_name, hdr)
+    return JobSpec(kind, request, model_name, hdr, _upscale(options, kind, request, models))
+
+
+def _upscale(options: dict, kind: str, request: GenerationRequest, models: AllowedModels) -> UpscalePlan:
+    """The upscaling the job asks for, checked against the size limit and the upscalers offered here."""
+    factor = options["upscale"]
+    if factor == 1:
+        return UpscalePlan()
+    most_width, most_height = declared.MAX_UPSCALED[kind]
+    if request.width * factor > most_width or request.height * factor > most_height:
+        raise InvalidRequest(
+            f"upscale={factor} would make {request.width}x{request.height} {request.width * factor}x"
+            f"{request.height * factor}; a {kind} is upscaled to at most {most_width}x{most_height}"
+        )
+    source, folder = models.upscaler(options["upscaler"])
+    try:
+        path = resolve_upscaler(source, folder)  # a curated id not downloaded here: said in words
+    except ModelNotFound as error:
+        raise InvalidRequest(f"upscaler: {error}") from None
+    wrap = kind == "world" or options.get("seamless", True)
+    return UpscalePlan(factor, path, options["device"], wrap_x=wrap, wrap_y=wrap and kind == "material")
 
 
 _PATH = re.compile(r"(?<![\w:])(/[\w.@+-]+)+/?")
