@@ -87,6 +87,7 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
             "sun": options["sun"],
             "sun_strength": options["sun_strength"],
             "output_width": options["hdr_width"] or None,
+            "poles": "blend" if options["poles"] == "blend" else "off",  # a repair ran in the worker
         }
     return JobSpec(kind, request, model_name, hdr, _upscale(options, kind, request, models))
 

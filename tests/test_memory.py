@@ -86,7 +86,7 @@ def test_low_memory_forces_small_tiles_on_a_small_image(worker, make, monkeypatc
 
 
 def test_auto_on_a_roomy_cpu_keeps_todays_plain_path(worker, make, gen, tiny_sd):
-    job = run(worker, make())
+    job = run(worker, make(poles="off"))  # the repaired caps are not the plain pipeline's
     assert job.plan.name == "full"
     pipe = gen.models.load_pipeline(gen.models.resolve_source(str(tiny_sd)), "fp32")
     with gen.seamless.seamless(pipe, wrap_x=True, wrap_y=False):
@@ -112,12 +112,12 @@ def test_out_of_memory_in_the_decode_falls_back_once(worker, make, gen, monkeypa
         return real_decode(pipe, latents, plan, wrap_x, wrap_y)
 
     monkeypatch.setattr(gen.decoding, "decode_latents", decode_once_out_of_memory)
-    job = run(worker, make())
+    job = run(worker, make(poles="off"))  # only the world's own decode
     assert [plan.name for plan in calls] == ["full", "tiled"] and calls[1].tile
     assert job.plan is calls[1] and "fell back after out of memory" in job.metadata["memory_plan"]
     assert "ran out of memory" in job.message.lower() and "tiled" in job.message
     monkeypatch.undo()
-    assert np.abs(job.image - run(worker, make()).image).max() / job.image.std() < 1e-3
+    assert np.abs(job.image - run(worker, make(poles="off")).image).max() / job.image.std() < 1e-3
 
 
 def test_out_of_memory_twice_fails_in_words(worker, make, gen, monkeypatch):
@@ -183,3 +183,14 @@ def test_a_job_with_a_replacement_vae_records_it(worker, make, tiny_sdxl, fp16_s
 def test_a_missing_vae_is_refused_at_submit(worker, make, gen, tmp_path):
     with pytest.raises(gen.errors.ModelNotFound, match="VAE"):
         worker.submit(make(vae=str(tmp_path / "no-such-vae")))
+
+
+def test_pole_repair_decodes_its_windows_as_the_planner_says(worker, make):
+    """The caps' inpainting is a later stage of the same job: it asks the planner for its window size,
+    and a tiled decode of the windows gives the plain decode's world."""
+    full = run(worker, make(mode="world", memory="full"))
+    low = run(worker, make(mode="world", memory="low"))
+    assert full.metadata["poles_memory_plan"].startswith("full")
+    assert low.metadata["poles_memory_plan"].startswith("tiled (")
+    assert full.timings["poles"] > 0 and low.timings["poles"] > 0
+    assert spread_error(full.image, low.image) < 1e-3

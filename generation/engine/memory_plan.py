@@ -215,6 +215,28 @@ def plan_generation(
     return choose(candidates, budget_bytes, memory, f"{width}x{height} with {model.family.upper()}")
 
 
+def plan_stage(
+    model: ModelSize,
+    width: int,
+    height: int,
+    device: str,
+    precision: str,
+    budget_bytes: int | None,
+    memory: str,
+    placement: str,
+    what: str,
+) -> MemoryPlan:
+    """The plan for a later stage that runs the job's loaded pipeline at another size (pole inpainting):
+    the weights stay where the job's plan put them, so only the plans with that placement are candidates
+    and what is chosen is how the stage decodes."""
+    candidates = [
+        candidate
+        for candidate in generation_candidates(model, width, height, device, precision)
+        if (candidate.name if candidate.name in ("offload", "sequential") else "device") == placement
+    ]
+    return choose(candidates, budget_bytes, memory, what)
+
+
 def estimate_text(model: ModelSize, width: int, height: int, precision: str = "fp16") -> str:
     """What the panel shows before Generate: the whole-pipeline peak and the lowest plan's."""
     whole = generation_candidates(model, width, height, "cuda", precision)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
-from ..imaging.poles import repair_poles
+from ..imaging.poles import repair_poles, window_size
 from . import decoding, devices, memory_plan, model_size, models, previews
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
@@ -225,7 +225,8 @@ class Worker:
             precision = devices.resolve_precision(device, request.precision)
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
             vae = models.resolve_vae(request.vae, request.allow_download)
-            job.plan = _plan(request, source, vae, device, precision)
+            size = model_size.size_of(source, vae)
+            job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             with self.cache.use(source, device, precision, job.plan.placement, vae) as loaded:
                 pipe, job.timings["load"], job.cache_hit = loaded
@@ -235,7 +236,7 @@ class Worker:
                 job.image = self._generate(job, pipe, request, device)
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
-                    job.image = self._repair_poles(job, pipe, request, device)
+                    job.image = self._repair_poles(job, pipe, request, device, size, precision)
             job.state = "postprocessing"
             start = time.perf_counter()
             if job._on_image is not None:
@@ -278,11 +279,21 @@ class Worker:
             log.exception("converting %r failed", job.label)
             job._finish("failed", error, f"converting failed: {type(error).__name__}: {error}")
 
-    def _repair_poles(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
-        """Redraw the caps on the cube with the same model, scheduler and LoRAs (imaging/poles.py)."""
+    def _repair_poles(self, job: Job, pipe, request: GenerationRequest, device: str, size, precision: str):
+        """Redraw the caps on the cube with the same model, scheduler and LoRAs (imaging/poles.py), each
+        face window decoded as the planner says for its size."""
         import torch
 
         start = time.perf_counter()
+        window = window_size(job.image.shape[0])
+        try:
+            plan = memory_plan.plan_stage(
+                size, window, window, device, precision, devices.memory_budget(device), request.memory,
+                job.plan.placement, f"repairing the poles ({window}x{window} windows)",
+            )  # fmt: skip
+        except memory_plan.DoesNotFit as error:
+            raise GenerationFailed(f"Not enough memory on {device}: {error}") from None
+        job.metadata["poles_memory_plan"] = plan.describe()
         generator = torch.Generator(device=device).manual_seed(request.seed + 1)
 
         def on_step_end(pipeline, index, timestep, tensors):
@@ -293,7 +304,8 @@ class Worker:
         with call_options(
             pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
         ):
-            repaired = repair_poles(job.image, model_inpaint(pipe, request, generator, on_step_end)).pano
+            inpaint = model_inpaint(pipe, request, generator, on_step_end, plan)
+            repaired = repair_poles(job.image, inpaint).pano
         job.timings["poles"] = time.perf_counter() - start
         return repaired
 
@@ -366,9 +378,8 @@ class Worker:
         return decoding.decode_latents(pipe, latents, fallback, request.wrap_x, request.wrap_y)
 
 
-def _plan(request: GenerationRequest, source, vae, device: str, precision: str) -> memory_plan.MemoryPlan:
+def _plan(request: GenerationRequest, size, device: str, precision: str) -> memory_plan.MemoryPlan:
     """The memory plan for a request, before anything loads; too big for any plan is an error in words."""
-    size = model_size.size_of(source, vae)
     try:
         return memory_plan.plan_generation(
             size,

@@ -143,3 +143,21 @@ def test_the_budget_is_free_memory_capped_by_fraction_and_setting(memory_plan):
     assert memory_plan.budget(20 * GB, 80 * GB, cap_gb=6) == 6 * GB
     assert memory_plan.budget(4 * GB, 80 * GB, fraction=0.5, cap_gb=6) == 4 * GB
     assert memory_plan.budget(None, cap_gb=6) == 6 * GB and memory_plan.budget(None) is None
+
+
+def test_a_later_stage_keeps_the_jobs_placement_and_plans_its_own_decode(memory_plan, sdxl):
+    """Pole inpainting runs the loaded pipeline on 448 px windows (a 2048x1024 world): under offload
+    its plan is an offload one whatever the budget, on the device the window decodes plainly when it fits."""
+    job = plan(memory_plan, sdxl, 8)
+    assert job.placement == "offload"
+
+    def stage(placement, budget_gb, memory="auto"):
+        return memory_plan.plan_stage(
+            sdxl, 448, 448, "cuda", "fp16", int(budget_gb * GB), memory, placement, "repairing the poles"
+        )
+
+    assert stage("offload", 8).placement == "offload" and stage("offload", 139).name == "offload"
+    assert stage("device", 139).name == "full" and stage("device", 139).tile is None
+    assert stage("device", 139, "low").tile <= memory_plan.LOW_TILE
+    with pytest.raises(memory_plan.DoesNotFit, match="repairing the poles needs about"):
+        stage("device", 2)
