@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import bpy  # noqa: E402  (after the environment above is set)
 import light  # noqa: E402  (bench/light.py, beside this file)
 import numpy as np  # noqa: E402
+from poles import pole_cost  # noqa: E402  (bench/, beside this file)
 from upscale import upscale_rows  # noqa: E402  (bench/, beside this file)
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
@@ -263,6 +264,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu-model", help="a real model id or folder for the CUDA pass (fp16)")
     parser.add_argument("--skip-vae-memory", action="store_true", help="leave out the full-size VAE's RAM")
+    parser.add_argument("--skip-poles", action="store_true", help="leave out the pole repair cost")
     args = parser.parse_args()
     bench = Bench()
     tiny = str(bench.tiny_models.ensure_tiny_pipeline("sd", ROOT / ".cache" / "tiny-models"))
@@ -282,6 +284,8 @@ def main() -> int:
     if not args.skip_vae_memory:
         vae_memory.cpu_pass(bench.row)
     upscale_rows(bench, bench.addon_name, Path(tempfile.mkdtemp(prefix="bench-upscale-")))
+    if not args.skip_poles:
+        pole_cost(bench.row)
     import torch
 
     if args.gpu_model and torch.cuda.is_available():

@@ -118,6 +118,30 @@ def test_models_outside_the_allowed_names_are_refused(server, models, model):
     assert str(models) not in answer["error"]
 
 
+@pytest.mark.parametrize(
+    "option",
+    [{"vae": "/etc/passwd"}, {"vae": "org/not-a-curated-vae"}, {"upscale": 2, "upscaler": "/tmp/x.pth"},
+     {"upscale": 2, "upscaler": "not-offered"}],
+)  # fmt: skip
+def test_vaes_and_upscalers_are_named_never_given_as_paths(server, models, option):
+    body = {"kind": "world", "prompt": "x", "model": "tiny-sd", **FAST, **option}
+    status, answer = server.call("POST", "/v1/jobs", body)
+    name = next(iter(option)) if "vae" in option else "upscaler"
+    assert status == 400 and answer["error"].startswith(f"{name}:"), answer
+    assert str(models) not in answer["error"] and "/tmp" not in answer["error"]
+
+
+def test_an_upscaled_world_is_upscaled_on_the_server(api, server, prefs, models, tiny_esrgan):
+    (models / "upscalers").mkdir(exist_ok=True)
+    (models / "upscalers" / "tiny-esrgan.safetensors").write_bytes(tiny_esrgan.read_bytes())
+    world = api.generate_world(
+        "a sky over dunes", scene=new_scene(), server=server.url, model="tiny-sd", upscale=2,
+        upscaler="tiny-esrgan", **FAST,
+    )  # fmt: skip
+    assert read_exr(world_file(world)).shape == (2 * FAST["height"], 2 * FAST["width"], 3)
+    assert world["promptscape"]["poles"] == "repair"
+
+
 def test_a_model_path_from_blender_is_refused(api, server, prefs, models, tiny_sd):
     with pytest.raises(api.PromptscapeError, match="not a path") as refused:
         api.generate_world("x", scene=new_scene(), server=server.url, model=str(tiny_sd), **FAST)

@@ -3,17 +3,19 @@
 `AutoPipelineForInpainting.from_pipe` shares the text-to-image pipeline's UNet, VAE, text encoders and
 scheduler (no new weights, no second copy in memory); with a plain 4-channel UNet it inpaints by blending
 the known latents back outside the mask at every step, which is what a cap of sky or ground needs.
-Its latents are decoded by the decoder the memory planner chose for the window (memory_plan.plan_stage);
-the pipeline's own encode of the window is a plain one, which needs less than that window's plain decode.
+The window is encoded, and its result decoded, the way the memory planner chose for the window's size
+(memory_plan.plan_stage); the pipeline gets the window as latents, which also spares the second encode
+(of the masked window) that only 9-channel inpainting UNets use.
 """
 
 import math
 
 from . import decoding
 
-# The caps are a small share of the panorama; fewer steps keep the repair within a quarter of the world's
-# time (two windows of about a quarter of the panorama's pixels each at 1024x512).
-STEP_SHARE = 0.7
+# The caps are a small share of the panorama (two windows of 256x256 px at 1024x512, an eighth of its
+# pixels each) and mostly sky or ground: half the world's steps redraw them, which keeps the repair
+# within a quarter of the world's time (bench/poles.py).
+STEP_SHARE = 0.5
 
 
 def repair_steps(steps: int) -> int:
@@ -35,13 +37,14 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
 
     def inpaint(window, mask, pole):
         size = window.shape[0]
-        image = torch.from_numpy(window).permute(2, 0, 1)[None].to(device, dtype)
+        known = decoding.encode_image(inpainter, window, plan)
         hole = torch.from_numpy(mask)[None, None].to(device, dtype)
         latents = inpainter(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
-            image=image,
+            image=known,
             mask_image=hole,
+            masked_image_latents=known,  # unused by a 4-channel UNet; given so it is not encoded again
             width=size,
             height=size,
             strength=1.0,
