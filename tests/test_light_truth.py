@@ -21,31 +21,19 @@ def measured(sky, truths, hdr, quality) -> dict:
     return figures(found, hdr.convert_panorama(photograph(found.radiance)), quality)
 
 
-@pytest.mark.parametrize("sky", SKIES, ids=[sky.name for sky in SKIES])
+ALL_SKIES = (*SKIES, *HORIZON_GLOWS)
+
+
+@pytest.mark.parametrize("sky", ALL_SKIES, ids=[sky.name for sky in ALL_SKIES])
 def test_light_matches_the_physical_sky(sky, truths, hdr, quality):
+    """The horizon glows among them reach down into the bright horizon, so their clipped centre sits
+    6-7 degrees low; the unclipped aureole around it puts the sun back where it is."""
     f = measured(sky, truths, hdr, quality)
     assert f["direction_error"] <= 3.0, f
     assert abs(f["share_ours"] - f["share"]) <= 0.15, f
     assert 0.5 <= f["lit_shadow_ours"] / f["lit_shadow"] <= 2.0, f
     assert np.hypot(*np.subtract(f["chromaticity_ours"], f["chromaticity"])) <= 0.05, f
     assert f["seam_ours"] <= max(f["seam"], 1.0) + 0.1, f
-
-
-@pytest.mark.parametrize("sky", HORIZON_GLOWS, ids=[sky.name for sky in HORIZON_GLOWS])
-def test_a_wide_glow_on_the_horizon_gives_the_right_light(sky, truths, hdr, quality):
-    f = measured(sky, truths, hdr, quality)
-    assert f["direction_error"] <= 10.0, f
-    assert abs(f["share_ours"] - f["share"]) <= 0.15, f
-    assert 0.5 <= f["lit_shadow_ours"] / f["lit_shadow"] <= 2.0, f
-    assert np.hypot(*np.subtract(f["chromaticity_ours"], f["chromaticity"])) <= 0.05, f
-
-
-@pytest.mark.xfail(
-    strict=True, reason="a hazy glow stretched down by the horizon puts its centre 6-7 deg low"
-)
-@pytest.mark.parametrize("sky", HORIZON_GLOWS, ids=[sky.name for sky in HORIZON_GLOWS])
-def test_a_wide_glow_on_the_horizon_gives_the_sun_direction(sky, truths, hdr, quality):
-    assert measured(sky, truths, hdr, quality)["direction_error"] <= 3.0
 
 
 def test_no_sun_is_invented_under_an_overcast_stand_in(truths, hdr, quality):

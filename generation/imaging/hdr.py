@@ -30,7 +30,7 @@ SUN_DIAMETER_DEG = 0.53
 SOURCE_GAIN = 4.0  # without a sun, a clipped lamp, window or softbox is at least this many times the clip
 LOCAL_FIT_DEG = 40.0  # the sky model is scaled to the unclipped sky within this angle of the sun
 FLOOR = 1e-6  # of the median sky: every value stays above 0
-RING_DEG = (5.0, 20.0)  # the sky around the sun whose colour corrects the model's sun colour
+RING_DEG = (5.0, 15.0)  # the sky around the sun whose colour corrects the model's sun colour
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         ]
         if candidates:
             found = candidates[int(np.argmin([_fit_error(c, samples) for c in candidates]))]
+            found = _aureole_elevation(found, samples)
         elif sun == "on":
             found = _search_direction(directions[elevation > 0].reshape(-1, 3), samples)
     if found is not None and found[2] < np.sin(np.radians(0.5)):
@@ -146,6 +147,50 @@ def _region_direction(region, depth, directions) -> np.ndarray:
     weight = (pixel_solid_angles(*region.shape)[:, None] * depth)[region]
     centre = (directions[region] * weight[:, None]).sum(axis=0)
     return centre / (np.linalg.norm(centre) + 1e-12)
+
+
+AUREOLE_REACH_DEG = 35.0  # the unclipped sky this close to the sun shapes its aureole
+AUREOLE_SEARCH_DEG = (-3.0, 15.0, 0.25)  # elevations tried, relative to the clipped region's centre
+# Moved only for a clearly better fit of a real aureole (physical skies: 0.08-0.65 of the centre's error,
+# slopes -0.55 to -1.4; a glare blob without an aureole fits about as well anywhere, slope about -0.3).
+AUREOLE_GAIN = 0.9
+AUREOLE_SLOPE = -0.4
+
+
+def _aureole_elevation(sun: np.ndarray, samples) -> np.ndarray:
+    """The sun's elevation from the unclipped aureole around it, at the clipped region's azimuth.
+
+    Below a low or hazy sun the horizon brightens the sky, so the clipped region reaches further down
+    than up and its centre sits low (6-7 degrees in Blender's hazy physical skies). Around the true sun
+    the unclipped sky's log luminance is a straight line in log(angle from the sun) plus a smooth
+    function of elevation (the horizon's brightening): the elevation where that fits clearly best is the
+    sun's; without a clear best (no aureole to read) the centre stays.
+    A Preetham fit cannot tell this (its aureole differs from a multiple-scattering sky's), so this is
+    written here as a small least-squares search.
+    """
+    directions, rgb, _ = samples
+    log_y = np.log(np.maximum(luminance(rgb.astype(np.float32)).astype(np.float64), 1e-9))
+    elevation = np.arcsin(np.clip(directions[:, 2], -1.0, 1.0))
+    centre = np.degrees(np.arcsin(np.clip(sun[2], -1.0, 1.0)))
+    azimuth = np.arctan2(sun[1], sun[0])
+    fits = []
+    for offset in np.arange(*AUREOLE_SEARCH_DEG):
+        el = np.radians(np.clip(centre + offset, 0.5, 89.5))
+        candidate = np.array([np.cos(el) * np.cos(azimuth), np.cos(el) * np.sin(azimuth), np.sin(el)])
+        angle = np.arccos(np.clip(directions @ candidate, -1.0, 1.0))
+        near = (angle < np.radians(AUREOLE_REACH_DEG)) & (angle > 1e-4)
+        if near.sum() < 32:
+            continue
+        terms = np.stack([np.ones(near.sum()), np.log(angle[near]), elevation[near], elevation[near] ** 2], 1)
+        coefficients, *_ = np.linalg.lstsq(terms, log_y[near], rcond=None)
+        fits.append(
+            (float(np.mean((log_y[near] - terms @ coefficients) ** 2)), offset, coefficients[1], candidate)
+        )
+    centre_fit = [fit for fit in fits if fit[1] == 0.0]
+    if not centre_fit:
+        return sun
+    error, _, slope, candidate = min(fits, key=lambda fit: fit[0])
+    return candidate if error <= AUREOLE_GAIN * centre_fit[0][0] and slope <= AUREOLE_SLOPE else sun
 
 
 def _search_direction(candidates: np.ndarray, samples) -> np.ndarray:
