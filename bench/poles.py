@@ -50,11 +50,13 @@ def world_seconds(worker, model: Path, poles: str, steps: int, device: str, fold
 
 
 def pole_cost(row, steps: int = 2, device: str = "auto") -> float:
-    """Rows for both worlds and the ratio; the model is loaded by a warm-up job first (not timed)."""
+    """Rows for both worlds and the ratio. A one-step world with the repair runs first, untimed: it loads
+    the model and pays each new tensor shape's one-off kernel set-up (on the CPU the first 256 px
+    inpainting call takes about 3x a later one), so both timed worlds run warm."""
     model = full_size_sd()
     worker = source_module("engine.worker").get_worker()
     with tempfile.TemporaryDirectory(prefix="bench-poles-") as folder:
-        world_seconds(worker, model, "off", 1, device, Path(folder))  # loads the model, warms the threads
+        world_seconds(worker, model, "repair", 1, device, Path(folder))
         blend, _ = world_seconds(worker, model, "blend", steps, device, Path(folder))
         repair, timings = world_seconds(worker, model, "repair", steps, device, Path(folder))
     row(f"SD 1.5-size world 1024x512, {steps} steps, poles=blend", blend, "s")
