@@ -11,8 +11,9 @@ guidance, width, height, model, scheduler, device, precision, loras (paths, ids 
 pairs, stacked on the model for that call); worlds also take exposure, sun
 ("auto", "on", "off"), sun_strength, strength, pack; materials tiling, normal_strength, height_mode
 ("BUMP", "DISPLACEMENT"), seamless, pack; both upscale (1, 2, 4: a learned, wrap-aware upscaler; worlds
-up to 8192x4096, materials up to 4096x4096) and upscaler (an id, a file or a folder). hdr_width is
-deprecated (use upscale). Each is declared once, with its range and help, in generation/options.py.
+up to 8192x4096, materials up to 4096x4096), upscaler (an id, a file or a folder) and detail (0 to 0.6:
+the model redraws the upscaled image at that strength; generations only). hdr_width is deprecated (use
+upscale). Each is declared once, with its range and help, in generation/options.py.
 Errors a user can fix raise `PromptscapeError`.
 """
 

@@ -17,6 +17,7 @@ import bpy
 from .. import preferences
 from ..generation import options as declared
 from ..generation.engine import memory_plan, model_size
+from ..generation.engine.detail import NEEDS_MODEL, NEEDS_UPSCALE
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from ..generation.errors import InvalidRequest, ModelNotFound, PromptscapeError
@@ -163,20 +164,32 @@ def upscaler_folder() -> Path:
     return Path(bpy.utils.extension_path_user(preferences.__package__, path="upscalers", create=True))
 
 
+def without_detail(overrides: dict) -> dict:
+    """The options of a job on an existing image, which has no model loaded: detail is refused in words
+    before any work (0, which changes nothing, is dropped)."""
+    if overrides.get("detail"):
+        raise InvalidRequest(NEEDS_MODEL)
+    return {name: value for name, value in overrides.items() if name != "detail"}
+
+
 def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePlan:
     """How much to upscale an image of width x height for a world or material, checked before work starts:
     the size limit, and the upscaler's file (a .pth is checked and converted to .safetensors once).
 
     `hdr_width` (deprecated) picks the smallest factor that reaches it; the HDR is then resampled to it
-    exactly. Without an upscaler it falls back to resampling only, as before."""
+    exactly. Without an upscaler it falls back to resampling only, as before. `detail` (a generation's
+    only: it runs the generation's model) needs a factor above 1."""
     factor, hdr_width = options["upscale"], options.get("hdr_width") or 0
     target = "world" if kind in declared.WORLD else "material"
+    detail = options.get("detail", 0.0) if kind in declared.GENERATE else 0.0  # needs the generation's model
     if hdr_width:
         if factor > 1:
             raise InvalidRequest("give upscale or hdr_width, not both: hdr_width is deprecated, use upscale")
         factor = next((f for f in declared.UPSCALE_FACTORS if width * f >= hdr_width), 4)
         log.warning("hdr_width is deprecated and goes in the next release: use upscale=%d instead", factor)
     if factor == 1:
+        if detail:
+            raise InvalidRequest(NEEDS_UPSCALE)
         return UpscalePlan()
     most_width, most_height = declared.MAX_UPSCALED[target]
     if width * factor > most_width or height * factor > most_height:
@@ -188,9 +201,9 @@ def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePl
     try:
         path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder(), prefs.allow_pickle)
     except ModelNotFound:
-        if not hdr_width:
+        if not hdr_width or detail:
             raise
         log.warning("hdr_width=%d: no upscaler found, the HDR is resampled only", hdr_width)
         return UpscalePlan()
     wrap = target == "world" or options.get("seamless", True)  # a material from an image is a tile
-    return UpscalePlan(factor, path, prefs.device, wrap_x=wrap, wrap_y=wrap and target == "material")
+    return UpscalePlan(factor, path, prefs.device, wrap, wrap and target == "material", detail)

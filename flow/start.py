@@ -27,6 +27,7 @@ from .settings import (
     merge_options,
     output_folder,
     upscale_plan,
+    without_detail,
 )
 
 
@@ -169,7 +170,7 @@ def image_metadata(path: Path, kind: str) -> dict[str, str]:
 
 def world_from_image(scene, path, **overrides) -> runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
-    options = merge_options(scene, "world_from_image", overrides)
+    options = merge_options(scene, "world_from_image", without_detail(overrides))
     if options["poles"] == "repair":
         raise InvalidRequest(
             "poles='repair' redraws the poles with the model, for generated worlds; for an image use "
@@ -210,7 +211,7 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)
-    options = merge_options(scene, "material_from_image", overrides)
+    options = merge_options(scene, "material_from_image", without_detail(overrides))
     pixels, is_hdr = images.read_pixels(Path(path))
     metadata = image_metadata(path, "texture")
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")

@@ -21,6 +21,7 @@ from .settings import (
     merge_options,
     output_folder,
     upscale_plan,
+    without_detail,
 )
 from .start import apply_material, upscaled_radiance
 from .world3d import panorama_of
@@ -45,6 +46,7 @@ def _factor(overrides: dict, kind: str, width: int, height: int) -> dict:
 
 def start_upscale_world(scene, source, **overrides) -> runner.Task:
     """Upscale a world (default: the scene's) or a panorama file and make it the world of `scene`."""
+    overrides = without_detail(overrides)
     pixels, is_hdr, metadata, label = panorama_of(source)
     overrides = _factor(overrides, "world", pixels.shape[1], pixels.shape[0])
     options = merge_options(scene, "world_from_image", {"poles": "off", **overrides})
@@ -89,6 +91,7 @@ def albedo_of(material) -> Path:
 def start_upscale_material(scene, source, objects=None, **overrides) -> runner.Task:
     """Upscale a material's albedo (or an albedo file's), derive its maps again at the new size and put
     the new material where the old one was, or on `objects` (for a file: default the selection)."""
+    overrides = without_detail(overrides)
     if isinstance(source, bpy.types.Material):
         if source.node_tree is None:
             raise InvalidRequest(f"The material {source.name!r} has no nodes: pick a Promptscape material")

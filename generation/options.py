@@ -59,6 +59,7 @@ class Option:
 
 G, W, M = GENERATE, WORLD, MATERIAL
 MAX_UPSCALED = {"world": (8192, 4096), "material": (4096, 4096)}  # the largest width and height upscaled
+MAX_DETAIL = 0.6  # beyond it the detail pass draws new things in each window instead of detail
 # fmt: off
 OPTIONS = (
     Option("prompt", str, "", "What to generate, in words", G, sidebar=True),
@@ -89,6 +90,8 @@ OPTIONS = (
            choice_labels=("Off", "2x", "4x"), sidebar=True),
     Option("upscaler", str, DEFAULT_UPSCALER, "The upscaler: real-esrgan-x4plus, or an ESRGAN-family "
            ".safetensors/.pth file or a folder holding one", W | M),
+    Option("detail", float, 0.0, "After upscaling, the model redraws the image at this strength for real "
+           "detail (0: off; 0.2-0.4 adds detail, more redraws)", G, 0.0, MAX_DETAIL, sidebar=True),
     Option("hdr_width", int, 0, "Deprecated, use upscale: width of the saved HDRI (0: as generated)", W,
            choices=(0, 2048, 4096, 8192), label="HDR Width"),
     Option("strength", float, 1.0, "World light strength", W, 0.0, 1000.0, 10.0, sidebar=True),

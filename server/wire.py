@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from generation import options as declared
+from generation.engine.detail import NEEDS_UPSCALE
 from generation.engine.request import GenerationRequest
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from generation.errors import InvalidRequest, ModelNotFound
@@ -94,8 +95,10 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
 
 def _upscale(options: dict, kind: str, request: GenerationRequest, models: AllowedModels) -> UpscalePlan:
     """The upscaling the job asks for, checked against the size limit and the upscalers offered here."""
-    factor = options["upscale"]
+    factor, detail = options["upscale"], options.get("detail", 0.0)
     if factor == 1:
+        if detail:
+            raise InvalidRequest(NEEDS_UPSCALE)
         return UpscalePlan()
     most_width, most_height = declared.MAX_UPSCALED[kind]
     if request.width * factor > most_width or request.height * factor > most_height:
@@ -109,7 +112,7 @@ def _upscale(options: dict, kind: str, request: GenerationRequest, models: Allow
     except ModelNotFound as error:
         raise InvalidRequest(f"upscaler: {error}") from None
     wrap = kind == "world" or options.get("seamless", True)
-    return UpscalePlan(factor, path, options["device"], wrap_x=wrap, wrap_y=wrap and kind == "material")
+    return UpscalePlan(factor, path, options["device"], wrap, wrap and kind == "material", detail)
 
 
 _PATH = re.compile(r"(?<![\w:])(/[\w.@+-]+)+/?")

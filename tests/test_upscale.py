@@ -6,6 +6,7 @@ import bpy
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scene_helpers import new_scene, read_exr, sky_panorama, wait_until, write_png
 
 FAST = {"steps": 2, "width": 256, "height": 128, "device": "cpu"}  # two 128-pixel tiles on the CPU
@@ -109,3 +110,73 @@ def test_upscale_an_existing_world_and_material(api, tiny_esrgan, tmp_path):
     albedo = next(image for image in textures if image.filepath.endswith("-albedo.png"))
     assert tuple(albedo.size) == (128, 128)  # the largest factor within 4096x4096: 4
     assert new["promptscape"]["upscale"] == "4"
+
+
+def albedo_of(material):
+    textures = [n.image for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"]
+    image = next(image for image in textures if image.filepath.endswith("-albedo.png"))
+    return np.asarray(Image.open(bpy.path.abspath(image.filepath)).convert("RGB"), np.float32) / 255.0
+
+
+@pytest.mark.parametrize("model", ["tiny_sd", "tiny_sdxl"])
+def test_the_detail_pass_runs_in_a_generated_world_and_material(api, quality, tiny_esrgan, model, request):
+    path = str(request.getfixturevalue(model))
+    scene = new_scene()
+    stages = set()
+    job = api.generate_world("dunes", scene=scene, model=path, upscale=2, upscaler=str(tiny_esrgan),
+                             detail=0.3, seed=3, wait=False, **FAST)  # fmt: skip
+    wait_until(lambda: (stages.add(job._task.job.stage), job._task.job.done)[1], 300, "the world")
+    world = job.result()
+    assert "adding detail, step 1 of 1" in stages  # ceil(2 steps x 0.3)
+    radiance = read_exr(bpy.path.abspath(environment(world).filepath))
+    assert radiance.shape == (256, 512, 3) and np.isfinite(radiance).all() and radiance.min() > 0
+    assert quality.seam_ratio(np.log(quality.luminance(radiance))[..., None]).ratio <= 1.2
+    assert world["promptscape"]["prompt"] == "dunes"
+
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    made = api.generate_material("bark", objects=[cube], scene=scene, model=path, upscale=2, detail=0.3,
+                                 upscaler=str(tiny_esrgan), seed=4, **{**FAST, "width": 128})  # fmt: skip
+    albedo = albedo_of(made)
+    assert albedo.shape == (256, 256, 3) and cube.active_material == made
+    for axis in (0, 1):
+        assert quality.seam_ratio(albedo, axis=axis).ratio <= 1.2
+
+
+def test_detail_zero_is_the_plain_upscale_and_detail_changes_it(api, tiny_sd, tiny_esrgan):
+    def world_pixels(**options):
+        world = api.generate_world("dunes", scene=new_scene(), model=str(tiny_sd), upscale=2, seed=3,
+                                   upscaler=str(tiny_esrgan), **options, **FAST)  # fmt: skip
+        return read_exr(bpy.path.abspath(environment(world).filepath))
+
+    plain, zero, detailed = world_pixels(), world_pixels(detail=0.0), world_pixels(detail=0.3)
+    np.testing.assert_array_equal(zero, plain)
+    assert np.abs(np.log(detailed) - np.log(plain)).mean() > 1e-3
+
+
+def test_cancel_during_the_detail_pass_keeps_the_scene(api, tiny_sd, tiny_esrgan):
+    runner = importlib.import_module(api.__name__.rsplit(".", 1)[0] + ".flow.runner")
+    scene = new_scene()
+    before = scene_state(scene)
+    job = api.generate_world("dunes", scene=scene, model=str(tiny_sd), upscale=2, upscaler=str(tiny_esrgan),
+                             detail=0.6, seed=3, wait=False, **{**FAST, "steps": 20})  # fmt: skip
+    wait_until(lambda: job._task.job.stage.startswith("adding detail, step 2 ") or job._task.job.done, 300)
+    job.cancel()
+    pump(runner, job._task)
+    assert job._task.job.state == "cancelled" and "adding detail" in job._task.job.message
+    assert scene_state(scene) == before
+
+
+def test_detail_without_a_generation_is_refused_in_words(api, errors, tiny_sd, tiny_esrgan, tmp_path):
+    scene = new_scene()
+    world = api.world_from_image(str(write_png(tmp_path / "sky.png", sky_panorama())), scene=scene)
+    before = scene_state(scene)
+    with pytest.raises(errors.InvalidRequest, match="detail needs the model loaded by a generation"):
+        api.upscale_world(world, scene=scene, upscale=2, upscaler=str(tiny_esrgan), detail=0.3)
+    with pytest.raises(errors.InvalidRequest, match="detail needs the model loaded by a generation"):
+        api.world_from_image(str(tmp_path / "sky.png"), scene=scene, detail=0.3)
+    with pytest.raises(errors.InvalidRequest, match="set upscale to 2 or 4"):
+        api.generate_world("dunes", scene=scene, model=str(tiny_sd), detail=0.3, **FAST)
+    with pytest.raises(errors.InvalidRequest, match=r"detail must be a number from 0 to 0\.6"):
+        api.generate_world("dunes", scene=scene, model=str(tiny_sd), upscale=2, detail=0.9, **FAST)
+    assert scene_state(scene) == before

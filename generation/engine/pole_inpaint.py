@@ -10,7 +10,7 @@ The window is encoded, and its result decoded, the way the memory planner chose 
 
 import math
 
-from . import decoding
+from . import decoding, tiled_vae
 
 # The caps are a small share of the panorama (two windows of 256x256 px at 1024x512, an eighth of its
 # pixels each) and mostly sky or ground: half the world's steps redraw them, which keeps the repair
@@ -37,7 +37,9 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
 
     def inpaint(window, mask, pole):
         size = window.shape[0]
-        known = decoding.encode_image(inpainter, window, plan)
+        # The plan's tiles, or the window as one tile (which is the plain encode) when it has none.
+        tiling = tiled_vae.Tiling(plan.tile or size, False, False, plan.storage, plan.lean)
+        known = decoding.encode_image(inpainter, window, tiling)
         hole = torch.from_numpy(mask)[None, None].to(device, dtype)
         latents = inpainter(
             prompt=request.prompt,

@@ -310,13 +310,15 @@ def upscale(
 @dataclass(frozen=True)
 class UpscalePlan:
     """What a job upscales by, with which weights (resolved before the job starts) on which device name
-    ("auto", "cuda", "mps", "cpu"), and which edges wrap. Factor 1: nothing to do."""
+    ("auto", "cuda", "mps", "cpu"), and which edges wrap. Factor 1: nothing to do. `detail` above 0: the
+    strength of the detail pass that the generation's model runs over the upscaled image (detail.py)."""
 
     factor: int = 1
     path: Path | None = None
     device: str = "auto"
     wrap_x: bool = True
     wrap_y: bool = False
+    detail: float = 0.0
 
 
 def preview_of(partial: np.ndarray) -> np.ndarray:
@@ -327,10 +329,14 @@ def preview_of(partial: np.ndarray) -> np.ndarray:
 
 def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
     """Upscale in the worker thread as part of `job`: its stage says "upscaling, tile 7 of 32", its
-    preview fills in as tiles finish, and a cancel takes effect before the next tile (Cancelled)."""
+    preview fills in as tiles finish, and a cancel takes effect before the next tile (Cancelled). With
+    `plan.detail`, the detail pass follows with the generation's model (`job.pipe`, loaded meanwhile)."""
     if plan.factor == 1:
         return image
-    from . import devices
+    from . import detail, devices
+
+    if plan.detail > 0 and getattr(job, "pipe", None) is None:
+        raise InvalidRequest(detail.NEEDS_MODEL)
 
     job.stage = "loading the upscaler"
     upscaler = load_upscaler(plan.path, devices.resolve_device(plan.device))
@@ -348,5 +354,7 @@ def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
         cancelled=lambda: job.cancel_requested,
     )  # fmt: skip
     job.timings["upscale"] = time.perf_counter() - start
+    if plan.detail > 0:
+        result = detail.detail_in_job(result, job, plan.detail, plan.wrap_x, plan.wrap_y)
     job.stage = "writing the files"
     return result

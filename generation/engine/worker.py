@@ -51,6 +51,8 @@ class Job:
         self.timings: dict[str, float] = {}
         self.cache_hit = False
         self.plan: memory_plan.MemoryPlan | None = None  # the memory plan that ran (after any fallback)
+        self.pipe = None  # the loaded pipeline, while a generated job's on_image runs (the detail pass)
+        self.model_size: memory_plan.ModelSize | None = None  # the model's size, for later stages' plans
         self.notes: list[str] = []  # what the artist should know about a job that succeeded
         self.error: BaseException | None = None
         self.message = ""
@@ -154,7 +156,8 @@ class Worker:
 
         `on_image(image, resolved_request, job)` runs in the worker thread with the float32 HxWx3 image in
         [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
-        `job.cancel_requested`); what it returns becomes `job.outputs`.
+        `job.cancel_requested`); what it returns becomes `job.outputs`. While it runs, `job.pipe` is the
+        loaded pipeline (the model cache keeps it), for a pass that needs the model again.
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -237,11 +240,16 @@ class Worker:
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
-            job.state = "postprocessing"
-            start = time.perf_counter()
-            if job._on_image is not None:
-                job.outputs = _write_results(lambda: job._on_image(job.image, request, job))
-            job.timings["postprocess"] = time.perf_counter() - start
+                job.state = "postprocessing"
+                start = time.perf_counter()
+                if job._on_image is not None:
+                    # Still in use: the post-processing's detail pass runs the same model (job.pipe).
+                    job.pipe, job.model_size = pipe, size
+                    try:
+                        job.outputs = _write_results(lambda: job._on_image(job.image, request, job))
+                    finally:
+                        job.pipe = None
+                job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
             else:
