@@ -198,6 +198,8 @@ def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePl
             f"is upscaled to at most {most_width}x{most_height}: choose a smaller factor or size"
         )
     prefs = preferences.get()
+    if options.get("server"):  # the server names and finds its own upscalers; nothing runs here
+        return UpscalePlan(factor, None, prefs.device, detail=detail)
     try:
         path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder(), prefs.allow_pickle)
     except ModelNotFound:

@@ -7,8 +7,10 @@ ground under an object (analytic irradiance over the two maps), the colour of th
 
 import numpy as np
 import pytest
-from physical_sky import HORIZON_GLOWS, OVERCAST, SKIES, figures, truth
+from physical_sky import HORIZON_GLOWS, OVERCAST, SKIES, figures, needs_multiple_scattering, truth
 from pure.synthetic import photograph
+
+pytestmark = needs_multiple_scattering
 
 
 @pytest.fixture(scope="session")

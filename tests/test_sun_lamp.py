@@ -12,9 +12,11 @@ import math
 import bpy
 import numpy as np
 import pytest
-from physical_sky import SKIES, truth
+from physical_sky import SKIES, needs_multiple_scattering, truth
 from pure.synthetic import photograph
 from scene_helpers import new_scene, read_exr, render, write_exr, write_png
+
+pytestmark = needs_multiple_scattering
 
 CUBE_HEIGHT = 1.5
 VIEW = 14.0  # metres across the orthographic view

@@ -54,7 +54,9 @@ def test_generation_gives_the_reference_images(reference, tmp_path):
 def test_postprocessing_writes_the_reference_files(reference, tmp_path):
     postprocess(reference, tmp_path)
     radiance, expected = exr_pixels(tmp_path / "world.exr"), exr_pixels(reference / "world.exr")
-    np.testing.assert_allclose(radiance, expected, rtol=1e-4, atol=0)
+    # Relative to each value, except values a million times under the median (the darkest ground, where
+    # the two numpys' last-bit differences are a large fraction of almost nothing).
+    np.testing.assert_allclose(radiance, expected, rtol=1e-4, atol=1e-6 * float(np.median(expected)))
     maps = sorted(path.name for path in reference.glob("*.png"))
     assert len(maps) == 7  # world preview + six material files
     for name in maps:
