@@ -100,6 +100,7 @@ class Engine:
                 await asyncio.sleep(POLL)
                 if not job.cancel_requested and await board.is_cancelled.remote(job_id):
                     job.cancel()
+                    yield {"replica_step_at_cancel": job.step}  # the step the work was at when it heard
                 if (job.state, job.step, id(job.preview)) != seen:
                     seen = (job.state, job.step, id(job.preview))
                     yield self._progress(job)

@@ -170,8 +170,9 @@ class Gateway:
         found = {name: job[name] for name in STATUS_FIELDS}
         if preview:
             found["preview"] = job["preview"]
-        if "step_at_cancel" in job:
-            found["step_at_cancel"] = job["step_at_cancel"]
+        for name in ("step_at_cancel", "replica_step_at_cancel"):
+            if name in job:
+                found[name] = job[name]
         return found
 
     @app.delete("/v1/jobs/{job_id}", status_code=202)

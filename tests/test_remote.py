@@ -81,7 +81,7 @@ def test_a_server_elsewhere_needs_online_access(api, prefs):
 
 
 @pytest.mark.slow
-def test_cancel_stops_the_remote_job_within_a_few_steps(addon, api, server, prefs):
+def test_cancel_stops_the_remote_job_within_a_step(addon, api, server, prefs):
     scene = new_scene()
     before = scene.world
     generation = api.generate_world(
@@ -96,8 +96,9 @@ def test_cancel_stops_the_remote_job_within_a_few_steps(addon, api, server, pref
     assert generation.state == "cancelled" and scene.world == before
     status, job = server.call("GET", f"/v1/jobs/{generation._task.job.id}?preview=0")
     assert status == 200 and job["state"] == "cancelled"
-    # A step takes about 0.1 s here; the cancel goes gateway -> cancel board -> replica -> the worker's
-    # next step, which on a loaded 2-core machine can take two or three of them.
+    # The work stops within one step of hearing the cancel; getting there (gateway -> cancel board ->
+    # replica) can take two or three of this test's 0.1 s steps on a loaded 2-core machine.
+    assert job["step"] - job["replica_step_at_cancel"] <= 1, job
     assert job["step"] - job["step_at_cancel"] <= 3, job
 
 
