@@ -31,12 +31,12 @@ def port_in_use(port: int) -> bool:
 
 
 class ServerProcess:
-    def __init__(self, models: Path, scratch: Path, token: str, *extra: str):
+    def __init__(self, models: Path, scratch: Path, token: str, *extra: str, port: int | None = None):
         if not PYTHON.exists():
             raise RuntimeError(
                 f"{PYTHON} is missing: `make test` builds it (or `make .venv-server/.installed`)"
             )
-        self.port, self.token = free_port(), token
+        self.port, self.token = port or free_port(), token
         self.url = f"http://127.0.0.1:{self.port}"
         scratch.mkdir(parents=True, exist_ok=True)
         self.log = scratch / f"server-{self.port}.log"

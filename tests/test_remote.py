@@ -171,7 +171,8 @@ def test_oversized_and_bad_requests_are_refused(server):
 
 @pytest.mark.slow
 def test_a_server_killed_mid_job_fails_the_job_and_leaves_the_scene(api, models, prefs, tmp_path):
-    doomed = ServerProcess(models, tmp_path / "doomed", TOKEN)
+    """... and once the server is back on the same address, the next job runs there as if nothing happened."""
+    doomed, revived = ServerProcess(models, tmp_path / "doomed", TOKEN), None
     try:
         scene = new_scene()
         before = scene.world
@@ -184,8 +185,12 @@ def test_a_server_killed_mid_job_fails_the_job_and_leaves_the_scene(api, models,
         assert generation.state == "failed" and scene.world == before
         with pytest.raises(api.PromptscapeError, match=f"127.0.0.1:{doomed.port}"):
             generation.result()
-    finally:
         doomed.stop()
+        revived = ServerProcess(models, tmp_path / "revived", TOKEN, port=doomed.port)
+        world = api.generate_world("after the storm", scene=scene, server=doomed.url, model="tiny-sd", **FAST)
+        assert scene.world == world and world["promptscape"]["model"] == "tiny-sd"
+    finally:
+        (revived or doomed).stop()  # the revived one holds the port once it is up
 
 
 def test_a_silent_server_is_reported_within_the_timeout(api, prefs):
