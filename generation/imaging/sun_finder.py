@@ -169,28 +169,37 @@ def _aureole_elevation(sun: np.ndarray, samples) -> np.ndarray:
     written here as a small least-squares search.
     """
     directions, rgb, _ = samples
-    log_y = np.log(np.maximum(luminance(rgb.astype(np.float32)).astype(np.float64), 1e-9))
-    elevation = np.arcsin(np.clip(directions[:, 2], -1.0, 1.0))
     centre = np.degrees(np.arcsin(np.clip(sun[2], -1.0, 1.0)))
     azimuth = np.arctan2(sun[1], sun[0])
-    fits = []
-    for offset in np.arange(*AUREOLE_SEARCH_DEG):
+    # Only samples that some candidate's reach can touch (one dot product and log for all of them).
+    low, high, step = AUREOLE_SEARCH_DEG
+    reach = np.radians(AUREOLE_REACH_DEG + max(-low, high))
+    nearby = directions @ sun > np.cos(reach)
+    directions = directions[nearby]
+    log_y = np.log(np.maximum(luminance(rgb[nearby].astype(np.float32)).astype(np.float64), 1e-9))
+    elevation = np.arcsin(np.clip(directions[:, 2], -1.0, 1.0))
+
+    def fit(offset: float):
         el = np.radians(np.clip(centre + offset, 0.5, 89.5))
         candidate = np.array([np.cos(el) * np.cos(azimuth), np.cos(el) * np.sin(azimuth), np.sin(el)])
         angle = np.arccos(np.clip(directions @ candidate, -1.0, 1.0))
         near = (angle < np.radians(AUREOLE_REACH_DEG)) & (angle > 1e-4)
         if near.sum() < 32:
-            continue
+            return None
         terms = np.stack([np.ones(near.sum()), np.log(angle[near]), elevation[near], elevation[near] ** 2], 1)
         coefficients, *_ = np.linalg.lstsq(terms, log_y[near], rcond=None)
-        fits.append(
-            (float(np.mean((log_y[near] - terms @ coefficients) ** 2)), offset, coefficients[1], candidate)
-        )
-    centre_fit = [fit for fit in fits if fit[1] == 0.0]
-    if not centre_fit:
+        return float(np.mean((log_y[near] - terms @ coefficients) ** 2)), coefficients[1], candidate
+
+    centre_fit = fit(0.0)
+    if centre_fit is None:
         return sun
-    error, _, slope, candidate = min(fits, key=lambda fit: fit[0])
-    return candidate if error <= AUREOLE_GAIN * centre_fit[0][0] and slope <= AUREOLE_SLOPE else sun
+    # Whole degrees first, then quarter degrees around the best of them.
+    coarse = {offset: fit(offset) for offset in np.arange(low, high, 1.0)}
+    best = min((o for o in coarse if coarse[o] is not None), key=lambda o: coarse[o][0])
+    fine = {offset: fit(offset) for offset in best + np.arange(-1.0 + step, 1.0, step)}
+    fits = [found for found in (*coarse.values(), *fine.values()) if found is not None]
+    error, slope, candidate = min(fits, key=lambda found: found[0])
+    return candidate if error <= AUREOLE_GAIN * centre_fit[0] and slope <= AUREOLE_SLOPE else sun
 
 
 def _search_direction(candidates: np.ndarray, samples) -> np.ndarray:
