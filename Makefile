@@ -20,24 +20,28 @@ BLENDER_SUITES := tests --ignore=$(PURE)
 
 setup: $(VENV)/.installed
 
-# A venv is rebuilt only when its requirements change; the stamp records the last good install.
+# A venv is rebuilt only when its requirements change; the stamp records the last good install. Each one
+# then hardlinks the large files it shares with the others (the same torch, about 5 GB: see the script).
 # .venv is Blender 5.0's, the main one (lint, demo, bench, zip); the others are named for their Blender.
 $(VENV)/.installed: requirements-5.0.txt requirements-common.txt
 	@test -n "$(PYTHON311)" || { echo "Blender 5.0 runs Python 3.11: install python3.11 or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON311) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-5.0.txt
+	$(VENV)/bin/python tools/share_venv_files.py $(VENV)
 	touch $@
 
 .venv-4.2/.installed: requirements-4.2.txt requirements-common.txt
 	@test -n "$(PYTHON311)" || { echo "Blender 4.2 LTS runs Python 3.11: install python3.11 or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON311) -m venv .venv-4.2
 	.venv-4.2/bin/python -m pip install $(PIP_FLAGS) -r requirements-4.2.txt
+	.venv-4.2/bin/python tools/share_venv_files.py .venv-4.2
 	touch $@
 
 .venv-5.2/.installed: requirements-5.2.txt requirements-common.txt
 	@test -n "$(PYTHON313)" || { echo "Blender 5.2 LTS runs Python 3.13, which this machine lacks: install it (apt install python3.13, or pyenv install 3.13) or set PYTHON313=/path/to/python3.13" >&2; exit 1; }
 	$(PYTHON313) -m venv .venv-5.2
 	.venv-5.2/bin/python -m pip install $(PIP_FLAGS) -r requirements-5.2.txt
+	.venv-5.2/bin/python tools/share_venv_files.py .venv-5.2
 	touch $@
 
 # The server's own environment: Ray Serve and the engine, never Blender (tests/test_remote.py starts it).
@@ -45,6 +49,7 @@ $(VENV)/.installed: requirements-5.0.txt requirements-common.txt
 	@test -n "$(PYTHON311)" || { echo "The server runs Python 3.11: install python3.11 or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON311) -m venv .venv-server
 	.venv-server/bin/python -m pip install $(PIP_FLAGS) -r server/requirements.txt
+	.venv-server/bin/python tools/share_venv_files.py .venv-server
 	touch $@
 
 lint: $(VENV)/.installed

@@ -68,18 +68,18 @@ def run_in_fresh_blender(code: str, timeout: float = 180, block_imports: tuple[s
     `block_imports` names packages made unimportable there, as on a Blender without them.
     The code fails the test by raising; its stdout is returned for further checks.
     """
-    user_dir = tempfile.mkdtemp(prefix="promptscape-fresh-")
     prelude = f"import sys\nfor _name in {block_imports!r}:\n    sys.modules[_name] = None\n"
     path = os.pathsep.join([str(ROOT / "tools"), str(ROOT / "tests")])
-    env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, HF_HUB_OFFLINE="1", PYTHONPATH=path)
-    done = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=str(ROOT / "tests"),
-    )
+    with tempfile.TemporaryDirectory(prefix="promptscape-fresh-") as user_dir:
+        env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, HF_HUB_OFFLINE="1", PYTHONPATH=path)
+        done = subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=str(ROOT / "tests"),
+        )
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
     return done.stdout
 
