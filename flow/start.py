@@ -95,7 +95,8 @@ def start_world(scene, **overrides) -> runner.Task:
         stem = file_stem("world", resolved.prompt, resolved.seed)
         # Upscaled in LDR first: the HDR (and its sun) is made at the final size.
         image = upscale_in_job(image, job, plan)
-        return outputs.write_world(image, folder, stem, resolved.to_metadata(), hdr)
+        # job.metadata: the request with the memory plans that ran and the upscale, as the World gets them.
+        return outputs.write_world(image, folder, stem, job.metadata, hdr)
 
     job = _submit(request, options, "world", postprocess, folder)
     return runner.start(runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
@@ -121,7 +122,7 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
         stem = file_stem("material", resolved.prompt, resolved.seed)
         image = upscale_in_job(image, job, plan)
-        return outputs.write_material(image, folder, stem, resolved.to_metadata())
+        return outputs.write_material(image, folder, stem, job.metadata)
 
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)
@@ -190,8 +191,9 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
     def convert(job):  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
         if is_hdr:
             radiance = upscaled_radiance(pixels, job, plan)
-            return outputs.write_world_hdr(radiance, folder, stem, metadata, hdr.exposure, hdr.output_width)
-        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, metadata, hdr)
+            exposure, width = hdr.exposure, hdr.output_width
+            return outputs.write_world_hdr(radiance, folder, stem, job.metadata, exposure, width)
+        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
 
     job = worker.get_worker().submit_conversion(convert, metadata)
     return runner.start(runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
@@ -221,7 +223,8 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     def convert(job):  # in the worker thread: no bpy here
         # Radiance: roll the highlights off into albedo range, then encode as sRGB like any texture.
         texture = linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
-        return outputs.write_material(upscale_in_job(texture, job, plan), folder, stem, metadata)
+        texture = upscale_in_job(texture, job, plan)
+        return outputs.write_material(texture, folder, stem, job.metadata)
 
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)

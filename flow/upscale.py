@@ -53,16 +53,15 @@ def start_upscale_world(scene, source, **overrides) -> runner.Task:
     if options["upscale"] == 1:
         raise InvalidRequest("upscale=1 leaves the world as it is: choose 2 or 4")
     plan = upscale_plan(options, "world", pixels.shape[1], pixels.shape[0])
-    metadata = {**metadata, "upscale": str(options["upscale"]), "upscaler": str(plan.path)}
     folder = output_folder()
     stem = file_stem("world", metadata.get("prompt", label), f"x{options['upscale']}")
     hdr = hdr_options(options)
 
     def work(job):  # the worker thread: no bpy here
         if is_hdr:
-            radiance = upscaled_radiance(pixels, job, plan)
-            return outputs.write_world_hdr(radiance, folder, stem, metadata, hdr.exposure)
-        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, metadata, hdr)
+            radiance = upscaled_radiance(pixels, job, plan)  # records the upscale in job.metadata
+            return outputs.write_world_hdr(radiance, folder, stem, job.metadata, hdr.exposure)
+        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
 
     uid = scene.session_uid
 
@@ -111,14 +110,14 @@ def start_upscale_material(scene, source, objects=None, **overrides) -> runner.T
     if options["upscale"] == 1:
         raise InvalidRequest("upscale=1 leaves the material as it is: choose 2 or 4")
     plan = upscale_plan(options, "material_from_image", pixels.shape[1], pixels.shape[0])
-    metadata = {**metadata, "upscale": str(options["upscale"]), "upscaler": str(plan.path)}
     folder = output_folder()
     label = metadata.get("prompt", "") or albedo.stem
     stem = file_stem("material", label, f"x{options['upscale']}")
     uids = [obj.session_uid for obj in users]
 
     def work(job):  # the worker thread: no bpy here
-        return outputs.write_material(upscale_in_job(pixels, job, plan), folder, stem, metadata)
+        texture = upscale_in_job(pixels, job, plan)  # records the upscale in job.metadata
+        return outputs.write_material(texture, folder, stem, job.metadata)
 
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options, replace=old_name)

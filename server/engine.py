@@ -82,8 +82,8 @@ class Engine:
         known = {str(folder): "<job folder>", spec.request.model: spec.model_name}
 
         def write(image, resolved, job):  # in the worker thread; the files carry the client's model name
-            metadata = {**resolved.to_metadata(), "model": spec.model_name}
-            image = upscale_in_job(image, job, spec.upscale)
+            image = upscale_in_job(image, job, spec.upscale)  # records the upscale in job.metadata
+            metadata = {**job.metadata, "model": spec.model_name}
             if spec.kind == "world":
                 return outputs.write_world(image, folder, "world", metadata, outputs.HdrOptions(**spec.hdr))
             return outputs.write_material(image, folder, "material", metadata)

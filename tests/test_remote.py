@@ -142,7 +142,9 @@ def test_an_upscaled_world_is_upscaled_on_the_server(api, server, prefs, models,
         upscaler="tiny-esrgan", **FAST,
     )  # fmt: skip
     assert read_exr(world_file(world)).shape == (2 * FAST["height"], 2 * FAST["width"], 3)
-    assert world["promptscape"]["poles"] == "repair"
+    recorded = world["promptscape"]
+    assert recorded["poles"] == "repair" and recorded["upscale"] == "2"
+    assert recorded["upscaler"] == "tiny-esrgan.safetensors" and str(models) not in str(dict(recorded))
 
 
 def test_a_model_path_from_blender_is_refused(api, server, prefs, models, tiny_sd):

@@ -43,7 +43,13 @@ def test_a_generated_world_is_upscaled_before_its_hdr(api, quality, tiny_sd, tin
     assert radiance.shape == (512, 1024, 3) and np.isfinite(radiance).all() and radiance.min() > 0
     assert {"upscaling, tile 1 of 2", "upscaling, tile 2 of 2"} & stages
     assert previews and previews[-1] == (256, 512, 3)
-    assert world["promptscape"]["prompt"] == "dunes"
+    recorded = world["promptscape"]
+    assert recorded["prompt"] == "dunes" and recorded["memory_plan"].startswith(("full", "tiled"))
+    upscale = {"upscale": "4", "upscaler": tiny_esrgan.name, "detail": "0"}
+    assert {name: recorded[name] for name in upscale} == upscale
+    with Image.open(task.job.outputs.preview) as preview:  # the files say so too
+        assert {name: preview.info.get(name) for name in upscale} == upscale
+        assert preview.info["memory_plan"] == recorded["memory_plan"]
 
 
 def test_world_from_image_upscaled_x2_stays_seamless(api, quality, tiny_esrgan, tmp_path):
@@ -109,7 +115,7 @@ def test_upscale_an_existing_world_and_material(api, tiny_esrgan, tmp_path):
     textures = [n.image for n in new.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"]
     albedo = next(image for image in textures if image.filepath.endswith("-albedo.png"))
     assert tuple(albedo.size) == (128, 128)  # the largest factor within 4096x4096: 4
-    assert new["promptscape"]["upscale"] == "4"
+    assert new["promptscape"]["upscale"] == "4" and new["promptscape"]["upscaler"] == tiny_esrgan.name
 
 
 def albedo_of(material):
@@ -131,7 +137,7 @@ def test_the_detail_pass_runs_in_a_generated_world_and_material(api, quality, ti
     radiance = read_exr(bpy.path.abspath(environment(world).filepath))
     assert radiance.shape == (256, 512, 3) and np.isfinite(radiance).all() and radiance.min() > 0
     assert quality.seam_ratio(np.log(quality.luminance(radiance))[..., None]).ratio <= 1.2
-    assert world["promptscape"]["prompt"] == "dunes"
+    assert world["promptscape"]["prompt"] == "dunes" and world["promptscape"]["detail"] == "0.3"
 
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object

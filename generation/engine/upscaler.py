@@ -320,6 +320,14 @@ class UpscalePlan:
     wrap_y: bool = False
     detail: float = 0.0
 
+    def metadata(self) -> dict[str, str]:
+        """What a result records of its upscale: nothing at factor 1. The upscaler by its file or folder
+        name only: the path is this machine's (or a server's) business, not the file's."""
+        if self.factor == 1:
+            return {}
+        name = self.path.name if self.path else ""
+        return {"upscale": str(self.factor), "upscaler": name, "detail": f"{self.detail:g}"}
+
 
 def preview_of(partial: np.ndarray) -> np.ndarray:
     """A thumbnail of an image being upscaled: every k-th pixel, about PREVIEW_WIDTH wide."""
@@ -330,9 +338,11 @@ def preview_of(partial: np.ndarray) -> np.ndarray:
 def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
     """Upscale in the worker thread as part of `job`: its stage says "upscaling, tile 7 of 32", its
     preview fills in as tiles finish, and a cancel takes effect before the next tile (Cancelled). With
-    `plan.detail`, the detail pass follows with the generation's model (`job.pipe`, loaded meanwhile)."""
+    `plan.detail`, the detail pass follows with the generation's model (`job.pipe`, loaded meanwhile).
+    The job's metadata records the upscale; callers write `job.metadata` into the files after this."""
     if plan.factor == 1:
         return image
+    job.metadata.update(plan.metadata())
     from . import detail, devices
 
     if plan.detail > 0 and getattr(job, "pipe", None) is None:
