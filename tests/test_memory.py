@@ -194,3 +194,24 @@ def test_pole_repair_decodes_its_windows_as_the_planner_says(worker, make):
     assert low.metadata["poles_memory_plan"].startswith("tiled (")
     assert full.timings["poles"] > 0 and low.timings["poles"] > 0
     assert spread_error(full.image, low.image) < 1e-3
+
+
+def test_out_of_memory_in_the_pole_repair_falls_back_once(worker, make, gen, monkeypatch):
+    """The world is decoded already when a cap's window runs out: the repair runs again, tiled, instead of
+    losing the world."""
+    real_decode, calls = gen.decoding.decode_latents, []
+
+    def second_decode_out_of_memory(pipe, latents, plan, wrap_x, wrap_y):
+        calls.append(plan.name)
+        if len(calls) == 2:  # the world's own decode is the first; then the first cap window's
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return real_decode(pipe, latents, plan, wrap_x, wrap_y)
+
+    monkeypatch.setattr(gen.decoding, "decode_latents", second_decode_out_of_memory)
+    job = run(worker, make(mode="world", memory="full"))
+    assert job.state == "done" and calls[:3] == ["full", "full", "tiled"] and set(calls[2:]) == {"tiled"}
+    assert job.metadata["memory_plan"].startswith("full")  # the world's decode did not need it
+    assert "fell back after out of memory" in job.metadata["poles_memory_plan"]
+    assert "repairing the poles" in job.message and "tiled" in job.message
+    monkeypatch.undo()
+    assert spread_error(job.image, run(worker, make(mode="world", memory="full")).image) < 1e-3

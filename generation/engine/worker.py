@@ -302,18 +302,21 @@ class Worker:
         except memory_plan.DoesNotFit as error:
             raise GenerationFailed(f"Not enough memory on {device}: {error}") from None
         job.metadata["poles_memory_plan"] = plan.describe()
-        generator = torch.Generator(device=device).manual_seed(request.seed + 1)
 
         def on_step_end(pipeline, index, timestep, tensors):
             if job.cancel_requested:
                 raise _CancelRequested
             return tensors
 
+        def repair(plan):  # both caps from the start, with the same seed, whichever plan runs
+            generator = torch.Generator(device=device).manual_seed(request.seed + 1)
+            inpaint = model_inpaint(pipe, request, generator, on_step_end, plan)
+            return repair_poles(job.image, inpaint).pano
+
         with call_options(
             pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
         ):
-            inpaint = model_inpaint(pipe, request, generator, on_step_end, plan)
-            repaired = repair_poles(job.image, inpaint).pano
+            repaired = _falling_back(job, plan, repair, "repairing the poles", "poles_memory_plan")
         job.timings["poles"] = time.perf_counter() - start
         return repaired
 
@@ -371,19 +374,29 @@ class Worker:
 
     def _decode(self, job: Job, pipe, latents, request: GenerationRequest) -> np.ndarray:
         """Decode with the job's plan; out of memory falls back once to the next plan's decode."""
-        try:
-            return decoding.decode_latents(pipe, latents, job.plan, request.wrap_x, request.wrap_y)
-        except Exception as error:
-            fallback = job.plan.fallback() if _is_out_of_memory(error) else None
-            if fallback is None:
-                raise
-        devices.free_memory()
-        note = f"ran out of memory decoding with the {job.plan.name} plan; decoded with {fallback.describe()}"
-        log.warning("%s", note)
-        job.plan = fallback
-        job.notes.append(note[0].upper() + note[1:])
-        job.metadata["memory_plan"] = f"{fallback.describe()} (fell back after out of memory)"
-        return decoding.decode_latents(pipe, latents, fallback, request.wrap_x, request.wrap_y)
+
+        def decode(plan):
+            job.plan = plan
+            return decoding.decode_latents(pipe, latents, plan, request.wrap_x, request.wrap_y)
+
+        return _falling_back(job, job.plan, decode, "decoding", "memory_plan")
+
+
+def _falling_back(job: Job, plan: memory_plan.MemoryPlan, work: Callable, what: str, key: str):
+    """`work(plan)`; when that runs out of memory, once more with the plan's fallback (the next plan's
+    decode for the loaded pipeline), noting it on the job and in `job.metadata[key]`."""
+    try:
+        return work(plan)
+    except Exception as error:
+        fallback = plan.fallback() if _is_out_of_memory(error) else None
+        if fallback is None:
+            raise
+    devices.free_memory()
+    note = f"ran out of memory {what} with the {plan.name} plan; ran it again with {fallback.describe()}"
+    log.warning("%s", note)
+    job.notes.append(note[0].upper() + note[1:])
+    job.metadata[key] = f"{fallback.describe()} (fell back after out of memory)"
+    return work(fallback)
 
 
 def _plan(request: GenerationRequest, size, device: str, precision: str) -> memory_plan.MemoryPlan:
