@@ -74,11 +74,29 @@ def _our_module(name: str):
 
 
 api = _our_module("api")
+cli = _our_module("cli")
 errors = _our_module("generation.errors")
 hdr = _our_module("generation.imaging.hdr")
 outputs = _our_module("generation.imaging.outputs")
 pbr = _our_module("generation.imaging.pbr")
 quality = _our_module("generation.imaging.quality")
+
+
+@pytest.fixture()
+def fresh_file():
+    """After the test, an empty file again: for tests that load or save .blend files."""
+    yield
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+@pytest.fixture()
+def worker(gen):
+    """The extension's worker thread, with no step hook left behind; `gen` is the test module's modules."""
+    worker = gen.worker.get_worker()
+    yield worker
+    worker.step_hook = None
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,8 @@
 """`blender -c promptscape batch`: JSON Lines in, one .blend per line out, reruns skip what is done."""
 
-import importlib
 import json
 
 import bpy
-import pytest
-
-
-@pytest.fixture(scope="module")
-def cli(addon):
-    return importlib.import_module(addon.__name__ + ".cli")
-
-
-@pytest.fixture
-def fresh_file():
-    yield
-    bpy.ops.wm.read_homefile(use_empty=True)
 
 
 def test_a_batch_runs_every_line_and_a_rerun_skips_the_done_ones(cli, tiny_sd, tmp_path, capfd, fresh_file):

@@ -3,18 +3,6 @@
 import importlib
 
 import bpy
-import pytest
-
-
-@pytest.fixture(scope="module")
-def cli(addon):
-    return importlib.import_module(addon.__name__ + ".cli")
-
-
-@pytest.fixture
-def fresh_file():
-    yield
-    bpy.ops.wm.read_homefile(use_empty=True)
 
 
 def test_world_command_saves_the_blend_with_the_new_world(cli, tiny_sd, tmp_path, capfd, fresh_file):

@@ -30,13 +30,6 @@ def gen(addon):
 
 
 @pytest.fixture()
-def worker(gen):
-    worker = gen.worker.get_worker()
-    yield worker
-    worker.step_hook = None
-
-
-@pytest.fixture()
 def make(gen, tiny_sd):
     def make_request(**fields):
         fields = {"prompt": "a red sky", "seed": 3, "steps": 2, "width": 256, "height": 128, **fields}

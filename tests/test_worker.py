@@ -24,13 +24,6 @@ def gen(addon):
 
 
 @pytest.fixture()
-def worker(gen):
-    worker = gen.worker.get_worker()
-    yield worker
-    worker.step_hook = None
-
-
-@pytest.fixture()
 def make(gen, tiny_sd):
     def make_request(**fields):
         fields = {
