@@ -13,30 +13,32 @@ from . import tiled_vae
 from .memory_plan import MemoryPlan
 
 
-def unscaled(vae, latents):
-    """Latents as vae.decode takes them: undo the scaling factor (and SDXL-style mean and std)."""
+def _normalisation(vae, latents):
+    """The VAE's latent scaling as (scale, mean, std) tensors shaped for `latents`; mean and std are
+    None for VAEs without them (SD 1.x and 2.x; SDXL-style VAEs may set them)."""
     import torch
 
     config = vae.config
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
-        std = torch.tensor(std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
-        return latents * std / config.scaling_factor + mean
-    return latents / config.scaling_factor
+    if mean is None or std is None:
+        return config.scaling_factor, None, None
+
+    def shaped(values):
+        return torch.tensor(values).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+
+    return config.scaling_factor, shaped(mean), shaped(std)
+
+
+def unscaled(vae, latents):
+    """Latents as vae.decode takes them: undo the scaling factor (and SDXL-style mean and std)."""
+    scale, mean, std = _normalisation(vae, latents)
+    return latents / scale if mean is None else latents * std / scale + mean
 
 
 def scaled(vae, latents):
     """The inverse of `unscaled`: a VAE's latents as the UNet takes them."""
-    import torch
-
-    config = vae.config
-    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
-        std = torch.tensor(std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
-        return (latents - mean) * config.scaling_factor / std
-    return latents * config.scaling_factor
+    scale, mean, std = _normalisation(vae, latents)
+    return latents * scale if mean is None else (latents - mean) * scale / std
 
 
 @contextlib.contextmanager
