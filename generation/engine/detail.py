@@ -229,7 +229,8 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     if pipe is None or request is None:
         raise InvalidRequest(NEEDS_MODEL)
     height, width = image.shape[:2]
-    tiling = vae_tiling(job, width, height, wrap_x, wrap_y)
+    window = native_window(pipe) * tiled_vae.SCALE
+    tiling = vae_tiling(job, width, height, wrap_x, wrap_y, window * window)
     sdxl = hasattr(pipe, "text_encoder_2")
     shown = {"at": 0.0}
 
@@ -251,10 +252,13 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     return result
 
 
-def vae_tiling(job, width: int, height: int, wrap_x: bool, wrap_y: bool) -> tiled_vae.Tiling:
+def vae_tiling(
+    job, width: int, height: int, wrap_x: bool, wrap_y: bool, window_pixels: int
+) -> tiled_vae.Tiling:
     """How the detail pass encodes and decodes a width x height image: the tiles the memory planner picks
-    for that size with the job's placement; beyond every plan, 512-pixel lean tiles with the feature maps
-    in RAM (memory on the device is then one tile's)."""
+    for that size with the job's placement, the UNet seeing one window of `window_pixels` at a time;
+    beyond every plan, 512-pixel lean tiles with the feature maps in RAM (memory on the device is then
+    one tile's)."""
     from . import devices, memory_plan
 
     request, size = job.resolved, getattr(job, "model_size", None)
@@ -266,7 +270,7 @@ def vae_tiling(job, width: int, height: int, wrap_x: bool, wrap_y: bool) -> tile
         if size is None:
             raise memory_plan.DoesNotFit(what)
         plan = memory_plan.plan_stage(
-            size, width, height, device, precision, budget, request.memory, placement, what
+            size, width, height, device, precision, budget, request.memory, placement, what, window_pixels
         )  # fmt: skip
     except memory_plan.DoesNotFit:
         return tiled_vae.Tiling(512, wrap_x, wrap_y, "cpu", lean=True)

@@ -168,14 +168,22 @@ def decode_bytes(model: ModelSize, precision: str) -> tuple[int, float]:
 
 
 def generation_candidates(
-    model: ModelSize, width: int, height: int, device: str, precision: str, can_offload: bool = True
+    model: ModelSize,
+    width: int,
+    height: int,
+    device: str,
+    precision: str,
+    can_offload: bool = True,
+    denoised_pixels: int | None = None,
 ) -> list[Candidate]:
-    """Every plan for a text-to-image job, most memory first, with its estimated peak on `device`."""
+    """Every plan for a text-to-image job, most memory first, with its estimated peak on `device`.
+    `denoised_pixels`: how much of the image the UNet sees at once (all of it unless a stage works in
+    windows, as the detail pass does)."""
     pixels = width * height
     size = precision_bytes(precision)
     element, vae_weights = decode_bytes(model, precision)
     weights = weights_bytes(model, precision) - model.vae * size
-    denoise = DENOISE_PER_PIXEL * pixels * size
+    denoise = DENOISE_PER_PIXEL * min(denoised_pixels or pixels, pixels) * size
 
     def tiled(tile: int) -> float:
         tile = min(tile, max(width, height))
@@ -225,13 +233,15 @@ def plan_stage(
     memory: str,
     placement: str,
     what: str,
+    denoised_pixels: int | None = None,
 ) -> MemoryPlan:
-    """The plan for a later stage that runs the job's loaded pipeline at another size (pole inpainting):
-    the weights stay where the job's plan put them, so only the plans with that placement are candidates
-    and what is chosen is how the stage decodes."""
+    """The plan for a later stage that runs the job's loaded pipeline at another size (pole inpainting,
+    the detail pass): the weights stay where the job's plan put them, so only the plans with that
+    placement are candidates and what is chosen is how the stage encodes and decodes. `denoised_pixels`
+    as for generation_candidates."""
     candidates = [
         candidate
-        for candidate in generation_candidates(model, width, height, device, precision)
+        for candidate in generation_candidates(model, width, height, device, precision, True, denoised_pixels)
         if (candidate.name if candidate.name in ("offload", "sequential") else "device") == placement
     ]
     return choose(candidates, budget_bytes, memory, what)

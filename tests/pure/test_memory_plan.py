@@ -161,3 +161,23 @@ def test_a_later_stage_keeps_the_jobs_placement_and_plans_its_own_decode(memory_
     assert stage("device", 139, "low").tile <= memory_plan.LOW_TILE
     with pytest.raises(memory_plan.DoesNotFit, match="repairing the poles needs about"):
         stage("device", 2)
+
+
+def test_a_stage_in_windows_counts_one_windows_denoise(memory_plan, sdxl):
+    """The detail pass over an 8192x4096 SDXL world denoises 1024 px windows, one at a time. Under model
+    offload the UNet's activations add to the tiles' peak, so counting a whole 8K image's (13 GB in
+    fp16) would refuse a 12 GB card that one window's fits with 768 px tiles."""
+
+    def stage(window_pixels):
+        return memory_plan.plan_stage(
+            sdxl, 8192, 4096, "cuda", "fp16", 12 * GB, "auto", "offload", "adding detail", window_pixels
+        )
+
+    whole = memory_plan.generation_candidates(sdxl, 8192, 4096, "cuda", "fp16")
+    windowed = memory_plan.generation_candidates(sdxl, 8192, 4096, "cuda", "fp16", True, 1024 * 1024)
+    assert all(w.peak_bytes <= c.peak_bytes for w, c in zip(windowed, whole, strict=True))
+    chosen = stage(1024 * 1024)
+    assert chosen.placement == "offload" and chosen.tile == 768
+    assert chosen.peak_bytes * memory_plan.MARGIN <= 12 * GB
+    with pytest.raises(memory_plan.DoesNotFit):  # counted whole, no offload plan fits
+        stage(None)
