@@ -66,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         if kind in declared.WORLD:  # then a world you can stand in
             sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
             sub.add_argument("--export", metavar="PATH", help="also export: .glb, a folder (cube map), .exr")
+            own = {option.name for option in declared.for_kind(kind)}
             for option in declared.for_kind("mesh"):
-                add_option(sub, option)
+                if option.name not in own:  # --server: the same server for both
+                    add_option(sub, option)
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")
         sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
@@ -187,8 +189,9 @@ def generate(args: argparse.Namespace) -> int:
     """Start the command's task in the open file, wait for it and apply it; raises on failure."""
     skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export"}
     stand_in = {option.name for option in declared.for_kind("mesh")}
+    own = {option.name for option in declared.for_kind(JOB_COMMANDS[args.command][0])}
     given = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
-    options = {key: value for key, value in given.items() if key not in stand_in}
+    options = {key: value for key, value in given.items() if key in own or key not in stand_in}
     mesh_options = {key: value for key, value in given.items() if key in stand_in}
     scene = bpy.context.scene
     objects = None

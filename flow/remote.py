@@ -3,13 +3,16 @@
 A RemoteJob is made on the main thread without touching the network; its own thread submits the job,
 polls it, sends the cancel, and downloads the result files into the local output folder before the job
 reads "done", so the runner applies it like a local result. urllib only, and no bpy in the thread.
+A depth or mesh job uploads its panorama as a PNG first and gets the mesh's arrays back with the files.
 """
 
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import urllib.error
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..generation.engine import world_depth
 from ..generation.errors import Cancelled, GenerationFailed, PromptscapeError
 from ..generation.imaging import image_files, outputs
 
@@ -61,21 +65,33 @@ class Server:
         self.token = token
         self.silence = float(silence)
 
-    def _open(self, method: str, path: str, body: dict | None = None, timeout: float = CALL_TIMEOUT):
+    def _open(self, method: str, path: str, body: dict | None = None, timeout: float = CALL_TIMEOUT,
+              upload: Path | None = None):  # fmt: skip
+        """`body` goes as JSON; with `upload` the file is the body (a PNG, streamed) and `body` the
+        X-Promptscape-Job header."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            return urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as error:
-            raise Refused(error.code, _error_text(error)) from None
+        with contextlib.ExitStack() as stack:
+            if upload is not None:
+                file = stack.enter_context(open(upload, "rb"))
+                request = urllib.request.Request(self.base + path, data=file, method=method)
+                request.add_header("Content-Type", "image/png")
+                request.add_header("Content-Length", str(upload.stat().st_size))
+                request.add_header("X-Promptscape-Job", data.decode())
+            else:
+                request = urllib.request.Request(self.base + path, data=data, method=method)
+                if data is not None:
+                    request.add_header("Content-Type", "application/json")
+            if self.token:
+                request.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                return urllib.request.urlopen(request, timeout=timeout)
+            except urllib.error.HTTPError as error:
+                raise Refused(error.code, _error_text(error)) from None
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict | None = None, upload: Path | None = None) -> dict:
         """One JSON call; raises Refused for an answer that is an error, OSError when none came."""
-        with self._open(method, path, body, timeout=min(CALL_TIMEOUT, self.silence)) as response:
+        timeout = min(CALL_TIMEOUT, self.silence) if upload is None else max(CALL_TIMEOUT, self.silence)
+        with self._open(method, path, body, timeout, upload) as response:
             return json.loads(response.read(1 << 22).decode())
 
     def download(self, path: str, target: Path) -> None:
@@ -118,9 +134,13 @@ def decode_preview(preview: dict | None):
 class RemoteJob:
     """A job on a server, with the local Job's state, step, steps, eta, preview, outputs and cancel()."""
 
-    def __init__(self, server: Server, kind: str, options: dict, folder: Path, stem: Callable[[dict], str]):
+    def __init__(self, server: Server, kind: str, options: dict, folder: Path, stem: Callable[[dict], str],
+                 upload: np.ndarray | None = None, metadata: dict | None = None):  # fmt: skip
+        """`upload`: a depth or mesh job's panorama (sRGB in [0, 1]); `metadata`: what the result records
+        beside the server's fields (the world's own, for a depth job)."""
         self.server, self.kind, self.options = server, kind, options
         self.folder, self._stem = Path(folder), stem
+        self._upload, self._local_metadata = upload, dict(metadata or {})
         self.id = ""
         self.state, self.step, self.steps, self.eta = "queued", 0, options.get("steps", 0), None
         self.stage = ""  # the server's words for a stage after denoising ("repairing poles", ...)
@@ -174,12 +194,12 @@ class RemoteJob:
             log.exception("remote job on %s failed", self.server.where)
             self._finish("failed", GenerationFailed(f"The job on {self.server.where} failed: {error}"))
 
-    def _ask(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _ask(self, method: str, path: str, body: dict | None = None, upload: Path | None = None) -> dict:
         """A call retried until the server has been silent for `silence` seconds (refused: a few)."""
         silent_since = time.monotonic()
         while True:
             try:
-                return self.server.call(method, path, body)
+                return self.server.call(method, path, body, upload)
             except Refused:
                 raise
             except (OSError, ValueError) as error:
@@ -192,8 +212,21 @@ class RemoteJob:
                     ) from None
                 self._cancel.wait(POLL_INTERVAL)
 
+    def _submit(self) -> str:
+        if self._upload is None:
+            return self._ask("POST", "/v1/jobs", {"kind": self.kind, **self.options})["id"]
+        self.stage = "sending the panorama"
+        handle, name = tempfile.mkstemp(prefix=".promptscape-upload-", suffix=".png", dir=self.folder)
+        os.close(handle)
+        try:
+            image_files.write_png(name, self._upload, 8)
+            return self._ask("POST", "/v1/depth", {"kind": self.kind, **self.options}, Path(name))["id"]
+        finally:
+            Path(name).unlink(missing_ok=True)
+
     def _follow(self) -> None:
-        self.id = self._ask("POST", "/v1/jobs", {"kind": self.kind, **self.options})["id"]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.id = self._submit()
         cancel_sent, deadline = False, time.monotonic() + MAX_JOB_SECONDS
         while time.monotonic() < deadline:
             if self._cancel.is_set() and not cancel_sent:
@@ -227,16 +260,20 @@ class RemoteJob:
         self.state = "postprocessing"  # the files are on their way here
         started = time.perf_counter()
         files = status["files"]
-        base = "world" if self.kind == "world" else "material"
+        base = "material" if self.kind == "material" else "world"
         roles = list(files)
         suffixes = [files[role][len(base) :] for role in roles]
         _, paths = image_files.unique_stem(self.folder, self._stem(status["metadata"]), suffixes)
         for role, path in zip(roles, paths, strict=True):
             self.server.download(f"/v1/jobs/{self.id}/files/{urllib.parse.quote(files[role])}", path)
         found = dict(zip(roles, paths, strict=True))
-        made = outputs.WorldOutputs if self.kind == "world" else outputs.MaterialOutputs
-        self.outputs = made(**found, report=status.get("report") or {})
-        self.metadata = dict(status["metadata"])
+        if self._upload is not None:  # the arrays came only to build the mesh here: not kept
+            self.outputs = world_depth.load_arrays(found["exr"], found["png"], found["arrays"])
+            found["arrays"].unlink()
+        else:
+            made = outputs.WorldOutputs if self.kind == "world" else outputs.MaterialOutputs
+            self.outputs = made(**found, report=status.get("report") or {})
+        self.metadata = {**status["metadata"], **self._local_metadata}
         self.timings["download"] = time.perf_counter() - started
         self._finish("done")
 

@@ -8,6 +8,7 @@ preferences; every value is checked before work starts.
 import dataclasses
 import logging
 import numbers
+import os
 import re
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from ..generation.errors import InvalidRequest, ModelNotFound, PromptscapeError
 from ..generation.imaging import outputs
 from ..properties import sidebar_value, size_of
+from . import remote
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,14 @@ REQUEST_OPTIONS = tuple(
 )
 FROM_PREFERENCES = ("model", "device", "precision", "server")
 SELECT_OBJECTS = "Select the objects to put the material on (or make one active), then try again"
+
+
+def remote_server(url: str) -> remote.Server:
+    """The server at `url` with the preferences' token (or PROMPTSCAPE_SERVER_TOKEN) and silence limit;
+    one that is not this computer needs Blender's online access."""
+    prefs = preferences.get()
+    token = prefs.server_token or os.environ.get("PROMPTSCAPE_SERVER_TOKEN", "")
+    return remote.Server(url, token, prefs.server_timeout, bpy.app.online_access)
 
 
 def default_options(scene, kind: str) -> dict:

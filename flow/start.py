@@ -4,7 +4,6 @@ Each start_* function checks its options (settings.py), submits the request to t
 runner.Task whose apply step builds the world or material on the main thread once the files exist.
 """
 
-import os
 from pathlib import Path
 
 import bpy
@@ -26,6 +25,7 @@ from .settings import (
     hdr_options,
     merge_options,
     output_folder,
+    remote_server,
     upscale_plan,
     without_detail,
 )
@@ -45,9 +45,7 @@ def _submit(request, options: dict, kind: str, postprocess, folder: Path):
     """The job for `request`: on the local worker, or on the server the `server` option names."""
     if not options["server"]:
         return worker.get_worker().submit(request, on_image=postprocess)
-    prefs = preferences.get()
-    token = prefs.server_token or os.environ.get("PROMPTSCAPE_SERVER_TOKEN", "")
-    server = remote.Server(options["server"], token, prefs.server_timeout, bpy.app.online_access)
+    server = remote_server(options["server"])
     sent = {name: value for name, value in options.items() if name != "server"}
     sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
 

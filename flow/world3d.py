@@ -5,7 +5,6 @@ reads the world's pixels (Blender reads every format) and, once the files are on
 runs Blender's glTF exporter. Exports of cube faces and depth maps need no torch.
 """
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -13,25 +12,16 @@ import bpy
 import numpy as np
 
 from .. import preferences
-from ..generation.engine import worker
+from ..generation.engine import worker, world_depth
 from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
 from ..generation.imaging import depth as depth_maps
-from ..generation.imaging import image_files, outputs, projection, world_mesh
+from ..generation.imaging import image_files, outputs, projection
 from ..scene import images, world
 from ..scene import world_mesh as mesh_writer
-from . import runner
-from .settings import blender_path, file_stem, merge_options, output_folder
+from . import remote, runner
+from .settings import blender_path, file_stem, merge_options, output_folder, remote_server
 
 DEPTH_KEY = "promptscape_depth"  # on the World: the depth map made for it, which the depth export copies
-VIEW_SIZE = 518  # Depth Anything's own input size
-
-
-@dataclasses.dataclass(frozen=True)
-class DepthOutputs:
-    exr: Path  # float32 metres along each ray
-    png: Path  # 16-bit, near dark, far bright: distance / SKY_DISTANCE
-    distance: np.ndarray
-    mesh: object = None  # imaging.world_mesh.MeshArrays, for a mesh job
 
 
 def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
@@ -55,33 +45,6 @@ def display_srgb(pixels: np.ndarray, is_hdr: bool) -> np.ndarray:
     return outputs.display_srgb(pixels) if is_hdr else pixels
 
 
-def _write_depth(distance: np.ndarray, folder: Path, stem: str, metadata: dict) -> tuple[Path, Path]:
-    stem, (exr, png) = image_files.unique_stem(folder, stem, ["-depth.exr", "-depth.png"])
-    text = {str(k): str(v) for k, v in metadata.items()}
-    image_files.write_exr(exr, np.repeat(distance[..., None], 3, axis=2), text)
-    image_files.write_png(png, np.clip(distance / depth_maps.SKY_DISTANCE, 0.0, 1.0), 16, text)
-    return exr, png
-
-
-def _estimate(pixels, is_hdr, options: dict, device: str, job) -> depth_maps.WorldDepth:
-    """The depth model on the widened cube views, in the worker thread, with progress and cancel."""
-    from ..generation.engine import depth_estimator, devices
-
-    def check_cancel():
-        if job.cancel_requested:
-            raise Cancelled("cancelled while estimating depth; nothing was changed")
-
-    def progress(done, total):
-        job.step, job.steps, job.stage = done, total, f"estimating depth, view {done} of {total}"
-
-    model = blender_path(options["depth_model"])
-    estimate = depth_estimator.estimator(model, devices.resolve_device(device), check_cancel, progress)
-    view = min(VIEW_SIZE, max(64, pixels.shape[0] // 2))
-    return depth_maps.estimate_world_depth(
-        display_srgb(pixels, is_hdr), estimate, view, options["camera_height"]
-    )
-
-
 def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
     """Estimate the depth of a world (or use `depth=` a map of one's own) and, with `mesh`, build its mesh.
 
@@ -95,22 +58,22 @@ def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
     metadata = {**metadata, "mode": kind, "camera_height": f"{options['camera_height']:g}"}
     folder, stem = output_folder(), file_stem("world", metadata.get("prompt", label), "depth")
     device = preferences.get().device
+    shape = world_depth.MeshSettings(options["mesh_resolution"], options["split_angle"]) if mesh else None
 
     def work(job):  # the worker thread: no bpy here
         if supplied is not None:
             values, metres = supplied
             found = depth_maps.depth_from_image(values, metres, options["camera_height"])
         else:
-            found = _estimate(pixels, is_hdr, options, device, job)
-        exr, png = _write_depth(found.distance, folder, stem, metadata)
-        arrays = None
-        if mesh:
-            job.stage = "building the mesh"
-            columns = options["mesh_resolution"]
-            arrays = world_mesh.build_world_mesh(
-                found.distance, columns, columns // 2, options["split_angle"]
-            )
-        return DepthOutputs(exr, png, found.distance, arrays)
+            display = display_srgb(pixels, is_hdr)
+            source = blender_path(options["depth_model"])
+            found = world_depth.estimate(display, source, device, options["camera_height"], job)
+        return world_depth.write(found, job, folder, stem, metadata, shape)
+
+    if options["server"] and supplied is None:  # a depth map of one's own needs no model: it stays here
+        job = remote_depth(kind, options, pixels, is_hdr, metadata, folder, stem)
+    else:
+        job = worker.get_worker().submit_conversion(work, metadata)
 
     target_uid = scene.session_uid
     world_uid = source.session_uid if isinstance(source, bpy.types.World) else None
@@ -127,8 +90,19 @@ def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
             raise PromptscapeError("The scene was deleted meanwhile; the depth files are on disk")
         return mesh_writer.apply_world_mesh(target, task.job.outputs.mesh, task.metadata)
 
-    job = worker.get_worker().submit_conversion(work, metadata)
     return runner.start(runner.Task(job, kind, label, apply))
+
+
+def remote_depth(kind: str, options: dict, pixels, is_hdr: bool, metadata: dict, folder: Path, stem: str):
+    """The depth (and mesh) job on the server `options["server"]` names: the panorama goes as the 8-bit
+    sRGB picture the depth model sees; the files and the mesh's arrays come back (flow/remote.py)."""
+    sent = {name: options[name] for name in ("camera_height", "depth_model")}
+    if kind == "mesh":
+        sent.update(mesh_resolution=options["mesh_resolution"], split_angle=options["split_angle"])
+    return remote.RemoteJob(
+        remote_server(options["server"]), kind, sent, folder, lambda found: stem,
+        upload=display_srgb(pixels, is_hdr), metadata=metadata,
+    )  # fmt: skip
 
 
 def export_world(scene, source, path, **overrides) -> runner.Task:

@@ -11,22 +11,33 @@ import base64
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 from ray import serve
 
+from generation.engine import world_depth
 from generation.engine.upscaler import upscale_in_job
 from generation.engine.worker import Worker
 from generation.errors import PromptscapeError
 from generation.imaging import outputs
 
-from .wire import JobSpec, scrub
+from .wire import DepthSpec, JobSpec, read_panorama, scrub
 
 log = logging.getLogger(__name__)
 POLL = 0.05  # seconds between looks at the job: well under one step of a real model
 PREVIEW_WIDTH = 128
+
+
+@dataclass(frozen=True)
+class DepthFiles:
+    """What a depth job returns: the files a client downloads (the .npz holds numpy arrays only)."""
+
+    exr: Path
+    png: Path
+    arrays: Path
 
 
 @ray.remote(num_cpus=0)
@@ -76,10 +87,11 @@ class Engine:
         self.files_root = Path(files_root)
         self.worker = Worker()
 
-    async def run(self, job_id: str, spec: JobSpec, board):
+    async def run(self, job_id: str, spec: JobSpec | DepthSpec, board):
         folder = self.files_root / job_id
         folder.mkdir(parents=True, exist_ok=True)
-        known = {str(folder): "<job folder>", spec.request.model: spec.model_name}
+        source = spec.source if isinstance(spec, DepthSpec) else spec.request.model
+        known = {str(folder): "<job folder>", source: spec.model_name}
 
         def write(image, resolved, job):  # in the worker thread; the files carry the client's model name
             image = upscale_in_job(image, job, spec.upscale)  # records the upscale in job.metadata
@@ -89,7 +101,10 @@ class Engine:
             return outputs.write_material(image, folder, "material", metadata)
 
         try:
-            job = self.worker.submit(spec.request, on_image=write)
+            if isinstance(spec, DepthSpec):
+                job = self._submit_depth(spec, folder)
+            else:
+                job = self.worker.submit(spec.request, on_image=write)
         except PromptscapeError as error:
             shutil.rmtree(folder, ignore_errors=True)
             yield {"state": "failed", "message": scrub(str(error), known)}
@@ -109,6 +124,25 @@ class Engine:
             raise
         yield self._final(job, folder, spec, known)
 
+    def _submit_depth(self, spec: DepthSpec, folder: Path):
+        """The depth job of world_depth in this replica's worker thread, on the uploaded panorama; its
+        distance and mesh arrays go back as an .npz beside the depth files."""
+        metadata = {
+            "mode": spec.kind,
+            "camera_height": f"{spec.camera_height:g}",
+            "depth_model": spec.model_name,
+        }
+
+        def work(job):
+            display = read_panorama(folder / "upload.png")
+            found = world_depth.estimate(display, spec.source, "auto", spec.camera_height, job)
+            made = world_depth.write(found, job, folder, "world", metadata, spec.mesh)
+            arrays = world_depth.save_arrays(made, folder / "world-depth.npz")
+            (folder / "upload.png").unlink()
+            return DepthFiles(made.exr, made.png, arrays)
+
+        return self.worker.submit_conversion(work, metadata)
+
     def _progress(self, job) -> dict:
         eta = job.eta
         # A job that has just ended still reads as post-processing until its final update, with the files.
@@ -125,14 +159,15 @@ class Engine:
         final = {"state": job.state, "step": job.step, "steps": job.steps, "ended": time.time()}
         final["message"] = scrub(job.message, known)
         if job.metadata:
-            final["metadata"] = {**job.metadata, "model": spec.model_name}
+            named = {} if isinstance(spec, DepthSpec) else {"model": spec.model_name}  # depth_model is in it
+            final["metadata"] = {**job.metadata, **named}
         if job.state == "done" and job.outputs is not None:
             files = {
                 role: Path(path).name
                 for role, path in vars(job.outputs).items()
                 if role != "report" and isinstance(path, Path)
             }
-            final.update(files=files, report=plain(job.outputs.report))
+            final.update(files=files, report=plain(getattr(job.outputs, "report", {})))
         return final
 
 

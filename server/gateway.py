@@ -21,7 +21,16 @@ from generation.errors import PromptscapeError
 
 from .engine import CancelBoard
 from .models import AllowedModels
-from .wire import MAX_BODY, PROTOCOL, parse_body, parse_job
+from .wire import (
+    MAX_BODY,
+    MAX_HEADER,
+    MAX_UPLOAD,
+    PROTOCOL,
+    parse_body,
+    parse_depth_job,
+    parse_job,
+    read_panorama,
+)
 
 log = logging.getLogger(__name__)
 FINAL = ("done", "failed", "cancelled")
@@ -67,6 +76,21 @@ async def _bounded_body(request: Request) -> bytes:
     return body
 
 
+async def _upload_to(request: Request, path: Path) -> None:
+    """The request body streamed into `path`, refused past MAX_UPLOAD (it is never held in memory)."""
+    declared = request.headers.get("content-length")
+    too_big = f"the panorama is over {MAX_UPLOAD // 2**20} MiB"
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD):
+        raise Refused(413, too_big)
+    written = 0
+    with open(path, "wb") as file:
+        async for chunk in request.stream():
+            written += len(chunk)
+            if written > MAX_UPLOAD:
+                raise Refused(413, too_big)
+            file.write(chunk)
+
+
 # One replica: it holds the job table. Async and light, it answers many polls at once.
 @serve.deployment(
     name="Gateway", num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
@@ -109,26 +133,57 @@ class Gateway:
     @app.get("/v1/models")
     async def list_models(self, request: Request):
         self._authorise(request)
-        return {"models": self.models.names()}
+        return {"models": self.models.names(), "depth_models": self.models.depth_names()}
+
+    def _check_queue(self):
+        if sum(job["state"] not in FINAL for job in self.jobs.values()) >= self.max_jobs:
+            raise Refused(429, f"the server's queue is full ({self.max_jobs} jobs): try again later")
 
     @app.post("/v1/jobs", status_code=201)
     async def submit(self, request: Request):
         self._authorise(request)
         body = await _bounded_body(request)
-        if sum(job["state"] not in FINAL for job in self.jobs.values()) >= self.max_jobs:
-            raise Refused(429, f"the server's queue is full ({self.max_jobs} jobs): try again later")
+        self._check_queue()
         try:
             spec = parse_job(parse_body(body), self.models)
         except PromptscapeError as error:
             raise Refused(400, str(error)) from None
+        return self._start(secrets.token_hex(12), spec, spec.request.steps)
+
+    @app.post("/v1/depth", status_code=201)
+    async def submit_depth(self, request: Request):
+        """A depth or mesh job: the body is the panorama as a PNG, the options are the header's JSON."""
+        self._authorise(request)
+        header = request.headers.get("x-promptscape-job", "")
+        if len(header) > MAX_HEADER:
+            raise Refused(413, f"the X-Promptscape-Job header is over {MAX_HEADER} bytes")
+        self._check_queue()
+        try:
+            spec = parse_depth_job(parse_body(header.encode()), self.models)
+        except PromptscapeError as error:
+            raise Refused(400, f"X-Promptscape-Job: {error}") from None
         job_id = secrets.token_hex(12)
+        folder = self.files_root / job_id
+        folder.mkdir(parents=True)
+        try:
+            await _upload_to(request, folder / "upload.png")
+            read_panorama(folder / "upload.png", decode=False)  # its header: refused now, in words
+        except PromptscapeError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise Refused(400, str(error)) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return self._start(job_id, spec, 6)  # six cube views
+
+    def _start(self, job_id: str, spec, steps: int) -> dict:
         job = {
             "id": job_id,
             "kind": spec.kind,
             "model": spec.model_name,
             "state": "queued",
             "step": 0,
-            "steps": spec.request.steps,
+            "steps": steps,
             "stage": "",
             "eta": None,
             "message": "",

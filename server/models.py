@@ -1,15 +1,16 @@
 """Which models clients may name: the subfolders of the models folder and curated ids in the HF cache.
 
 The same for the other options that would carry a path: VAEs (curated ids in the cache, or subfolders of
-the models folder's vaes/) and upscalers (curated ids or files in its upscalers/). Clients never send a
-server path: a name is looked up here, and only what is found is loaded.
+the models folder's vaes/), upscalers (curated ids or files in its upscalers/) and depth models (the
+curated id, or subfolders of its depth/). Clients never send a server path: a name is looked up here,
+and only what is found is loaded.
 """
 
 import re
 from pathlib import Path
 
 from generation.errors import InvalidRequest
-from generation.setup import model_catalog, upscalers
+from generation.setup import depth_models, model_catalog, upscalers
 
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}(/[\w.-]{1,128})?$")
 
@@ -37,6 +38,32 @@ class AllowedModels:
         """What GET /v1/models lists."""
         folders = [{"name": name, "source": "folder"} for name in self._folders()]
         return folders + [{"name": repo_id, "source": "catalog"} for repo_id in self._catalog()]
+
+    def _depth_folders(self) -> dict[str, Path]:
+        root = self.folder / "depth" if self.folder else None
+        if root is None or not root.is_dir():
+            return {}
+        return {
+            path.name: path
+            for path in sorted(root.iterdir())
+            if path.is_dir() and not path.name.startswith(".") and (path / "config.json").is_file()
+        }
+
+    def depth_names(self) -> list[dict]:
+        """The depth models GET /v1/models lists: the depth/ subfolders, then the curated default."""
+        folders = [{"name": name, "source": "folder"} for name in self._depth_folders()]
+        return [*folders, {"name": depth_models.DEFAULT, "source": "catalog"}]
+
+    def depth_model(self, name: str) -> str:
+        """The location of a depth model named by a client."""
+        self._check_name("depth_model", name)
+        folders = self._depth_folders()
+        if name in folders:
+            return str(folders[name])
+        if name == depth_models.DEFAULT:
+            return name  # loaded from the cache only; the engine says so when it is not there
+        offered = ", ".join(entry["name"] for entry in self.depth_names())
+        raise InvalidRequest(f"depth_model: this server does not offer {name!r}; it offers: {offered}")
 
     def resolve(self, name: str) -> str:
         """The location the engine loads for `name`; InvalidRequest for anything not offered."""

@@ -2,24 +2,32 @@
 
 The body is parsed with json only (nothing is unpickled or run); options are the API's names, checked by
 generation/options.check and GenerationRequest.validate, so the server and Blender refuse the same values.
+A depth job's panorama is a PNG, read by Pillow within a pixel bound.
 """
 
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from generation import options as declared
 from generation.engine.detail import NEEDS_UPSCALE
 from generation.engine.request import GenerationRequest
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
+from generation.engine.world_depth import MeshSettings
 from generation.errors import InvalidRequest, ModelNotFound
 
 from .models import AllowedModels
 
 PROTOCOL = 1
 MAX_BODY = 64 * 1024  # bytes of a job's JSON
+MAX_UPLOAD = 128 * 1024 * 1024  # bytes of a depth job's PNG: an 8192x4096 panorama fits
+MAX_HEADER = 4096  # bytes of a depth job's options (the X-Promptscape-Job header)
 MAX_TEXT = 2000  # characters of a prompt or any other text value
 KINDS = ("world", "material")
+DEPTH_KINDS = ("depth", "mesh")  # POST /v1/depth
 DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
 # Options that only shape how Blender applies the result: checked, then not needed here.
 BLENDER_SIDE = ("strength", "pack", "tiling", "normal_strength", "height_mode", "sun_lamp")
@@ -32,6 +40,15 @@ class JobSpec:
     model_name: str  # as the client named it: what metadata carries
     hdr: dict  # HdrOptions fields, for worlds
     upscale: UpscalePlan  # run on the server before the HDR and the maps, as a local job does
+
+
+@dataclass(frozen=True)
+class DepthSpec:
+    kind: str  # "depth", or "mesh" for the mesh's arrays too
+    model_name: str  # the depth model as the client named it
+    source: str  # its location here
+    camera_height: float
+    mesh: MeshSettings | None  # on the replica's own device ("auto")
 
 
 def parse_body(body: bytes) -> dict:
@@ -113,6 +130,41 @@ def _upscale(options: dict, kind: str, request: GenerationRequest, models: Allow
         raise InvalidRequest(f"upscaler: {error}") from None
     wrap = kind == "world" or options.get("seamless", True)
     return UpscalePlan(factor, path, options["device"], wrap, wrap and kind == "material", detail)
+
+
+def parse_depth_job(data: dict, models: AllowedModels) -> DepthSpec:
+    """Check a depth job's options (the API's names for world_depth and world_mesh)."""
+    values = dict(data)
+    kind = values.pop("kind", None)
+    if kind not in DEPTH_KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(DEPTH_KINDS)}, not {str(kind)[:40]!r}")
+    if values.get("depth") or values.get("server"):
+        raise InvalidRequest("depth and server: this server estimates the depth itself; leave them out")
+    values.pop("depth", None)
+    values.pop("server", None)
+    checked = declared.check(values, kind)
+    options = {option.name: option.default for option in declared.for_kind(kind)} | checked
+    name = options["depth_model"]
+    mesh = MeshSettings(options["mesh_resolution"], options["split_angle"]) if kind == "mesh" else None
+    return DepthSpec(kind, name, models.depth_model(name), options["camera_height"], mesh)
+
+
+def read_panorama(path: Path, decode: bool = True) -> np.ndarray | None:
+    """The uploaded PNG as float32 sRGB rows in [0, 1] (without `decode`, only its header is checked);
+    InvalidRequest for anything but a 2:1 PNG within the world's size limit."""
+    from PIL import Image
+
+    most_width, most_height = declared.MAX_UPSCALED["world"]
+    try:
+        with Image.open(path, formats=["PNG"]) as image:
+            width, height = image.size
+            if width > most_width or height > most_height or width != 2 * height:
+                raise InvalidRequest(
+                    f"the panorama is {width}x{height}: send a 2:1 PNG of at most {most_width}x{most_height}"
+                )
+            return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 if decode else None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise InvalidRequest(f"the body is not a PNG panorama: {type(error).__name__}") from None
 
 
 _PATH = re.compile(r"(?<![\w:])(/[\w.@+-]+)+/?")

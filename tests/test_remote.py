@@ -8,11 +8,14 @@ import importlib
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
-from scene_helpers import new_scene, read_exr, wait_until
+from scene_helpers import new_scene, read_exr, sky_panorama, wait_until, write_png
 from server_process import ServerProcess
 
 pytestmark = pytest.mark.server
@@ -23,9 +26,11 @@ SLOW_STEPS = {"steps": 150, "width": 1024, "height": 512, "seed": 3}  # ~0.1 s a
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_sd):
+def models(tmp_path_factory, tiny_sd, tiny_depth):
     folder = tmp_path_factory.mktemp("served-models")
     (folder / "tiny-sd").symlink_to(tiny_sd, target_is_directory=True)
+    (folder / "depth").mkdir()
+    (folder / "depth" / "tiny-depth").symlink_to(tiny_depth, target_is_directory=True)
     return folder
 
 
@@ -111,7 +116,9 @@ def test_a_wrong_or_missing_token_is_refused_in_words(api, server, prefs):
     status, answer = server.call("GET", "/v1/models", token="wrong")
     assert status == 401 and "token is wrong" in answer["error"]
     assert server.call("GET", "/v1/health", token="")[0] == 200  # health needs no token
-    assert server.call("GET", "/v1/models")[1] == {"models": [{"name": "tiny-sd", "source": "folder"}]}
+    offered = server.call("GET", "/v1/models")[1]
+    assert offered["models"] == [{"name": "tiny-sd", "source": "folder"}]
+    assert offered["depth_models"][0] == {"name": "tiny-depth", "source": "folder"}
 
 
 @pytest.mark.parametrize("model", ["/etc", "../tiny-sd", "tiny-sd/../../etc", "org/not-offered", "x" * 300])
@@ -263,3 +270,62 @@ def test_finished_jobs_files_expire(server):
     wait_until(
         lambda: server.call("GET", f"/v1/jobs/{job_id}")[0] == 404, 4 * KEEP_FILES, "the job to expire"
     )
+
+
+def test_the_depth_and_mesh_of_a_world_come_from_the_server(api, server, prefs, tiny_depth, tmp_path):
+    """The panorama goes up as the 8-bit picture the depth model sees; the depth files and the mesh's
+    arrays come back, and the mesh is built here like a local one."""
+    scene = new_scene()
+    world = api.world_from_image(str(write_png(tmp_path / "sky.png", sky_panorama())), scene=scene)
+    local = read_exr(api.world_depth(world, scene=scene, depth_model=str(tiny_depth)))[..., 0]
+    path = api.world_depth(world, scene=scene, server=server.url, depth_model="tiny-depth")
+    remote = read_exr(path)[..., 0]
+    assert remote.shape == local.shape and world["promptscape_depth"] == str(path)
+    # The only difference: the upload is 8-bit where the local model saw float pixels.
+    assert np.median(np.abs(remote - local) / local) < 0.01, np.median(np.abs(remote - local) / local)
+    obj = api.world_mesh(world, scene=scene, server=server.url, depth_model="tiny-depth", mesh_resolution=32)
+    assert obj.name in scene.objects and obj["promptscape"]["mode"] == "mesh"
+    assert obj["promptscape"]["depth_model"] == "tiny-depth"
+    made_there = mesh_of(obj)
+    # The same mesh as one built here from the depth map the server sent back (EXR in metres).
+    made_here = mesh_of(api.world_mesh(world, depth=path, scene=scene, mesh_resolution=32))
+    assert made_there.shape == made_here.shape
+    assert np.abs(made_there - made_here).max() < 1e-3, np.abs(made_there - made_here).max()
+    folder = Path(path).parent
+    assert not list(folder.glob("*.npz")) and not list(folder.glob(".promptscape-upload-*"))
+
+
+def mesh_of(obj) -> np.ndarray:
+    positions = np.empty(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", positions)
+    return positions
+
+
+def post_panorama(server, body: bytes, job: dict, length: int | None = None):
+    request = urllib.request.Request(server.url + "/v1/depth", data=body, method="POST")
+    request.add_header("Authorization", f"Bearer {server.token}")
+    request.add_header("X-Promptscape-Job", json.dumps(job))
+    if length is not None:
+        request.add_header("Content-Length", str(length))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_depth_uploads_and_models_are_bounded(server, models, tmp_path):
+    png = write_png(tmp_path / "sky.png", sky_panorama()).read_bytes()
+    for path in ("/opt/models/depth", "../depth/tiny-depth", "org/not-offered"):
+        status, answer = post_panorama(server, png, {"kind": "depth", "depth_model": path})
+        assert status == 400 and "depth_model" in answer["error"] and str(models) not in answer["error"]
+    named = {"kind": "depth", "depth_model": "tiny-depth"}
+    status, answer = post_panorama(server, b"GIF89a not a png", named)
+    assert status == 400 and "not a PNG" in answer["error"]
+    square = write_png(tmp_path / "square.png", np.full((64, 64, 3), 0.5)).read_bytes()
+    status, answer = post_panorama(server, square, named)
+    assert status == 400 and "2:1" in answer["error"]
+    status, answer = post_panorama(server, png, {"kind": "depth"}, length=1 << 30)
+    assert status == 413 and "MiB" in answer["error"]
+    status, answer = post_panorama(server, png, {"kind": "depth", "depth": "/etc/passwd"})
+    assert status == 400 and "leave them out" in answer["error"]
