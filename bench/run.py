@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import bpy  # noqa: E402  (after the environment above is set)
 import light  # noqa: E402  (bench/light.py, beside this file)
 import numpy as np  # noqa: E402
+from measure import apply_against_load, timed  # noqa: E402  (bench/, beside this file)
 from poles import pole_cost  # noqa: E402  (bench/, beside this file)
 from upscale import upscale_rows  # noqa: E402  (bench/, beside this file)
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
@@ -62,12 +63,6 @@ class Bench:
         self.rows.append({"name": name, "value": float(value), "unit": unit, "target": target, "ok": ok})
         mark = "" if ok is None else ("ok" if ok else "MISSED")
         print(f"{name:<58} {value:>10.3f} {unit:<6} {target:<14} {mark}", flush=True)
-
-
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return time.perf_counter() - start, result
 
 
 def rss_mb() -> float:
@@ -164,21 +159,7 @@ def postprocess_and_apply(bench: Bench, folder: Path):
         timed(bench.outputs.write_world, image, folder, "bench", meta, options) for _ in range(2)
     )
 
-    def force(image):
-        pixels = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
-        image.pixels.foreach_get(pixels)
-
-    def blender_load():
-        image = bpy.data.images.load(str(outputs.exr), check_existing=False)
-        force(image)
-        bpy.data.images.remove(image)
-
-    def apply():
-        world = bench.world.apply_world(new_scene(), outputs.exr, meta)
-        force(world.node_tree.nodes["Promptscape Environment"].image)
-
-    baseline = min(timed(blender_load)[0] for _ in range(REPEATS))
-    applied = min(timed(apply)[0] for _ in range(REPEATS))
+    applied, baseline = apply_against_load(bench.world.apply_world, outputs.exr, meta, REPEATS)
     bench.row("4096x2048 HDR conversion", hdr_seconds, "s")
     bench.row("4096x2048 EXR write (float32, ZIP)", exr_seconds, "s")
     bench.row("world build (apply_world + pixels)", applied, "s")

@@ -2,23 +2,11 @@
 random weights) tiled on the CPU from 512x256 to 2048x1024, and an 8K world (HDR + ZIP EXR + apply) from
 an upscaled image against Blender's own load of that EXR. Called by bench/run.py."""
 
-import resource
-import time
 from importlib import import_module
 from pathlib import Path
 
-import bpy
 import numpy as np
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return time.perf_counter() - start, result
+from measure import apply_against_load, peak_rss_mb, timed
 
 
 def smooth_sky(height: int, width: int) -> np.ndarray:
@@ -42,7 +30,7 @@ def upscale_rows(bench, addon_name: str, out: Path):
     source = smooth_sky(256, 512)
     before = peak_rss_mb()
     tiles = []
-    seconds, result = _timed(upscaler.upscale, source, model, 4, True, False,
+    seconds, result = timed(upscaler.upscale, source, model, 4, True, False,
                              on_tile=lambda done, total, partial: tiles.append(done))  # fmt: skip
     assert result.shape == (1024, 2048, 3)
     bench.row(f"Real-ESRGAN x4plus arch, 512x256 -> 2048x1024, {len(tiles)} tiles (CPU)", seconds, "s")
@@ -54,29 +42,13 @@ def upscale_rows(bench, addon_name: str, out: Path):
     resize_wrap = import_module(f"{addon_name}.generation.imaging.hdr").resize_wrap
     big = resize_wrap(smooth_sky(1024, 2048), 4096, 8192)
     meta = {"prompt": "bench 8K", "generator": "Promptscape"}
-    written_seconds, files = _timed(outputs.write_world, big, out, "bench-8k", meta)
+    written_seconds, files = timed(outputs.write_world, big, out, "bench-8k", meta)
     raw = 8192 * 4096 * 3 * 4
     share = files.exr.stat().st_size / raw
     bench.row("8192x4096 write_world: HDR, ZIP EXR, .hdr, preview, report", written_seconds, "s")
     bench.row("8K EXR size / raw float32", share, "x", "<= 0.6", share <= 0.6)
 
-    def force(image):
-        pixels = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
-        image.pixels.foreach_get(pixels)
-
-    def blender_load():
-        image = bpy.data.images.load(str(files.exr), check_existing=False)
-        force(image)
-        bpy.data.images.remove(image)
-
-    def apply():
-        scene = bpy.data.scenes.new("Bench 8K")
-        bpy.context.window.scene = scene
-        made = world.apply_world(scene, files.exr, meta)
-        force(made.node_tree.nodes["Promptscape Environment"].image)
-
-    baseline = min(_timed(blender_load)[0] for _ in range(3))
-    applied = min(_timed(apply)[0] for _ in range(3))
+    applied, baseline = apply_against_load(world.apply_world, files.exr, meta, 3)
     bench.row("8K world build (apply_world + pixels)", applied, "s")
     bench.row("8K bpy.data.images.load + pixels (baseline)", baseline, "s")
     bench.row("8K apply / Blender's own load", applied / baseline, "x", "<= 1.5", applied / baseline <= 1.5)

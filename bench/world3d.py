@@ -2,17 +2,13 @@
 depth model and with the full-size Depth Anything V2 Small architecture (random weights), and the mesh
 build against Blender's own UV sphere of the same vertex count. Called by bench/run.py."""
 
-import resource
 import time
 from importlib import import_module
 from pathlib import Path
 
 import bpy
 import numpy as np
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from measure import peak_rss_mb
 
 
 def world3d(bench, addon_name: str, cache: Path, out: Path):
