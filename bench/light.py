@@ -58,11 +58,16 @@ def world_timing(bench, folder: Path) -> None:
         result = bench.hdr.convert_panorama(ldr, options)
         convert = time.perf_counter() - start
         start = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:  # side by side, as outputs.write_world writes them
-            for name, radiance in (("light", result.radiance), ("light-sunless", result.sunless)):
+        with ThreadPoolExecutor(2) as pool:  # side by side, compressed as outputs.write_world writes them
+            writes = [
+                pool.submit(bench.image_files.write_exr, folder / "light.exr", result.radiance, {}),
                 pool.submit(
-                    bench.image_files.write_exr, folder / f"{name}.exr", radiance, {}, compression="none"
-                )
+                    bench.image_files.write_exr, folder / "light-sunless.exr", result.sunless, {},
+                    compression="none",
+                ),
+            ]  # fmt: skip
+            for write in writes:
+                write.result()
         exr = time.perf_counter() - start
         scene = bpy.data.scenes.new("bench light")
         meta = {"prompt": "bench", **bench.outputs.sun_metadata(result.sun)}

@@ -29,7 +29,6 @@ from ..generation.imaging import image_files, outputs
 
 log = logging.getLogger(__name__)
 
-FINAL_STATES = ("done", "failed", "cancelled")
 POLL_INTERVAL = 0.2
 CALL_TIMEOUT = 10.0  # one HTTP call; a server that stays silent longer is retried until `silence`
 REFUSED_GRACE = 3.0  # seconds of refused connections before the server counts as gone

@@ -22,7 +22,6 @@ from ..generation.engine.detail import NEEDS_MODEL, NEEDS_UPSCALE
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from ..generation.errors import InvalidRequest, ModelNotFound, PromptscapeError
-from ..generation.imaging import outputs
 from ..properties import sidebar_value, size_of
 from . import remote
 
@@ -99,16 +98,6 @@ def file_stem(kind: str, label: str, seed) -> str:
     """A readable, unique-enough file name stem: kind, a slug of the prompt, the seed and the time."""
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or kind
     return f"{kind}-{slug}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def hdr_options(options: dict) -> outputs.HdrOptions:
-    return outputs.HdrOptions(
-        exposure=options["exposure"],
-        sun=options["sun"],
-        sun_strength=options["sun_strength"],
-        output_width=options.get("hdr_width") or None,
-        poles="blend" if options["poles"] == "blend" else "off",  # a repair is the worker's, before this
-    )
 
 
 def blender_path(path) -> str:
@@ -201,14 +190,10 @@ def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePl
         if detail:
             raise InvalidRequest(NEEDS_UPSCALE)
         return UpscalePlan()
-    most_width, most_height = declared.MAX_UPSCALED[target]
-    if width * factor > most_width or height * factor > most_height:
-        raise InvalidRequest(
-            f"upscale={factor} would make {width}x{height} {width * factor}x{height * factor}; a {target} "
-            f"is upscaled to at most {most_width}x{most_height}: choose a smaller factor or size"
-        )
+    declared.check_upscaled_size(factor, width, height, target)
     prefs = preferences.get()
-    if options.get("server"):  # the server names and finds its own upscalers; nothing runs here
+    # Only generations go to a server, which names and finds its own upscalers: nothing to resolve here.
+    if kind in declared.GENERATE and options.get("server"):
         return UpscalePlan(factor, None, prefs.device, detail=detail)
     try:
         path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder(), prefs.allow_pickle)

@@ -22,7 +22,6 @@ from .settings import (
     build_request,
     default_options,
     file_stem,
-    hdr_options,
     merge_options,
     output_folder,
     remote_server,
@@ -55,7 +54,7 @@ def _submit(request, options: dict, kind: str, postprocess, folder: Path):
     return remote.RemoteJob(server, kind, sent, folder, stem)
 
 
-def _world_applier(scene, options: dict):
+def world_applier(scene, options: dict):
     """The apply step of a world task: into `scene`, found again when the result is ready."""
     uid = scene.session_uid
 
@@ -86,7 +85,7 @@ def start_world(scene, **overrides) -> runner.Task:
         options = world_presets.apply(preset, options, set(overrides))
     request = build_request(options, "world")
     folder = output_folder()
-    hdr = hdr_options(options)
+    hdr = outputs.hdr_options(options)
     plan = upscale_plan(options, "world", request.width, request.height)
 
     def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
@@ -97,7 +96,7 @@ def start_world(scene, **overrides) -> runner.Task:
         return outputs.write_world(image, folder, stem, job.metadata, hdr)
 
     job = _submit(request, options, "world", postprocess, folder)
-    return runner.start(runner.Task(job, "world", request.prompt, _world_applier(scene, options)))
+    return runner.start(runner.Task(job, "world", request.prompt, world_applier(scene, options)))
 
 
 def world_preset():
@@ -183,7 +182,8 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
         )
     # An HDR file is a photographed or rendered world: its poles are right as they are.
     metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
-    folder, stem, hdr = output_folder(), file_stem("world", Path(path).stem, "image"), hdr_options(options)
+    folder, stem = output_folder(), file_stem("world", Path(path).stem, "image")
+    hdr = outputs.hdr_options(options)
     plan = upscale_plan(options, "world_from_image", pixels.shape[1], pixels.shape[0])
 
     def convert(job):  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
@@ -194,7 +194,7 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
         return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
 
     job = worker.get_worker().submit_conversion(convert, metadata)
-    return runner.start(runner.Task(job, "world", Path(path).name, _world_applier(scene, options)))
+    return runner.start(runner.Task(job, "world", Path(path).name, world_applier(scene, options)))
 
 
 def upscaled_radiance(radiance, job, plan):

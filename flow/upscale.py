@@ -11,19 +11,18 @@ from ..generation.engine import worker
 from ..generation.engine.upscaler import upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
-from ..scene import images, material, world
+from ..scene import images, material
 from . import runner
 from .settings import (
     SELECT_OBJECTS,
     default_options,
     file_stem,
-    hdr_options,
     merge_options,
     output_folder,
     upscale_plan,
     without_detail,
 )
-from .start import apply_material, upscaled_radiance
+from .start import apply_material, upscaled_radiance, world_applier
 from .world3d import panorama_of
 
 ALBEDO_SUFFIX = "-albedo.png"
@@ -55,7 +54,7 @@ def start_upscale_world(scene, source, **overrides) -> runner.Task:
     plan = upscale_plan(options, "world", pixels.shape[1], pixels.shape[0])
     folder = output_folder()
     stem = file_stem("world", metadata.get("prompt", label), f"x{options['upscale']}")
-    hdr = hdr_options(options)
+    hdr = outputs.hdr_options(options)
 
     def work(job):  # the worker thread: no bpy here
         if is_hdr:
@@ -63,17 +62,9 @@ def start_upscale_world(scene, source, **overrides) -> runner.Task:
             return outputs.write_world_hdr(radiance, folder, stem, job.metadata, hdr.exposure)
         return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
 
-    uid = scene.session_uid
-
-    def apply(task):
-        target = next((s for s in bpy.data.scenes if s.session_uid == uid), None)
-        if target is None:
-            raise PromptscapeError("The scene was deleted meanwhile; the upscaled world is on disk")
-        exr = task.job.outputs.exr
-        return world.apply_world(target, exr, task.metadata, options["strength"], options["pack"])
-
     job = worker.get_worker().submit_conversion(work, metadata)
-    return runner.start(runner.Task(job, "world", f"{label} x{options['upscale']}", apply))
+    task = runner.Task(job, "world", f"{label} x{options['upscale']}", world_applier(scene, options))
+    return runner.start(task)
 
 
 def albedo_of(material) -> Path:

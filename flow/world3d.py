@@ -32,7 +32,8 @@ def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
             raise PromptscapeError(
                 f"The world {source.name!r} has no Promptscape panorama: make or apply one"
             )
-        path = Path(bpy.path.abspath(environment.image.filepath))
+        # Under a Sun lamp the world shows its sun-less file; upscales and depth start from the whole sky.
+        path = outputs.with_its_sun(Path(bpy.path.abspath(environment.image.filepath)))
         pixels, is_hdr = images.read_pixels(path)
         return pixels, is_hdr, images.metadata_of(source), source.name
     path = Path(blender_path(source))

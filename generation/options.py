@@ -59,6 +59,18 @@ class Option:
 
 G, W, M = GENERATE, WORLD, MATERIAL
 MAX_UPSCALED = {"world": (8192, 4096), "material": (4096, 4096)}  # the largest width and height upscaled
+
+
+def check_upscaled_size(factor: int, width: int, height: int, target: str) -> None:
+    """Refuse, in words, an upscale of a `target` ("world" or "material") beyond MAX_UPSCALED."""
+    most_width, most_height = MAX_UPSCALED[target]
+    if width * factor > most_width or height * factor > most_height:
+        raise InvalidRequest(
+            f"upscale={factor} would make {width}x{height} {width * factor}x{height * factor}; a {target} "
+            f"is upscaled to at most {most_width}x{most_height}: choose a smaller factor or size"
+        )
+
+
 MAX_DETAIL = 0.6  # beyond it the detail pass draws new things in each window instead of detail
 # fmt: off
 OPTIONS = (

@@ -97,7 +97,7 @@ class Engine:
             image = upscale_in_job(image, job, spec.upscale)  # records the upscale in job.metadata
             metadata = {**job.metadata, "model": spec.model_name}
             if spec.kind == "world":
-                return outputs.write_world(image, folder, "world", metadata, outputs.HdrOptions(**spec.hdr))
+                return outputs.write_world(image, folder, "world", metadata, spec.hdr)
             return outputs.write_material(image, folder, "material", metadata)
 
         try:

@@ -64,30 +64,30 @@ async def _refused(request, error: Refused):
 
 
 # Defined before the class: serve.ingress serialises the class's routes as soon as it is defined.
-async def _bounded_body(request: Request) -> bytes:
+async def _bounded_stream(request: Request, limit: int, too_big: str):
+    """The body's chunks, refused with 413 as soon as the declared or the streamed size passes `limit`."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise Refused(413, f"the request body is over {MAX_BODY // 1024} KiB")
-    body = b""
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise Refused(413, too_big)
+    received = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Refused(413, f"the request body is over {MAX_BODY // 1024} KiB")
-    return body
+        received += len(chunk)
+        if received > limit:
+            raise Refused(413, too_big)
+        yield chunk
+
+
+async def _bounded_body(request: Request) -> bytes:
+    too_big = f"the request body is over {MAX_BODY // 1024} KiB"
+    return b"".join([chunk async for chunk in _bounded_stream(request, MAX_BODY, too_big)])
 
 
 async def _upload_to(request: Request, path: Path) -> None:
     """The request body streamed into `path`, refused past MAX_UPLOAD (it is never held in memory)."""
-    declared = request.headers.get("content-length")
-    too_big = f"the panorama is over {MAX_UPLOAD // 2**20} MiB"
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD):
-        raise Refused(413, too_big)
-    written = 0
     with open(path, "wb") as file:
-        async for chunk in request.stream():
-            written += len(chunk)
-            if written > MAX_UPLOAD:
-                raise Refused(413, too_big)
+        async for chunk in _bounded_stream(
+            request, MAX_UPLOAD, f"the panorama is over {MAX_UPLOAD // 2**20} MiB"
+        ):
             file.write(chunk)
 
 
@@ -133,7 +133,10 @@ class Gateway:
     @app.get("/v1/models")
     async def list_models(self, request: Request):
         self._authorise(request)
-        return {"models": self.models.names(), "depth_models": self.models.depth_names()}
+        # Listing stats the models folder and scans the Hugging Face cache: off the loop that answers polls.
+        return await asyncio.to_thread(
+            lambda: {"models": self.models.names(), "depth_models": self.models.depth_names()}
+        )
 
     def _check_queue(self):
         if sum(job["state"] not in FINAL for job in self.jobs.values()) >= self.max_jobs:
@@ -145,7 +148,7 @@ class Gateway:
         body = await _bounded_body(request)
         self._check_queue()
         try:
-            spec = parse_job(parse_body(body), self.models)
+            spec = await asyncio.to_thread(parse_job, parse_body(body), self.models)  # as list_models
         except PromptscapeError as error:
             raise Refused(400, str(error)) from None
         return self._start(secrets.token_hex(12), spec, spec.request.steps)
@@ -159,7 +162,7 @@ class Gateway:
             raise Refused(413, f"the X-Promptscape-Job header is over {MAX_HEADER} bytes")
         self._check_queue()
         try:
-            spec = parse_depth_job(parse_body(header.encode()), self.models)
+            spec = await asyncio.to_thread(parse_depth_job, parse_body(header.encode()), self.models)
         except PromptscapeError as error:
             raise Refused(400, f"X-Promptscape-Job: {error}") from None
         job_id = secrets.token_hex(12)

@@ -67,11 +67,7 @@ class AllowedModels:
 
     def resolve(self, name: str) -> str:
         """The location the engine loads for `name`; InvalidRequest for anything not offered."""
-        if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-            raise InvalidRequest(
-                "model: name one of this server's models (GET /v1/models), not a path; "
-                f"{str(name)[:80]!r} is not a model name"
-            )
+        self._check_name("model", name)
         folders = self._folders()
         if name in folders:
             return str(folders[name])

@@ -18,6 +18,7 @@ from generation.engine.request import GenerationRequest
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from generation.engine.world_depth import MeshSettings
 from generation.errors import InvalidRequest, ModelNotFound
+from generation.imaging import outputs
 
 from .models import AllowedModels
 
@@ -29,8 +30,6 @@ MAX_TEXT = 2000  # characters of a prompt or any other text value
 KINDS = ("world", "material")
 DEPTH_KINDS = ("depth", "mesh")  # POST /v1/depth
 DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
-# Options that only shape how Blender applies the result: checked, then not needed here.
-BLENDER_SIDE = ("strength", "pack", "tiling", "normal_strength", "height_mode", "sun_lamp")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class JobSpec:
     kind: str
     request: GenerationRequest  # its model is the server's location of the named model
     model_name: str  # as the client named it: what metadata carries
-    hdr: dict  # HdrOptions fields, for worlds
+    hdr: outputs.HdrOptions | None  # for worlds
     upscale: UpscalePlan  # run on the server before the HDR and the maps, as a local job does
 
 
@@ -77,7 +76,8 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
     checked = declared.check(values, kind)
     options = {option.name: option.default for option in declared.for_kind(kind)} | checked
     width, height = DEFAULT_SIZE[kind]
-    model_name = options["model"] or (models.names()[0]["name"] if models.names() else "")
+    offered = [] if options["model"] else models.names()
+    model_name = options["model"] or (offered[0]["name"] if offered else "")
     if not model_name:
         raise InvalidRequest("model: this server offers no models yet")
     mode = "world" if kind == "world" else ("texture" if options["seamless"] else "image")
@@ -98,15 +98,7 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         memory=options["memory"],
         vae=models.vae(options["vae"]),
     ).validate()
-    hdr = {}
-    if kind == "world":
-        hdr = {
-            "exposure": options["exposure"],
-            "sun": options["sun"],
-            "sun_strength": options["sun_strength"],
-            "output_width": options["hdr_width"] or None,
-            "poles": "blend" if options["poles"] == "blend" else "off",  # a repair ran in the worker
-        }
+    hdr = outputs.hdr_options(options) if kind == "world" else None
     return JobSpec(kind, request, model_name, hdr, _upscale(options, kind, request, models))
 
 
@@ -117,12 +109,7 @@ def _upscale(options: dict, kind: str, request: GenerationRequest, models: Allow
         if detail:
             raise InvalidRequest(NEEDS_UPSCALE)
         return UpscalePlan()
-    most_width, most_height = declared.MAX_UPSCALED[kind]
-    if request.width * factor > most_width or request.height * factor > most_height:
-        raise InvalidRequest(
-            f"upscale={factor} would make {request.width}x{request.height} {request.width * factor}x"
-            f"{request.height * factor}; a {kind} is upscaled to at most {most_width}x{most_height}"
-        )
+    declared.check_upscaled_size(factor, request.width, request.height, kind)
     source, folder = models.upscaler(options["upscaler"])
     try:
         path = resolve_upscaler(source, folder)  # a curated id not downloaded here: said in words

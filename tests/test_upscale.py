@@ -186,3 +186,32 @@ def test_detail_without_a_generation_is_refused_in_words(api, errors, tiny_sd, t
     with pytest.raises(errors.InvalidRequest, match=r"detail must be a number from 0 to 0\.6"):
         api.generate_world("dunes", scene=scene, model=str(tiny_sd), upscale=2, detail=0.9, **FAST)
     assert scene_state(scene) == before
+
+
+def test_upscaling_a_sun_lamp_world_keeps_its_sun(api, tiny_esrgan, tmp_path):
+    """Under a Sun lamp the world shows its sun-less file; the upscale starts from the whole sky."""
+    scene = new_scene()
+    world = api.world_from_image(
+        str(write_png(tmp_path / "sky.png", sky_panorama())), scene=scene, sun_lamp=True
+    )
+    shown = bpy.path.abspath(environment(world).filepath)
+    assert shown.endswith("-sunless.exr"), "the test sky's sun was not found"
+    bigger = api.upscale_world(world, scene=scene, upscale=2, upscaler=str(tiny_esrgan))
+    upscaled, sunless = read_exr(bpy.path.abspath(environment(bigger).filepath)), read_exr(shown)
+    assert upscaled.max() > 10 * sunless.max()  # the sun came along
+
+
+def test_a_material_upscales_here_with_a_server_in_the_preferences(addon, api, tiny_esrgan, tmp_path):
+    """Only generations go to a server; an upscale of an existing material runs on this computer."""
+    preferences = bpy.context.preferences.addons[addon.__name__].preferences
+    saved, preferences.server = preferences.server, "http://127.0.0.1:9"  # nothing listens there
+    try:
+        new_scene()
+        bpy.ops.mesh.primitive_cube_add()
+        cube = bpy.context.active_object
+        texture = write_png(tmp_path / "rock.png", np.random.default_rng(3).uniform(0.2, 0.8, (32, 32, 3)))
+        old = api.material_from_image(str(texture), objects=[cube])
+        new = api.upscale_material(old, upscale=2, upscaler=str(tiny_esrgan))
+        assert cube.active_material == new and new["promptscape"]["upscale"] == "2"
+    finally:
+        preferences.server = saved

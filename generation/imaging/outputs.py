@@ -142,6 +142,30 @@ def _preview(ldr: np.ndarray) -> np.ndarray:
     return resize_wrap(ldr, max(1, round(height * PREVIEW_WIDTH / width)), PREVIEW_WIDTH, wrap_y=True)
 
 
+SUNLESS_SUFFIX = "-sunless.exr"  # beside `{stem}.exr`: the radiance without its sun, for a Sun lamp world
+
+
+def with_its_sun(path: Path) -> Path:
+    """The world file with its sun for `path`, which may be the sun-less one a Sun lamp world shows."""
+    path = Path(path)
+    if path.name.endswith(SUNLESS_SUFFIX):
+        full = path.with_name(path.name.removesuffix(SUNLESS_SUFFIX) + ".exr")
+        if full.is_file():
+            return full
+    return path
+
+
+def hdr_options(options: dict) -> HdrOptions:
+    """A world job's HDR settings from its options by their API names, in Blender and on a server."""
+    return HdrOptions(
+        exposure=options["exposure"],
+        sun=options["sun"],
+        sun_strength=options["sun_strength"],
+        output_width=options.get("hdr_width") or None,
+        poles="blend" if options["poles"] == "blend" else "off",  # a repair is the worker's, before this
+    )
+
+
 def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None = None) -> WorldOutputs:
     """Turn an sRGB equirectangular panorama (HxWx3 in [0, 1], rows top first) into `{stem}.exr`,
     `{stem}.hdr` and `{stem}-preview.png` in `folder`, each carrying `metadata`. Raises InvalidImage when
@@ -171,7 +195,7 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
 
 
 def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=None) -> WorldOutputs:
-    suffixes = [".exr", ".hdr", "-preview.png", "-sunless.exr"]
+    suffixes = [".exr", ".hdr", "-preview.png", SUNLESS_SUFFIX]
     stem, (exr, hdr_path, preview, sunless_exr) = image_files.unique_stem(folder, stem, suffixes)
     text = {str(k): str(v) for k, v in (metadata or {}).items()}
     # numpy, zlib and file writes release the GIL: the files and the report are made side by side.

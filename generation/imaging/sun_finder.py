@@ -28,12 +28,11 @@ SEARCH_TURBIDITY = 3.0
 
 @dataclass(frozen=True)
 class SkyAnalysis:
-    """What the sky shows: the sun's direction (None: no sun), the fitted turbidity, whether the sky is
-    a blue daylight sky, and the analysis-resolution samples of the unclipped sky the fit used."""
+    """What the sky shows: the sun's direction (None: no sun), the fitted turbidity, and the
+    analysis-resolution samples of the unclipped sky the fit used."""
 
     sun: np.ndarray | None
     turbidity: float
-    daylight: bool
     directions: np.ndarray  # Nx3 unit vectors of unclipped sky samples
     rgb: np.ndarray  # Nx3 linear values there
     weights: np.ndarray  # N solid angle x cos(zenith)
@@ -99,7 +98,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
     if found is not None and found[2] < np.sin(np.radians(0.5)):
         found = None if sun != "on" else _lift(found)
     turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
-    return SkyAnalysis(found, turbidity, daylight, *samples)
+    return SkyAnalysis(found, turbidity, *samples)
 
 
 def _lift(direction: np.ndarray) -> np.ndarray:
