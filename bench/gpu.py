@@ -12,6 +12,7 @@ CUDA is available. Random full-size weights from the published configs, so nothi
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vae_memory import ROOT, _print_row, source_module
+from measure import print_row
+from vae_memory import ROOT, source_module
 
 CAPS_GB = (12, 8, 6)
 REPEATS = 3
@@ -29,7 +31,7 @@ GB = 2**30
 
 
 class Pass:
-    def __init__(self, device: str, steps: int, row=_print_row):
+    def __init__(self, device: str, steps: int, row=print_row):
         import torch
 
         self.torch, self.device, self.steps, self.row, self.rows = torch, device, steps, row, []
@@ -207,15 +209,19 @@ def build_model(kind: str, tiny: bool, device: str) -> str:
 
 
 def gpu_pass(device="cuda", kind="sdxl", sizes=((2048, 1024), (4096, 2048)), steps=20, tiny=False,
-             row=_print_row):  # fmt: skip
+             row=print_row):  # fmt: skip
     """Every figure of the pass, printed as rows; returns the rows."""
     bench = Pass(device, steps, row)
     model = build_model(kind, tiny, device)
-    for width, height in sizes:
-        bench.size_pass(model, width, height)
-    if device == "cuda":
-        bench.caps(model, *sizes[0])
-    bench.worker.shutdown_worker()
+    try:
+        for width, height in sizes:
+            bench.size_pass(model, width, height)
+        if device == "cuda":
+            bench.caps(model, *sizes[0])
+    finally:
+        bench.worker.shutdown_worker()
+        if not tiny:  # a full-size SDXL folder is several GB of random weights: not worth keeping
+            shutil.rmtree(model, ignore_errors=True)
     return bench.rows
 
 

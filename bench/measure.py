@@ -1,10 +1,9 @@
-"""What the bench rows share: a timed call, the peak RSS, and a world's build against Blender's own load of
-its EXR (the baseline every apply figure is a ratio of)."""
+"""What the bench rows share: a timed call, the peak RSS, a row of the table, and a world's build against
+Blender's own load of its EXR (the baseline every apply figure is a ratio of). Only the last needs bpy."""
 
 import resource
 import time
 
-import bpy
 import numpy as np
 
 
@@ -13,6 +12,11 @@ def timed(function, *args, **kwargs):
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - start, result
+
+
+def print_row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> None:
+    mark = "" if ok is None else ("ok" if ok else "MISSED")
+    print(f"{name:<58} {value:>10.3f} {unit:<6} {target:<14} {mark}", flush=True)
 
 
 def peak_rss_mb() -> float:
@@ -28,6 +32,7 @@ def _read_pixels(image) -> None:
 def apply_against_load(apply_world, exr, meta: dict, repeats: int) -> tuple[float, float]:
     """(best seconds of `apply_world(scene, exr, meta)` on a new scene with its pixels read, best seconds of
     bpy.data.images.load of the same EXR with its pixels read), each the best of `repeats`."""
+    import bpy
 
     def blender_load():
         image = bpy.data.images.load(str(exr), check_existing=False)

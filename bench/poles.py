@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vae_memory import ROOT, _print_row, source_module
+from measure import print_row
+from vae_memory import ROOT, source_module
 
 TARGET = 1.25
 
@@ -73,7 +74,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    pole_cost(_print_row, args.steps, args.device)
+    pole_cost(print_row, args.steps, args.device)
     return 0
 
 

@@ -27,18 +27,16 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="prompts
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import bpy  # noqa: E402  (after the environment above is set)
+import gpu  # noqa: E402  (bench/, beside this file, as the imports above)
 import light  # noqa: E402  (bench/light.py, beside this file)
 import numpy as np  # noqa: E402
-from measure import apply_against_load, timed  # noqa: E402  (bench/, beside this file)
+import vae_memory  # noqa: E402
+from measure import apply_against_load, print_row, timed  # noqa: E402  (bench/, beside this file)
 from poles import pole_cost  # noqa: E402  (bench/, beside this file)
 from upscale import upscale_rows  # noqa: E402  (bench/, beside this file)
 from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
 import blender_tools  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-import gpu  # noqa: E402
-import vae_memory  # noqa: E402
 
 SIZE = {"width": 512, "height": 256, "steps": 20, "seed": 3}
 REPEATS = 7
@@ -61,8 +59,7 @@ class Bench:
     def row(self, name: str, value: float, unit: str, target: str = "", ok: bool | None = None):
         ok = None if ok is None else bool(ok)
         self.rows.append({"name": name, "value": float(value), "unit": unit, "target": target, "ok": ok})
-        mark = "" if ok is None else ("ok" if ok else "MISSED")
-        print(f"{name:<58} {value:>10.3f} {unit:<6} {target:<14} {mark}", flush=True)
+        print_row(name, value, unit, target, ok)
 
 
 def rss_mb() -> float:

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from measure import print_row  # bench/, beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 TILE = 512
 # (decoder, width, height): plain at 4096x2048 needs about 46 GiB, so it is never run.
@@ -107,11 +109,6 @@ def cpu_pass(row, cases=CASES) -> list[dict]:
     return results
 
 
-def _print_row(name, value, unit, target="", ok=None):
-    mark = "" if ok is None else ("ok" if ok else "MISSED")
-    print(f"{name:<58} {value:>10.3f} {unit:<6} {target:<14} {mark}", flush=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", nargs=3, metavar=("DECODER", "WIDTH", "HEIGHT"))
@@ -125,7 +122,7 @@ def main() -> int:
     if args.sizes:
         sizes = [tuple(map(int, size.split("x"))) for size in args.sizes]
         cases = [(decoder, w, h) for w, h in sizes for decoder in ("plain", "tiled", "lean")]
-    cpu_pass(_print_row, cases)
+    cpu_pass(print_row, cases)
     return 0
 
 

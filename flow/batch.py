@@ -8,7 +8,6 @@ is reported and the batch goes on; the summary is printed and written to DIR/sum
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -16,14 +15,14 @@ import bpy
 
 from ..generation.errors import InvalidRequest, PromptscapeError
 from . import runner, start
+from .settings import slug
 
 MAX_LINE = 64 * 1024
 SWATCH = "Promptscape Swatch"  # carries a material when the line names no objects
 
 
 def line_name(number: int, prompt: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "job"
-    return f"{number:04d}-{slug}"
+    return f"{number:04d}-{slug(prompt, 'job')}"
 
 
 def parse_line(text: str) -> dict:

@@ -94,10 +94,14 @@ def output_folder() -> Path:
     return folder
 
 
+def slug(text: str, fallback: str) -> str:
+    """`text` as a short file-name part: lower-case letters and digits joined by dashes, or `fallback`."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or fallback
+
+
 def file_stem(kind: str, label: str, seed) -> str:
     """A readable, unique-enough file name stem: kind, a slug of the prompt, the seed and the time."""
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or kind
-    return f"{kind}-{slug}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{kind}-{slug(label, kind)}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def blender_path(path) -> str:

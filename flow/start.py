@@ -183,18 +183,25 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
     # An HDR file is a photographed or rendered world: its poles are right as they are.
     metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
     folder, stem = output_folder(), file_stem("world", Path(path).stem, "image")
-    hdr = outputs.hdr_options(options)
     plan = upscale_plan(options, "world_from_image", pixels.shape[1], pixels.shape[0])
+    convert = world_conversion(pixels, is_hdr, plan, folder, stem, outputs.hdr_options(options))
+    job = worker.get_worker().submit_conversion(convert, metadata)
+    return runner.start(runner.Task(job, "world", Path(path).name, world_applier(scene, options)))
 
-    def convert(job):  # in the worker thread, which keeps a 4K or 8K conversion off Blender's UI: no bpy here
+
+def world_conversion(pixels, is_hdr: bool, plan, folder: Path, stem: str, hdr: outputs.HdrOptions):
+    """The worker's part of a world made from an image (World from Image, an upscale): the panorama or the
+    HDR upscaled, then its files. In the worker thread, which keeps a 4K or 8K conversion off Blender's
+    UI: no bpy here."""
+
+    def convert(job):
         if is_hdr:
             radiance = upscaled_radiance(pixels, job, plan)
             exposure, width = hdr.exposure, hdr.output_width
             return outputs.write_world_hdr(radiance, folder, stem, job.metadata, exposure, width)
         return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
 
-    job = worker.get_worker().submit_conversion(convert, metadata)
-    return runner.start(runner.Task(job, "world", Path(path).name, world_applier(scene, options)))
+    return convert
 
 
 def upscaled_radiance(radiance, job, plan):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import bpy
 
+from ..generation import options as declared
 from ..generation.engine import worker
 from ..generation.engine.upscaler import upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
@@ -22,7 +23,7 @@ from .settings import (
     upscale_plan,
     without_detail,
 )
-from .start import apply_material, upscaled_radiance, world_applier
+from .start import apply_material, world_applier, world_conversion
 from .world3d import panorama_of
 
 ALBEDO_SUFFIX = "-albedo.png"
@@ -32,8 +33,6 @@ def _factor(overrides: dict, kind: str, width: int, height: int) -> dict:
     """Without an explicit `upscale`, the largest factor that stays within the size limit."""
     if "upscale" in overrides:
         return overrides
-    from ..generation import options as declared
-
     most_width, most_height = declared.MAX_UPSCALED[kind]
     fitting = [f for f in declared.UPSCALE_FACTORS if width * f <= most_width and height * f <= most_height]
     if max(fitting, default=1) == 1:
@@ -54,15 +53,8 @@ def start_upscale_world(scene, source, **overrides) -> runner.Task:
     plan = upscale_plan(options, "world", pixels.shape[1], pixels.shape[0])
     folder = output_folder()
     stem = file_stem("world", metadata.get("prompt", label), f"x{options['upscale']}")
-    hdr = outputs.hdr_options(options)
-
-    def work(job):  # the worker thread: no bpy here
-        if is_hdr:
-            radiance = upscaled_radiance(pixels, job, plan)  # records the upscale in job.metadata
-            return outputs.write_world_hdr(radiance, folder, stem, job.metadata, hdr.exposure)
-        return outputs.write_world(upscale_in_job(pixels, job, plan), folder, stem, job.metadata, hdr)
-
-    job = worker.get_worker().submit_conversion(work, metadata)
+    convert = world_conversion(pixels, is_hdr, plan, folder, stem, outputs.hdr_options(options))
+    job = worker.get_worker().submit_conversion(convert, metadata)
     task = runner.Task(job, "world", f"{label} x{options['upscale']}", world_applier(scene, options))
     return runner.start(task)
 

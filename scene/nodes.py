@@ -46,3 +46,19 @@ def link(tree, from_socket, to_socket):
     for old in list(to_socket.links):
         tree.links.remove(old)
     tree.links.new(from_socket, to_socket)
+
+
+def follow_world_rotation(obj, world, offset: float | None = None) -> None:
+    """A driver on `obj`'s Z rotation: minus our Mapping node's Z rotation in `world`, plus `offset`
+    radians. The Mapping node rotates the lookup vector, so the picture, and what stands for something
+    in it (the world mesh, the Sun lamp), turns the other way."""
+    obj.driver_remove("rotation_euler", 2)
+    driver = obj.driver_add("rotation_euler", 2).driver
+    driver.type = "SCRIPTED"
+    variable = driver.variables.new()
+    variable.name = "turn"
+    variable.targets[0].id_type = "WORLD"
+    variable.targets[0].id = world
+    variable.targets[0].data_path = f'node_tree.nodes["{PREFIX}Mapping"].inputs["Rotation"].default_value[2]'
+    # A simple expression: Blender evaluates it without running Python.
+    driver.expression = "-turn" if offset is None else f"{offset:.6f} - turn"

@@ -54,17 +54,7 @@ def apply_sun_lamp(scene, world, metadata: dict, strength: float):
     # A Sun lamp shines down its local -Z: tilt +Z from the zenith toward the sun, then turn it round.
     lamp.rotation_mode = "XYZ"
     lamp.rotation_euler = (0.0, math.pi / 2 - elevation, azimuth)
-    lamp.driver_remove("rotation_euler", 2)
-    driver = lamp.driver_add("rotation_euler", 2).driver
-    driver.type = "SCRIPTED"
-    variable = driver.variables.new()
-    variable.name = "turn"
-    variable.targets[0].id_type = "WORLD"
-    variable.targets[0].id = world
-    variable.targets[
-        0
-    ].data_path = f'node_tree.nodes["{nodes.PREFIX}Mapping"].inputs["Rotation"].default_value[2]'
-    driver.expression = f"{azimuth:.6f} - turn"  # a simple expression: no Python needed to evaluate it
+    nodes.follow_world_rotation(lamp, world, azimuth)
     return lamp
 
 

@@ -69,7 +69,7 @@ def apply_world_mesh(scene, arrays, metadata: dict):
         raise
     for flag in HIDDEN_FROM:
         setattr(obj, flag, False)
-    _follow_world_rotation(obj, scene.world)
+    nodes.follow_world_rotation(obj, scene.world)
     images.tag(obj, metadata)
     obj[MARK] = True
     if previous is not None:  # ours, made earlier: the new one replaces it
@@ -83,19 +83,3 @@ def apply_world_mesh(scene, arrays, metadata: dict):
 def find_world_mesh(scene):
     """The world mesh Promptscape put in `scene`, or None."""
     return next((obj for obj in scene.objects if obj.get(MARK)), None)
-
-
-def _follow_world_rotation(obj, world_datablock):
-    """A driver: the mesh turns by minus the Mapping node's Z rotation, as the world appears to turn
-    (the Mapping node rotates the lookup vector, so the picture turns the other way)."""
-    curve = obj.driver_add("rotation_euler", 2)
-    driver = curve.driver
-    driver.type = "SCRIPTED"
-    variable = driver.variables.new()
-    variable.name = "turn"
-    variable.targets[0].id_type = "WORLD"
-    variable.targets[0].id = world_datablock
-    variable.targets[
-        0
-    ].data_path = f'node_tree.nodes["{nodes.PREFIX}Mapping"].inputs["Rotation"].default_value[2]'
-    driver.expression = "-turn"  # a simple expression: Blender evaluates it without running Python

@@ -67,20 +67,24 @@ def decode_latents(pipe, latents, plan: MemoryPlan, wrap_x: bool, wrap_y: bool) 
     Seamless padding for the plain decode comes from the caller's `seamless()` block; the tiled decode
     wraps by itself.
     """
-    with vae_ready(pipe, plan.tile is not None) as vae:
-        latents = unscaled(vae, latents.to(pipe._execution_device, vae.dtype))
-        if plan.tile is None:
-            image = vae.decode(latents, return_dict=False)[0]
-        else:
-            tiling = tiled_vae.Tiling(plan.tile, wrap_x, wrap_y, plan.storage, plan.lean)
-            image = tiled_vae.decode(vae, latents, tiling)
-    return np.asarray(pipe.image_processor.postprocess(image, output_type="np")[0], dtype=np.float32)
+    if plan.tile is not None:
+        return decode_tiled(
+            pipe, latents, tiled_vae.Tiling(plan.tile, wrap_x, wrap_y, plan.storage, plan.lean)
+        )
+    with vae_ready(pipe, tiled=False) as vae:
+        image = vae.decode(unscaled(vae, latents.to(pipe._execution_device, vae.dtype)), return_dict=False)[0]
+    return _as_array(pipe, image)
 
 
 def decode_tiled(pipe, latents, tiling: tiled_vae.Tiling) -> np.ndarray:
     """As decode_latents, always through the wrap-exact tiles (they wrap as `tiling` says)."""
     with vae_ready(pipe, tiled=True) as vae:
         image = tiled_vae.decode(vae, unscaled(vae, latents.to(pipe._execution_device, vae.dtype)), tiling)
+    return _as_array(pipe, image)
+
+
+def _as_array(pipe, image) -> np.ndarray:
+    """The first image of a decoded batch as the pipelines post-process it, float32 HxWx3 in [0, 1]."""
     return np.asarray(pipe.image_processor.postprocess(image, output_type="np")[0], dtype=np.float32)
 
 

@@ -23,7 +23,6 @@ from . import decoding, tiled_vae
 
 OVERLAP = 4  # a window overlaps its neighbours by a quarter of its side
 SEED_OFFSET = 2  # the detail pass's noise: the request's seed + 2 (+1 is the pole repair's)
-PREVIEW_INTERVAL = 0.25  # seconds between previews, as the worker's step previews
 
 
 def detail_steps(steps: int, strength: float) -> int:
@@ -239,7 +238,7 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
 
     def on_step(latents):
         now = time.perf_counter()
-        if now - shown["at"] >= PREVIEW_INTERVAL:
+        if now - shown["at"] >= previews.PREVIEW_INTERVAL:
             job.preview, shown["at"] = previews.latents_to_rgb(latents, sdxl), now
 
     job.stage = "adding detail"
@@ -261,16 +260,14 @@ def vae_tiling(
     one tile's)."""
     from . import devices, memory_plan
 
-    request, size = job.resolved, getattr(job, "model_size", None)
-    placement = job.plan.placement if job.plan is not None else "device"
+    request = job.resolved  # a generation's job: its plan and model size are set before its pipe
     device = devices.resolve_device(request.device)
     precision = devices.resolve_precision(device, request.precision)
     budget, what = devices.memory_budget(device), f"adding detail at {width}x{height}"
     try:
-        if size is None:
-            raise memory_plan.DoesNotFit(what)
         plan = memory_plan.plan_stage(
-            size, width, height, device, precision, budget, request.memory, placement, what, window_pixels
+            job.model_size, width, height, device, precision, budget, request.memory, job.plan.placement,
+            what, window_pixels,
         )  # fmt: skip
     except memory_plan.DoesNotFit:
         return tiled_vae.Tiling(512, wrap_x, wrap_y, "cpu", lean=True)

@@ -59,6 +59,11 @@ class Candidate:
     storage: str | None = None  # where whole feature maps of a tiled pass live ("cpu" off the device)
     lean: bool = False  # the tiled pass recomputes its largest maps instead of storing them
 
+    @property
+    def placement(self) -> str:
+        """Where the weights are: "device", or moved by "offload" or "sequential" offload."""
+        return self.name if self.name in ("offload", "sequential") else "device"
+
 
 @dataclass(frozen=True)
 class MemoryPlan:
@@ -140,7 +145,7 @@ def choose(candidates, budget_bytes: int | None, memory: str = "auto", what: str
         chosen.tile,
         chosen.storage,
         _fallbacks(chosen, candidates[fitting[0] + 1 :]),
-        chosen.name if chosen.name in ("offload", "sequential") else "device",
+        chosen.placement,
         chosen.lean,
     )
 
@@ -242,17 +247,20 @@ def plan_stage(
     candidates = [
         candidate
         for candidate in generation_candidates(model, width, height, device, precision, True, denoised_pixels)
-        if (candidate.name if candidate.name in ("offload", "sequential") else "device") == placement
+        if candidate.placement == placement
     ]
     return choose(candidates, budget_bytes, memory, what)
 
 
+def estimate_gb(model: ModelSize, width: int, height: int, precision: str = "fp16") -> tuple[float, float]:
+    """GB of a CUDA GPU a job needs (with the margin): everything resident, and with the lowest plan."""
+    candidates = generation_candidates(model, width, height, "cuda", precision)
+    lowest = min(candidates, key=lambda c: c.peak_bytes)
+    return candidates[0].peak_bytes * MARGIN / GIB, lowest.peak_bytes * MARGIN / GIB
+
+
 def estimate_text(model: ModelSize, width: int, height: int, precision: str = "fp16") -> str:
     """What the panel shows before Generate: the whole-pipeline peak and the lowest plan's."""
-    whole = generation_candidates(model, width, height, "cuda", precision)
-    lowest = min(whole, key=lambda c: c.peak_bytes)
+    whole, lowest = estimate_gb(model, width, height, precision)
     mark = "" if model.measured else "~"
-    return (
-        f"Memory {mark}{whole[0].peak_bytes * MARGIN / GIB:.1f} GB whole, "
-        f"{mark}{lowest.peak_bytes * MARGIN / GIB:.1f} GB lowest"
-    )
+    return f"Memory {mark}{whole:.1f} GB whole, {mark}{lowest:.1f} GB lowest"

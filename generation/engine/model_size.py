@@ -18,6 +18,7 @@ from .models import (
     _cached_vae_folder,
     _model_index,
     check_safetensors,
+    is_xl_checkpoint,
     resolve_source,
     resolve_vae,
 )
@@ -59,7 +60,7 @@ def _vae_upcasts(folder: Path | None, default: bool) -> bool:
 def size_of(source: ModelSource, vae: ModelSource | None = None) -> ModelSize:
     """The parameter counts of a resolved model; SDXL's own VAE upcasts, a replacement as its config says."""
     if source.kind == "file":
-        family = "sdxl" if "xl" in Path(source.location).name.lower() else "sd"
+        family = "sdxl" if is_xl_checkpoint(Path(source.location)) else "sd"  # as the loader decides
         size = FAMILIES[family]
     else:
         folder, index = _model_index(source)

@@ -288,12 +288,19 @@ def _local_config(path: Path) -> Path | None:
     return None
 
 
+def is_xl_checkpoint(path: Path) -> bool:
+    """Whether a single-file checkpoint is SDXL, read from its .safetensors header (no torch): SDXL has a
+    second text encoder. Other files count as SD 1.x."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return False
+    return any(key.startswith("conditioner.embedders.1") for key in check_safetensors(path))
+
+
 def _load_single_file(path: Path, source: ModelSource, dtype, extra: dict):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    is_xl = False
-    if path.suffix.lower() == ".safetensors":
-        is_xl = any(key.startswith("conditioner.embedders.1") for key in check_safetensors(path))
+    is_xl = is_xl_checkpoint(path)
     pipeline_class = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
     config = _local_config(path)
     kwargs = {"dtype": dtype, "local_files_only": not source.allow_download, **extra}
@@ -357,7 +364,7 @@ class PipelineCache:
             return self._pipe, 0.0, True
         self._unload_locked()
         start = time.perf_counter()
-        pipe = load_pipeline(source, precision, vae) if vae is not None else load_pipeline(source, precision)
+        pipe = load_pipeline(source, precision, vae)
         placement = devices.place_pipeline(pipe, device, placement)
         seconds = time.perf_counter() - start
         log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)

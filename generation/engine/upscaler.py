@@ -22,13 +22,13 @@ import numpy as np
 from ..errors import Cancelled, InvalidRequest, ModelLoadError, ModelNotFound, missing_dependency
 from ..imaging.hdr import resize_wrap
 from ..setup.upscalers import CURATED
+from . import previews
 from .models import pickle_refused
 
 log = logging.getLogger(__name__)
 
 FACTORS = (1, 2, 4)
 PREVIEW_WIDTH = 512
-PREVIEW_INTERVAL = 0.25  # seconds between previews, as the worker's step previews
 PAD = 16  # input pixels of context around a tile (Real-ESRGAN's own tiling uses 10)
 BLEND = 8  # input pixels over which neighbouring tiles cross-fade; at most PAD
 WEIGHT_SUFFIXES = (".safetensors", ".pth")
@@ -169,12 +169,6 @@ def load_upscaler(path: Path, device: str = "cpu") -> Upscaler:
         _cache.clear()
         _cache[key] = loaded
     return loaded
-
-
-def free_upscaler() -> None:
-    """Drop the cached upscaler (its memory goes back)."""
-    with _cache_lock:
-        _cache.clear()
 
 
 def _source_indices(start: int, stop: int, size: int, wrap: bool) -> np.ndarray:
@@ -355,7 +349,7 @@ def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
     def on_tile(done, total, partial):
         job.step, job.steps, job.stage = done, total, f"upscaling, tile {done} of {total}"
         now = time.perf_counter()
-        if now - shown["at"] >= PREVIEW_INTERVAL or done == total:
+        if now - shown["at"] >= previews.PREVIEW_INTERVAL or done == total:
             job.preview, shown["at"] = preview_of(partial), now
 
     start = time.perf_counter()

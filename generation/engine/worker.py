@@ -27,7 +27,6 @@ STATES = ("queued", "loading", "running", "postprocessing", "done", "failed", "c
 BUSY_STATES = ("loading", "running", "postprocessing")
 FINAL_STATES = ("done", "failed", "cancelled")
 # Previews are cheap but not free, and the panel redraws a few times a second at most.
-PREVIEW_INTERVAL = 0.25
 
 
 class _CancelRequested(Exception):
@@ -325,13 +324,12 @@ class Worker:
 
         generator = torch.Generator(device=device).manual_seed(request.seed)
         sdxl = "XL" in type(pipe).__name__
-        last = {"preview": 0.0, "step": None}
+        last = {"preview": 0.0}
 
         def on_step_end(pipeline, index, timestep, tensors):
             now = time.perf_counter()
             job.step, job.steps = index + 1, getattr(pipeline, "num_timesteps", job.steps)
-            last["step"] = now
-            if now - last["preview"] >= PREVIEW_INTERVAL or job.step == job.steps:
+            if now - last["preview"] >= previews.PREVIEW_INTERVAL or job.step == job.steps:
                 job.preview = previews.latents_to_rgb(tensors["latents"], sdxl)
                 last["preview"] = now
             hook = self.step_hook

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..errors import InvalidImage
 from . import image_files
-from .hdr import HdrOptions, convert_panorama, linear_to_srgb, resize_panorama, resize_wrap
+from .hdr import HdrOptions, convert_panorama, resize_panorama, resize_wrap, to_display
 from .pbr import texture_to_pbr
-from .quality import lit_shadow_ratio, luminance, material_report, world_report
+from .quality import lit_shadow_ratio, material_report, world_report
 
 __all__ = [
     "HdrOptions",
@@ -222,10 +222,9 @@ def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=No
 
 def display_srgb(radiance: np.ndarray) -> np.ndarray:
     """Radiance as a picture: the median sky at mid grey, highlights rolled off (Reinhard), then sRGB.
-    The previews of HDR inputs, what a depth model sees of an HDR world and the cube faces' PNGs."""
-    sky = luminance(radiance[: max(1, radiance.shape[0] // 2)])
-    exposed = radiance * np.float32(0.18 / max(float(np.median(sky)), 1e-9))
-    return linear_to_srgb(exposed / (1.0 + exposed))
+    The previews of HDR inputs, what a depth model sees of an HDR world and the cube faces' PNGs: the
+    upscaler's display encoding (hdr.to_display), without what would invert it."""
+    return to_display(radiance)[0]
 
 
 def write_world_hdr(

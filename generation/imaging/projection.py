@@ -25,7 +25,7 @@ FACES = {
 }
 
 
-def equirect_directions(height: int, width: int) -> np.ndarray:
+def equirect_directions(height: int, width: int, dtype=np.float32) -> np.ndarray:
     """Unit directions (H, W, 3) of every pixel centre of an equirectangular image."""
     elevation = np.pi * (0.5 - (np.arange(height) + 0.5) / height)
     azimuth = 2.0 * np.pi * (0.5 - (np.arange(width) + 0.5) / width)
@@ -33,7 +33,7 @@ def equirect_directions(height: int, width: int) -> np.ndarray:
     return np.stack(
         np.broadcast_arrays(cos_e * np.cos(azimuth), cos_e * np.sin(azimuth), np.sin(elevation)[:, None]),
         axis=-1,
-    ).astype(np.float32)
+    ).astype(dtype)
 
 
 def direction_to_pixel(directions: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .projection import equirect_directions
+
 # Rec.709 luminance weights of linear RGB.
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
@@ -313,9 +315,7 @@ def material_report(maps) -> dict:
 def panorama_directions(height: int, width: int) -> np.ndarray:
     """World-space unit direction (HxWx3) of each pixel centre in Blender's equirectangular mapping:
     u = 0.5 - atan2(y, x) / 2pi, so the image centre looks along +X and the left edge along -X."""
-    el = elevations(height)[:, None]
-    az = np.pi - 2.0 * np.pi * (np.arange(width) + 0.5)[None, :] / width
-    return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], -1)
+    return equirect_directions(height, width, np.float64)
 
 
 def direction_angles(direction: np.ndarray) -> tuple[float, float]:

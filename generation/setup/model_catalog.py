@@ -48,9 +48,8 @@ class CatalogModel:
 
 
 def _estimate(size: memory_plan.ModelSize, which: str) -> float:
-    candidates = memory_plan.generation_candidates(size, size.native, size.native, "cuda", "fp16")
-    chosen = candidates[0] if which == "full" else min(candidates, key=lambda c: c.peak_bytes)
-    return round(chosen.peak_bytes * memory_plan.MARGIN / memory_plan.GIB, 1)
+    whole, lowest = memory_plan.estimate_gb(size, size.native, size.native)
+    return round(whole if which == "full" else lowest, 1)
 
 
 @dataclass(frozen=True)
