@@ -168,7 +168,7 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
             ).model = entry.repo_id
             row.label(text=entry.note)
         self.draw_world_models(box)
-        cached = model_catalog.cached_models()
+        cached = model_catalog.cached_models(wait=False)
         if cached:
             box.label(text="In the local cache (work offline):")
             for repo_id in cached:
@@ -189,7 +189,7 @@ def draw_world_models_box(prefs, box):
     box.prop(prefs, "world_model")
     for preset in world_presets.PRESETS:
         row = box.row()
-        here = world_presets.is_downloaded(preset)
+        here = world_presets.is_downloaded(preset, wait=False)
         row.label(text=f"{preset.name}: {preset.width}x{preset.height}, '{preset.trigger}'", icon="WORLD")
         if here:
             row.label(text="Downloaded", icon="CHECKMARK")

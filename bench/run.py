@@ -11,6 +11,7 @@ With CUDA available the real-size GPU pass (bench/gpu.py: memory plans, random f
 
 import argparse
 import concurrent.futures
+import dataclasses
 import gc
 import json
 import os
@@ -74,13 +75,19 @@ def new_scene():
 
 
 def generation_overhead(bench: Bench, model: str, device: str, precision: str, label: str = ""):
-    """1. The same request through Promptscape and as a bare pipe() call on the same loaded pipeline."""
+    """1. The same request through Promptscape and as bare diffusers calls on the same loaded pipeline,
+    stage by stage: every job's timings split load, text encoding, denoise, decode, poles, post-processing
+    and applying, so each row compares like with like (pole repair is off except in its own row)."""
     worker = bench.worker.get_worker()
-    common = {"model": model, "device": device, "precision": precision, **SIZE}
+    common = {"model": model, "device": device, "precision": precision, "poles": "off", **SIZE}
     request = bench.request.GenerationRequest(prompt="a bench sky", mode="image", **common)
-    bench.worker.get_worker().submit(request).wait()  # loads the model into the cache
+    worker.submit(request).wait()  # loads the model into the cache
     source = bench.models.resolve_source(model)
     pipe, _, _ = worker.cache.get(source, device, precision)
+    repair = bench.request.GenerationRequest(
+        prompt="a bench sky", mode="world", **{**common, "poles": "repair"}
+    )
+    inpaint_bare = bare_pole_inpainting(bench, pipe, repair, device)
 
     def bare():
         import torch
@@ -92,47 +99,78 @@ def generation_overhead(bench: Bench, model: str, device: str, precision: str, l
     # Like the worker, one long-lived thread: a new thread per call pays for a new OpenMP team each time.
     bare_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
-    def bare_in_thread():
-        bare_thread.submit(bare).result()
+    def in_thread(function):
+        return lambda: bare_thread.submit(function).result()
 
-    def through_worker(mode):
-        job = worker.submit(bench.request.GenerationRequest(prompt="a bench sky", mode=mode, **common))
+    def through_worker(job_request):
+        job = worker.submit(job_request)
         job.wait()
-        return job.elapsed
-
-    glue = []
+        return job.elapsed, dict(job.timings)
 
     def through_api():
         generation = bench.api.generate_world("a bench sky", scene=new_scene(), wait=False, **common)
         seconds, _ = timed(generation.result)
-        timings = generation.timings
-        seconds -= timings["postprocess"] + timings["apply"]
-        inside_pipe = timings["denoise"] + timings["decode"]
-        glue.append((seconds - inside_pipe) / inside_pipe)
-        return seconds
+        return seconds, generation.timings
 
-    variants = {"main": bare, "thread": bare_in_thread, "image": lambda: through_worker("image"),
-                "world": lambda: through_worker("world"), "api": through_api}  # fmt: skip
+    variants = {
+        "main": bare, "thread": in_thread(bare), "inpaint": in_thread(inpaint_bare),
+        "image": lambda: through_worker(request),
+        "world": lambda: through_worker(dataclasses.replace(request, mode="world")),
+        "repair": lambda: through_worker(repair), "api": through_api,
+    }  # fmt: skip
     samples = {key: [] for key in variants}
     for _ in range(REPEATS):  # interleaved, so drifts of the shared machine hit every variant alike
         for key, run in variants.items():
             seconds, value = timed(run)
-            samples[key].append(value if key in ("image", "world", "api") else seconds)
+            samples[key].append(value if isinstance(value, tuple) else (seconds, {}))
     # The fastest of each: on a shared machine the noise only ever adds time, so the minimum is the cost.
-    best = {key: min(values) for key, values in samples.items()}
+    best = {key: min(values, key=lambda sample: sample[0]) for key, values in samples.items()}
+    seconds = {key: value[0] for key, value in best.items()}
     size = f"{SIZE['width']}x{SIZE['height']} x{SIZE['steps']}"
-    bench.row(f"{label}bare pipe() {size}, main thread", best["main"], "s")
-    bench.row(f"{label}bare pipe() {size}, a background thread", best["thread"], "s")
-    ratio = best["image"] / best["thread"]
+    bench.row(f"{label}bare pipe() {size}, main thread", seconds["main"], "s")
+    bench.row(f"{label}bare pipe() {size}, a background thread", seconds["thread"], "s")
+    for stage in ("encode", "denoise", "decode"):
+        bench.row(f"{label}  worker job's {stage}", best["image"][1][stage], "s")
+    ratio = seconds["image"] / seconds["thread"]
     bench.row(f"{label}worker job, no wrap / bare in a thread", ratio, "x", "<= 1.03", ratio <= 1.03)
-    bench.row(f"{label}worker job, world wrap / no wrap", best["world"] / best["image"], "x", "(wrap cost)")
-    ratio = best["api"] / best["thread"]
     bench.row(
-        f"{label}api world - postprocess - apply / bare in a thread", ratio, "x", "<= 1.03", ratio <= 1.03
+        f"{label}worker job, world wrap / no wrap", seconds["world"] / seconds["image"], "x", "(wrap cost)"
     )
+    poles = min(timings.get("poles", float("inf")) for _, timings in samples["repair"])
+    # The repair also projects the caps to the cube and back and blends them (numpy): not glue, its own work.
+    bench.row(
+        f"{label}pole repair / its bare inpainting calls", poles / seconds["inpaint"], "x", "(projection)"
+    )
+    api, timings = best["api"]
+    inside = sum(timings[stage] for stage in ("encode", "denoise", "decode"))
+    ratio = (api - timings["postprocess"] - timings["apply"]) / seconds["world"]
+    bench.row(
+        f"{label}api world - postprocess - apply / worker world job", ratio, "x", "<= 1.03", ratio <= 1.03
+    )
+    own = (api - sum(timings.values())) / inside
+    bench.row(f"{label}Promptscape's own time / time inside pipe()", own, "x", "<= 0.03", own <= 0.03)
     bare_thread.shutdown()
-    share = min(glue)
-    bench.row(f"{label}Promptscape's own time / time inside pipe()", share, "x", "<= 0.03", share <= 0.03)
+
+
+def bare_pole_inpainting(bench: Bench, pipe, request, device: str):
+    """Diffusers' own inpainting of the two pole windows, as pole repair asks for them: its baseline."""
+    import torch
+    from diffusers import AutoPipelineForInpainting
+
+    inpainter = AutoPipelineForInpainting.from_pipe(pipe)
+    inpainter.set_progress_bar_config(disable=True)
+    size = import_module(f"{bench.addon_name}.generation.imaging.poles").window_size(request.height)
+    steps = import_module(f"{bench.addon_name}.generation.engine.pole_inpaint").repair_steps(request.steps)
+    window, mask = torch.rand(1, 3, size, size), torch.ones(1, 1, size, size)
+
+    def run():
+        generator = torch.Generator(device=device).manual_seed(request.seed + 1)
+        for _ in range(2):
+            inpainter(prompt=request.prompt, image=window, mask_image=mask, width=size, height=size,
+                      strength=1.0, num_inference_steps=steps, guidance_scale=request.guidance,
+                      generator=generator, output_type="np")  # fmt: skip
+
+    return run
 
 
 def postprocess_and_apply(bench: Bench, folder: Path):

@@ -158,6 +158,8 @@ def memory_estimate(scene) -> str:
     width, height = size_of(props.world_size if world else props.texture_size)
     model = blender_path(preferences.get().model or "")
     size = model_size.estimate_for(model) if model.strip() else memory_plan.FAMILIES["sd"]
+    if size is None:
+        return "GPU memory: known once the model is on this computer (Download Model)"
     precision = "fp32" if preferences.get().precision == "fp32" else "fp16"
     return memory_plan.estimate_text(size, width, height, precision)
 
@@ -177,7 +179,7 @@ def without_detail(overrides: dict) -> dict:
 
 def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePlan:
     """How much to upscale an image of width x height for a world or material, checked before work starts:
-    the size limit, and the upscaler's file (a .pth is checked and converted to .safetensors once).
+    the size limit, and the upscaler's file (a .pth is converted in the worker: UpscalePlan.prepare).
 
     `hdr_width` (deprecated) picks the smallest factor that reaches it; the HDR is then resampled to it
     exactly. Without an upscaler it falls back to resampling only, as before. `detail` (a generation's
@@ -200,11 +202,13 @@ def upscale_plan(options: dict, kind: str, width: int, height: int) -> UpscalePl
     if kind in declared.GENERATE and options.get("server"):
         return UpscalePlan(factor, None, prefs.device, detail=detail)
     try:
-        path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder(), prefs.allow_pickle)
+        path = resolve_upscaler(blender_path(options["upscaler"]), upscaler_folder())
     except ModelNotFound:
         if not hdr_width or detail:
             raise
         log.warning("hdr_width=%d: no upscaler found, the HDR is resampled only", hdr_width)
         return UpscalePlan()
     wrap = target == "world" or options.get("seamless", True)  # a material from an image is a tile
-    return UpscalePlan(factor, path, prefs.device, wrap, wrap and target == "material", detail)
+    return UpscalePlan(
+        factor, path, prefs.device, wrap, wrap and target == "material", detail, prefs.allow_pickle
+    )

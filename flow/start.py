@@ -10,7 +10,7 @@ import bpy
 
 from .. import preferences
 from ..generation.engine import worker
-from ..generation.engine.upscaler import upscale_in_job
+from ..generation.engine.upscaler import UpscalePlan, upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
 from ..generation.imaging.hdr import from_display, linear_to_srgb, to_display
@@ -40,10 +40,11 @@ def _find(collection, uid: int, what: str):
     )
 
 
-def _submit(request, options: dict, kind: str, postprocess, folder: Path):
-    """The job for `request`: on the local worker, or on the server the `server` option names."""
+def _submit(request, options: dict, kind: str, postprocess, folder: Path, plan: UpscalePlan):
+    """The job for `request`: on the local worker (which readies the upscaler before its first step), or
+    on the server the `server` option names."""
     if not options["server"]:
-        return worker.get_worker().submit(request, on_image=postprocess)
+        return worker.get_worker().submit(request, on_image=postprocess, prepare=plan.prepare)
     server = remote_server(options["server"])
     sent = {name: value for name, value in options.items() if name != "server"}
     sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
@@ -95,13 +96,16 @@ def start_world(scene, **overrides) -> runner.Task:
         # job.metadata: the request with the memory plans that ran and the upscale, as the World gets them.
         return outputs.write_world(image, folder, stem, job.metadata, hdr)
 
-    job = _submit(request, options, "world", postprocess, folder)
+    job = _submit(request, options, "world", postprocess, folder, plan)
     return runner.start(runner.Task(job, "world", request.prompt, world_applier(scene, options)))
 
 
-def world_preset():
-    """The 360 preset worlds are made with now (None: the plain model of the preferences)."""
-    return world_presets.choose(preferences.get().world_model, world_presets.is_downloaded)
+def world_preset(wait: bool = True):
+    """The 360 preset worlds are made with now (None: the plain model of the preferences); `wait=False`
+    (the sidebar's draw) answers from the last scan of the model cache, never scanning on the main thread."""
+    return world_presets.choose(
+        preferences.get().world_model, lambda preset: world_presets.is_downloaded(preset, wait)
+    )
 
 
 def start_material(scene, objects=None, **overrides) -> runner.Task:
@@ -124,7 +128,7 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     def apply(task):
         return apply_material(task.job.outputs, task.metadata, uids, options)
 
-    job = _submit(request, options, "material", postprocess, folder)
+    job = _submit(request, options, "material", postprocess, folder, plan)
     return runner.start(runner.Task(job, "material", request.prompt, apply))
 
 

@@ -77,7 +77,7 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         row.prop(preferences.get(context), "model", text="", icon="FILE_3D")
         row.operator("promptscape.unload_model", text="", icon="TRASH")
         if props.mode == "WORLD":
-            if (preset := start.world_preset()) is not None:
+            if (preset := start.world_preset(wait=False)) is not None:
                 layout.label(text=f"World model: {preset.name}", icon="WORLD")
             else:
                 layout.label(text=world_presets.PLAIN_WARNING, icon="INFO")

@@ -104,7 +104,7 @@ class Engine:
             if isinstance(spec, DepthSpec):
                 job = self._submit_depth(spec, folder)
             else:
-                job = self.worker.submit(spec.request, on_image=write)
+                job = self.worker.submit(spec.request, on_image=write, prepare=spec.upscale.prepare)
         except PromptscapeError as error:
             shutil.rmtree(folder, ignore_errors=True)
             yield {"state": "failed", "message": scrub(str(error), known)}

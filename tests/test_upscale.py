@@ -61,7 +61,9 @@ def test_world_from_image_upscaled_x2_stays_seamless(api, quality, tiny_esrgan, 
     assert quality.seam_ratio(log_luminance[..., None]).ratio <= 1.2
 
 
-def test_sizes_beyond_the_limit_and_pickles_are_refused_before_work(api, errors, tiny_esrgan, tmp_path):
+def test_sizes_beyond_the_limit_and_pickles_are_refused_before_work(
+    api, errors, tiny_sd, tiny_esrgan, tmp_path
+):
     scene = new_scene()
     before = scene_state(scene)
     path = write_png(tmp_path / "big.png", np.full((2048, 4096, 3), 0.5, np.float32))
@@ -75,8 +77,14 @@ def test_sizes_beyond_the_limit_and_pickles_are_refused_before_work(api, errors,
     unsafe = tmp_path / "unsafe.pth"
     torch.save({"params": {}, "extra": Payload()}, unsafe)
     small = write_png(tmp_path / "small.png", sky_panorama())
-    with pytest.raises(errors.ModelLoadError, match=r"Allow \.ckpt/\.bin Models"):
+    with pytest.raises(errors.PromptscapeError, match=r"Allow \.ckpt/\.bin Models"):
         api.world_from_image(str(small), scene=scene, upscale=2, upscaler=str(unsafe))
+    # A generation reads the .pth in the worker (never on Blender's main thread) before its first step.
+    job = api.generate_world("dunes", scene=scene, model=str(tiny_sd), upscale=2, upscaler=str(unsafe),
+                             wait=False, **FAST)  # fmt: skip
+    with pytest.raises(errors.PromptscapeError, match=r"Allow \.ckpt/\.bin Models"):
+        job.result()
+    assert job._task.job.step == 0 and "denoise" not in job.timings
     assert scene_state(scene) == before
 
 

@@ -82,13 +82,12 @@ def size_of(source: ModelSource, vae: ModelSource | None = None) -> ModelSize:
 
 
 @functools.lru_cache(maxsize=16)
-def estimate_for(model: str, vae: str = "") -> ModelSize:
-    """size_of() for a model as the artist names it, remembered: the panel asks on every redraw.
-
-    A model that cannot be resolved is taken as SD 1.x-sized, or SDXL when its name says so.
-    """
+def estimate_for(model: str, vae: str = "") -> ModelSize | None:
+    """size_of() for a model as the artist names it, remembered: the panel asks on every redraw (a
+    finished download clears what was remembered). None for a model not on this computer: its family
+    cannot be known before its files are, and a name says nothing reliable about it."""
     try:
         return size_of(resolve_source(model), resolve_vae(vae) if vae else None)
     except (PromptscapeError, ImportError, OSError) as error:
-        log.debug("no size for %r (%s): estimating from its name", model, error)
-        return FAMILIES["sdxl" if "xl" in model.lower() else "sd"]
+        log.debug("no size for %r: %s", model, error)
+        return None

@@ -49,9 +49,10 @@ class Upscaler:
         return 128 if self.device == "cpu" else 384
 
 
-def resolve_upscaler(source: str, folder: Path | None = None, allow_pickle: bool = False) -> Path:
+def resolve_upscaler(source: str, folder: Path | None = None) -> Path:
     """The weights file of `source`: a curated id (its file expected in `folder`), a file, or a folder
-    holding one. A .pth is converted once to .safetensors beside it (or read only, when that fails)."""
+    holding one; a .pth's converted .safetensors once it has one. Cheap and torch-free, for the main thread:
+    a .pth is read and converted by prepare_upscaler, in the worker."""
     source = str(source).strip()
     curated = CURATED.get(source.lower())
     if curated is not None:
@@ -80,9 +81,21 @@ def resolve_upscaler(source: str, folder: Path | None = None, allow_pickle: bool
             )
         if path.suffix.lower() not in WEIGHT_SUFFIXES:
             raise ModelNotFound(f'the upscaler "{path}" is not a .safetensors or .pth file')
-    if path.suffix.lower() == ".pth":
-        return _safetensors_beside(path, allow_pickle)
+    converted = path.with_suffix(".safetensors")
+    if path.suffix.lower() == ".pth" and _is_newer(converted, path):
+        return converted
     return path
+
+
+def prepare_upscaler(path: Path, allow_pickle: bool = False) -> Path:
+    """The weights to load for a resolved upscaler: a .pth is converted once to .safetensors beside it (or
+    read only, when that fails), refused in words when it holds more than weights unless `allow_pickle`.
+    Imports torch: call it in the worker, before the job's first step."""
+    return _safetensors_beside(path, allow_pickle) if path.suffix.lower() == ".pth" else path
+
+
+def _is_newer(converted: Path, original: Path) -> bool:
+    return converted.is_file() and converted.stat().st_mtime >= original.stat().st_mtime
 
 
 def _unwrap(state) -> dict:
@@ -109,7 +122,9 @@ def _read_pth(path: Path, allow_pickle: bool) -> dict:
 
 def _safetensors_beside(path: Path, allow_pickle: bool) -> Path:
     target = path.with_suffix(".safetensors")
-    if target.is_file() and target.stat().st_mtime >= path.stat().st_mtime:
+    if str(path) in _UNCONVERTED:  # read before, from a folder where no copy could be kept
+        return path
+    if _is_newer(target, path):
         return target
     state = _read_pth(path, allow_pickle)
     tensors = {key: value.contiguous() for key, value in state.items() if hasattr(value, "contiguous")}
@@ -313,6 +328,13 @@ class UpscalePlan:
     wrap_x: bool = True
     wrap_y: bool = False
     detail: float = 0.0
+    allow_pickle: bool = False  # a .pth holding more than weights is unpickled (the preference)
+
+    def prepare(self, job=None) -> None:
+        """Convert a .pth upscaler now (in the worker, before the job's first step): a refused pickle
+        fails the job before any GPU time is spent. `job` is the worker's, unused."""
+        if self.path is not None:
+            prepare_upscaler(self.path, self.allow_pickle)
 
     def metadata(self) -> dict[str, str]:
         """What a result records of its upscale: nothing at factor 1. The upscaler by its file or folder
@@ -343,7 +365,8 @@ def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
         raise InvalidRequest(detail.NEEDS_MODEL)
 
     job.stage = "loading the upscaler"
-    upscaler = load_upscaler(plan.path, devices.resolve_device(plan.device))
+    path = prepare_upscaler(plan.path, plan.allow_pickle)
+    upscaler = load_upscaler(path, devices.resolve_device(plan.device))
     shown = {"at": 0.0}
 
     def on_tile(done, total, partial):

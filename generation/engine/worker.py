@@ -4,6 +4,7 @@ The main thread submits a request and polls the Job it gets back; nothing here t
 pipeline is left as it was found after every job: seamless padding undone, scheduler and LoRAs restored.
 """
 
+import contextlib
 import logging
 import queue
 import sys
@@ -56,6 +57,7 @@ class Job:
         self.error: BaseException | None = None
         self.message = ""
         self._on_image = on_image
+        self._prepare: Callable | None = None
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -150,8 +152,13 @@ class Worker:
         job = self._current
         return job is not None and job.state in BUSY_STATES
 
-    def submit(self, request: GenerationRequest, on_image: Callable | None = None) -> Job:
+    def submit(
+        self, request: GenerationRequest, on_image: Callable | None = None, prepare: Callable | None = None
+    ) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
+
+        `prepare(job)` runs in the worker thread before the model loads: work a later stage needs that is
+        too slow for the main thread (converting a .pth upscaler), so it fails before any GPU time is spent.
 
         `on_image(image, resolved_request, job)` runs in the worker thread with the float32 HxWx3 image in
         [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
@@ -164,6 +171,7 @@ class Worker:
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
+        job._prepare = prepare
         self._enqueue(job)
         return job
 
@@ -227,6 +235,8 @@ class Worker:
             precision = devices.resolve_precision(device, request.precision)
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
             vae = models.resolve_vae(request.vae, request.allow_download)
+            if job._prepare is not None:
+                job._prepare(job)
             size = model_size.size_of(source, vae)
             job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
@@ -240,15 +250,13 @@ class Worker:
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
                 job.state = "postprocessing"
-                start = time.perf_counter()
                 if job._on_image is not None:
                     # Still in use: the post-processing's detail pass runs the same model (job.pipe).
                     job.pipe, job.model_size = pipe, size
                     try:
-                        job.outputs = _write_results(lambda: job._on_image(job.image, request, job))
+                        job.outputs = _postprocess(job, lambda: job._on_image(job.image, request, job))
                     finally:
                         job.pipe = None
-                job.timings["postprocess"] = time.perf_counter() - start
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
             else:
@@ -270,10 +278,8 @@ class Worker:
 
     def _convert(self, job: Job) -> None:
         job.state = "postprocessing"
-        start = time.perf_counter()
         try:
-            job.outputs = _write_results(lambda: job._on_image(job))
-            job.timings["postprocess"] = time.perf_counter() - start
+            job.outputs = _postprocess(job, lambda: job._on_image(job))
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during the conversion; the files were kept"))
             else:
@@ -339,30 +345,33 @@ class Worker:
                 raise _CancelRequested
             return tensors
 
-        job._denoise_started = start = time.perf_counter()
+        start = time.perf_counter()
         # Under numpy 2 the Euler and DPM++ schedulers' np.array(tensor) warns (DeprecationWarning, hidden
         # outside tests) that torch's __array__ takes no copy= keyword; numpy retries and the array is right.
+        # The pipeline encodes the prompt before its first denoiser call: that call splits the two stages.
         with (
             call_options(
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
             ),
             seamless(pipe, request.wrap_x, request.wrap_y),
         ):
-            latents = pipe(
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt or None,
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance,
-                width=request.width,
-                height=request.height,
-                generator=generator,
-                output_type="latent",
-                callback_on_step_end=on_step_end,
-            ).images
+            with _noting_first_step(job, _denoiser(pipe)):
+                latents = pipe(
+                    prompt=request.prompt,
+                    negative_prompt=request.negative_prompt or None,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.guidance,
+                    width=request.width,
+                    height=request.height,
+                    generator=generator,
+                    output_type="latent",
+                    callback_on_step_end=on_step_end,
+                ).images
             denoised = time.perf_counter()
             image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
-        job.timings["denoise"], job.timings["decode"] = denoised - start, end - denoised
+        encoded = job._denoise_started or denoised
+        job.timings.update(encode=encoded - start, denoise=denoised - encoded, decode=end - denoised)
         if not np.isfinite(image).all():
             raise GenerationFailed(
                 "the model produced NaN/infinite pixels: use fp32 precision (or a fixed fp16 VAE for SDXL) "
@@ -378,6 +387,41 @@ class Worker:
             return decoding.decode_latents(pipe, latents, plan, request.wrap_x, request.wrap_y)
 
         return _falling_back(job, job.plan, decode, "decoding", "memory_plan")
+
+
+def _denoiser(pipe):
+    """The model a pipeline calls once per step: a UNet, or a transformer in the newer families."""
+    return getattr(pipe, "unet", None) or pipe.transformer
+
+
+@contextlib.contextmanager
+def _noting_first_step(job: Job, denoiser):
+    """Within the block, the first call of `denoiser` is noted as the job's denoising start."""
+
+    def started(module, args):
+        if job._denoise_started is None:
+            job._denoise_started = time.perf_counter()
+
+    hook = denoiser.register_forward_pre_hook(started)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+def _postprocess(job: Job, write: Callable[[], object]):
+    """The caller's post-processing, timed: "postprocess" is what its own stages (upscale, detail: they
+    time themselves) leave, so the timings add up to the job's time without counting anything twice."""
+    before = sum(job.timings.get(stage, 0.0) for stage in _POSTPROCESS_STAGES)
+    start = time.perf_counter()
+    try:
+        return _write_results(write)
+    finally:
+        inner = sum(job.timings.get(stage, 0.0) for stage in _POSTPROCESS_STAGES) - before
+        job.timings["postprocess"] = time.perf_counter() - start - inner
+
+
+_POSTPROCESS_STAGES = ("upscale", "detail")
 
 
 def _falling_back(job: Job, plan: memory_plan.MemoryPlan, work: Callable, what: str, key: str):

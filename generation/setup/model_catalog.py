@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..engine import memory_plan
+from ..engine import memory_plan, model_size
 from ..engine.models import snapshot_complete
 from ..errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
 
@@ -109,8 +109,6 @@ def fp16_safe_vae(family: str) -> CatalogVae | None:
     return next((vae for vae in CURATED_VAES if vae.family == family), None)
 
 
-_scan = [float("-inf"), []]  # (when, repo ids) of the last cache scan
-_lora_scan = [float("-inf"), []]
 # What follows the first dot of a file the pipeline loads: configs, tokenizer vocabularies, sentencepiece
 # models, weights and the index of sharded weights. Variant copies have more before it ("model.fp16.").
 _LOADED_SUFFIXES = ("json", "txt", "model", "safetensors", "safetensors.index.json")
@@ -152,47 +150,87 @@ def choose_files(model_index: dict, repo_files: list[str]) -> list[str]:
     return sorted(chosen)
 
 
-def cached_models(max_age: float = 5.0) -> list[str]:
+class _CacheScan:
+    """The last scan of the local Hugging Face cache, as (diffusers models, LoRAs).
+
+    A scan stats every file in the cache, seconds on a large one: code that draws (the sidebar, the
+    preferences) takes the last result and has a stale one refreshed in a background thread, so a redraw
+    never waits on the disk; a job that needs the answer waits for a fresh scan.
+    """
+
+    def __init__(self):
+        self._when = float("-inf")
+        self._found: tuple[list[str], list[str]] = ([], [])
+        self._lock = threading.Lock()  # one scan at a time
+        self._refreshing = False
+
+    def get(self, max_age: float, wait: bool) -> tuple[list[str], list[str]]:
+        if time.monotonic() - self._when < max_age:
+            return self._found
+        if wait:
+            self._refresh()
+        elif not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="promptscape-cache-scan", daemon=True).start()
+        return self._found
+
+    def forget(self) -> None:
+        """Make the next request scan again (a download finished)."""
+        self._when = float("-inf")
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                started = time.monotonic()
+                self._found = _scan_cache()
+                self._when = started
+            finally:
+                self._refreshing = False
+
+
+_cache_scan = _CacheScan()
+
+
+def cached_models(max_age: float = 5.0, wait: bool = True) -> list[str]:
     """Repo ids of diffusers models in the local Hugging Face cache (usable offline), sorted.
 
-    Scanning stats every file in the cache, and the preferences redraw often: reuse a recent scan.
+    A scan younger than `max_age` seconds is reused; `wait=False` (for drawing) never scans in the
+    calling thread: it returns the last result and refreshes it in the background.
     """
-    checked, found = _scan
-    if time.monotonic() - checked < max_age:
-        return found
-    _scan[:] = [time.monotonic(), _scan_cache()]
-    return _scan[1]
+    return _cache_scan.get(max_age, wait)[0]
 
 
-def cached_loras(max_age: float = 5.0) -> list[str]:
+def cached_loras(max_age: float = 5.0, wait: bool = True) -> list[str]:
     """Repo ids in the local Hugging Face cache that hold LoRA weights (a .safetensors file at the top
-    and no model_index.json), sorted; scanned at most every `max_age` seconds like cached_models."""
-    checked, found = _lora_scan
-    if time.monotonic() - checked < max_age:
-        return found
-    _lora_scan[:] = [time.monotonic(), _scan_cache(loras=True)]
-    return _lora_scan[1]
+    and no model_index.json), sorted; scanned like cached_models."""
+    return _cache_scan.get(max_age, wait)[1]
 
 
-def _scan_cache(loras: bool = False) -> list[str]:
+def forget_cache_scan() -> None:
+    """The cache changed (a download finished): the next question scans it again."""
+    _cache_scan.forget()
+
+
+def _scan_cache() -> tuple[list[str], list[str]]:
+    """(diffusers models, LoRAs) in the local cache, each sorted: one pass over the cache for both."""
     try:
         hub = _hub()
     except MissingDependency:
-        return []
+        return [], []
     try:
         cache = hub.scan_cache_dir()
     except hub.errors.CacheNotFound:
-        return []
-    found = []
+        return [], []
+    models, loras = [], []
     for repo in cache.repos:
-        snapshots = [Path(revision.snapshot_path) for revision in repo.revisions]
         if repo.repo_type != "model":
             continue
-        model = any(snapshot_complete(folder / "model_index.json") for folder in snapshots)
-        weights = any(any(folder.glob("*.safetensors")) for folder in snapshots)
-        if (weights and not model) if loras else model:
-            found.append(repo.repo_id)
-    return sorted(found)
+        snapshots = [Path(revision.snapshot_path) for revision in repo.revisions]
+        if any(snapshot_complete(folder / "model_index.json") for folder in snapshots):
+            models.append(repo.repo_id)
+        elif any(any(folder.glob("*.safetensors")) for folder in snapshots):
+            loras.append(repo.repo_id)
+    return sorted(models), sorted(loras)
 
 
 class Download:
@@ -299,6 +337,8 @@ class Download:
                 self.repo_id, allow_patterns=files, token=self.token, tqdm_class=self.progress_class()
             )
             self.state, self.message = "done", f"Downloaded {self.repo_id}"
+            forget_cache_scan()
+            model_size.estimate_for.cache_clear()  # a model named before its download has a size now
         except Cancelled as error:
             self.state, self.message = "cancelled", str(error)
         except Exception as error:  # every hub failure becomes a message the user can act on

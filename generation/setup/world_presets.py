@@ -81,11 +81,12 @@ def apply(preset: WorldPreset, options: dict, given: set[str]) -> dict:
     return out
 
 
-def is_downloaded(preset: WorldPreset) -> bool:
-    """Whether the preset's files (and a LoRA's base) are in the local Hugging Face cache."""
+def is_downloaded(preset: WorldPreset, wait: bool = True) -> bool:
+    """Whether the preset's files (and a LoRA's base) are in the local Hugging Face cache; `wait=False`
+    (for drawing) answers from the last scan of the cache without scanning in this thread."""
     from .model_catalog import cached_loras, cached_models
 
-    models = cached_models()
+    models = cached_models(wait=wait)
     if preset.is_lora:
-        return preset.repo_id in cached_loras() and preset.base in models
+        return preset.repo_id in cached_loras(wait=wait) and preset.base in models
     return preset.repo_id in models

@@ -110,8 +110,10 @@ def test_a_pth_is_converted_once_and_a_pickle_is_refused(upscaler, tmp_path):
     state = source_module("setup.upscalers").esrgan_state_dict()
     weights = tmp_path / "weights.pth"
     torch.save({"params_ema": state}, weights)  # as Real-ESRGAN's releases nest them
-    converted = upscaler.resolve_upscaler(str(weights))
+    assert upscaler.resolve_upscaler(str(weights)) == weights  # nothing read yet: main-thread safe
+    converted = upscaler.prepare_upscaler(weights)
     assert converted == weights.with_suffix(".safetensors") and converted.is_file()
+    assert upscaler.resolve_upscaler(str(weights)) == converted
     assert upscaler.load_upscaler(converted).scale == 4
 
     class Payload:  # anything but tensors and plain containers needs a full unpickle
@@ -121,9 +123,9 @@ def test_a_pth_is_converted_once_and_a_pickle_is_refused(upscaler, tmp_path):
     unsafe = tmp_path / "unsafe.pth"
     torch.save({"params": state, "extra": Payload()}, unsafe)
     with pytest.raises(errors.ModelLoadError, match="pickle"):
-        upscaler.resolve_upscaler(str(unsafe))
+        upscaler.prepare_upscaler(upscaler.resolve_upscaler(str(unsafe)))
     assert not unsafe.with_suffix(".safetensors").exists()
-    assert upscaler.resolve_upscaler(str(unsafe), allow_pickle=True).is_file()
+    assert upscaler.prepare_upscaler(unsafe, allow_pickle=True).is_file()
 
 
 def test_unknown_sources_say_what_to_do(upscaler, tmp_path):
