@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bpy
 import pytest
+from scene_helpers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -144,15 +145,25 @@ def test_pip_runs_with_blenders_python_and_holds_numpy(modules, tmp_path):
     assert constraints == f"numpy=={numpy.__version__}\n"  # held as it is, never a second numpy
 
 
-def test_cached_models_are_listed_for_offline_use(modules, tiny_sd):
+def test_cached_models_are_listed_for_offline_use(modules, tiny_sd, monkeypatch):
     *_, catalog = modules
     # The session's Hugging Face cache (HF_HOME is a temp folder set before anything imported the hub).
-    repo = Path(os.environ["HF_HOME"]) / "hub" / "models--acme--tiny-sd"
-    if not repo.exists():
-        shutil.copytree(tiny_sd, repo / "snapshots" / ("0" * 40))
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text("0" * 40)
-    assert "acme/tiny-sd" in catalog.cached_models(max_age=0)
+    repo = Path(os.environ["HF_HOME"]) / "hub" / "models--acme--tiny-draw"
+    if repo.exists():
+        shutil.rmtree(repo)
+    assert "acme/tiny-draw" not in catalog.cached_models(max_age=0)
+    shutil.copytree(tiny_sd, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    # Drawing never scans in its own thread: the last result now, the new one from a background scan.
+    real_scan, scanned_in = catalog._scan_cache, []
+    monkeypatch.setattr(
+        catalog, "_scan_cache", lambda: (scanned_in.append(threading.current_thread()), real_scan())[1]
+    )
+    catalog.cached_models(max_age=0, wait=False)
+    wait_until(lambda: "acme/tiny-draw" in catalog.cached_models(max_age=60, wait=False), 60, "the scan")
+    assert scanned_in and threading.current_thread() not in scanned_in
+    assert "acme/tiny-draw" in catalog.cached_models(max_age=0)
 
 
 def test_self_test_runs_in_the_worker_and_reports_in_the_preferences(addon, modules, monkeypatch):

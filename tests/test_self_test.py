@@ -26,9 +26,13 @@ def test_self_test_passes_on_the_cpu(self_test):
         assert words in summary
 
 
-def test_auto_device_here_is_the_cpu(self_test):
+def test_the_self_test_runs_on_the_device_auto_picks(self_test, addon):
+    import torch
+
+    devices = importlib.import_module(addon.__name__ + ".generation.engine.devices")
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if devices.mps_available() else "cpu")
     report = self_test.run()
-    assert report.ok and report.device == "cpu"
+    assert report.ok and report.device == devices.resolve_device("auto") == expected
 
 
 def test_a_missing_device_is_explained(self_test, addon):

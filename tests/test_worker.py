@@ -73,6 +73,11 @@ def test_random_seed_is_resolved_and_reported(worker, make):
     assert job.state == "done" and job.request.seed is None
     assert isinstance(job.resolved.seed, int) and job.outputs == job.resolved.seed
     assert job.metadata["seed"] == str(job.resolved.seed) and job.metadata["generator"] == "Promptscape"
+    # The reported seed reproduces the image exactly.
+    first = run(worker, make(seed=None), on_image=lambda image, resolved, job: (resolved.seed, image))
+    seed, image = first.outputs
+    again = run(worker, make(seed=int(first.metadata["seed"])), on_image=lambda image, resolved, job: image)
+    assert seed == int(first.metadata["seed"]) and np.array_equal(again.outputs, image)
 
 
 def test_progress_reports_every_step(worker, make):
@@ -259,6 +264,24 @@ def test_shutdown_cancels_and_a_new_worker_starts(gen, make):
     fresh = gen.worker.get_worker()
     assert fresh is not worker and run(fresh, make()).state == "done"
     gen.worker.shutdown_worker()
+
+
+def test_a_worker_that_outlives_its_shutdown_gives_its_model_back(gen, make):
+    worker = gen.worker.get_worker()
+    started, release = threading.Event(), threading.Event()
+
+    def hook(job, step):  # a step that takes longer than shutdown waits (a slow GPU step)
+        started.set()
+        release.wait(30)
+
+    worker.step_hook = hook
+    job = worker.submit(make(steps=3))
+    assert started.wait(60) and worker.cache.loaded_key is not None
+    gen.worker.shutdown_worker(timeout=0.05)
+    assert worker._thread.is_alive()  # shutdown stopped waiting
+    release.set()
+    worker._thread.join(60)
+    assert job.state == "cancelled" and worker.cache.loaded_key is None
 
 
 def test_the_worker_survives_an_error_outside_the_pipeline(worker, make, tiny_sd, monkeypatch, gen):

@@ -5,10 +5,12 @@ kept for the next world (one at a time), like the pipeline cache keeps its pipel
 """
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelNotFound, missing_dependency
+from .models import pickle_refused
 
 _cache: dict = {}  # {"key": (source, device), "model": ..., "processor": ...}
 _lock = threading.Lock()
@@ -26,15 +28,24 @@ def load(source: str, device: str):
             _cache.clear()
             try:
                 options = {"local_files_only": True, "trust_remote_code": False}
-                model = AutoModelForDepthEstimation.from_pretrained(source, **options).to(device).eval()
+                # Weights only from .safetensors: a .bin is a pickle, which can run code when loaded.
+                model = AutoModelForDepthEstimation.from_pretrained(source, use_safetensors=True, **options)
+                model = model.to(device).eval()
                 processor = AutoImageProcessor.from_pretrained(source, **options)
             except OSError as error:
+                if _has_pickle_weights_only(source):
+                    raise pickle_refused(f'depth model "{source}"', ".bin") from None
                 raise ModelNotFound(
                     f'depth model "{source}" is not a folder or a model in the local Hugging Face cache: '
                     "download it first (blender -c promptscape download ID) or pick a folder"
                 ) from error
             _cache.update(key=(source, device), model=model, processor=processor)
         return _cache["model"], _cache["processor"]
+
+
+def _has_pickle_weights_only(source: str) -> bool:
+    folder = Path(source)
+    return folder.is_dir() and any(folder.glob("*.bin")) and not any(folder.glob("*.safetensors"))
 
 
 def estimator(source: str, device: str, check_cancel=lambda: None, progress=lambda done, total: None):

@@ -202,12 +202,18 @@ class Worker:
             job.cancel()
         self._queue.put(None)
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self._thread.is_alive():  # it unloads its pipeline when its job ends (see _serve)
             log.warning("the Promptscape worker did not stop within %.1f s", timeout)
-        else:
-            self.cache.unload()
 
     def _serve(self) -> None:
+        try:
+            self._serve_jobs()
+        finally:
+            # The thread unloads its own pipeline, also when shutdown() stopped waiting for it: otherwise
+            # a late thread would hold a model while the next worker loads a second copy on the GPU.
+            self.cache.unload()
+
+    def _serve_jobs(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
