@@ -68,6 +68,8 @@ class Pass:
         return time.perf_counter() - start, self.peak_gb(), result
 
     def request_for(self, model: str, width: int, height: int, **fields):
+        """A world request; pole repair off unless asked for, so each row times the stages it names."""
+        fields = {"poles": "off", **fields}
         return self.request.GenerationRequest(prompt="a bench world", seed=3, steps=self.steps, width=width,
                                               height=height, model=model, device=self.device,
                                               precision=self.precision, **fields)  # fmt: skip
@@ -101,6 +103,8 @@ class Pass:
             samples["auto"].append((seconds, peak))
         today, auto = min(samples["today"]), min(samples["auto"])
         self.emit(f"{size} today's path (pipe decodes)", today[0], "s")
+        for stage in ("encode", "denoise", "decode"):
+            self.emit(f"{size} auto: {stage}", job.timings.get(stage, 0.0), "s")
         ratio = auto[0] / today[0]
         self.emit(f"{size} auto ({job.plan.name}) / today, time", ratio, "x", "<= 1.02", ratio <= 1.02)
         if today[1] is not None:
@@ -169,6 +173,18 @@ class Pass:
                     vae.disable_tiling()
             self.emit(f"{size} wrap error, diffusers' enable_tiling", diffusers_tiles * 1e6, "1e-6")
 
+    def poles(self, model: str, width: int, height: int):
+        """Pole repair on its own: its seconds against the rest of the same world's generation (target as
+        bench/poles.py: repair adds at most a quarter)."""
+        job = self.job(model, width, height, poles="repair")
+        timings = job.timings
+        if job.state != "done" or "poles" not in timings:
+            self.emit(f"{width}x{height} pole repair failed: {job.message[:60]}", 0, "")
+            return
+        self.emit(f"{width}x{height} pole repair", timings["poles"], "s")
+        ratio = timings["poles"] / sum(timings[stage] for stage in ("encode", "denoise", "decode"))
+        self.emit(f"{width}x{height} pole repair / generation", ratio, "x", "<= 0.25", ratio <= 0.25)
+
     def caps(self, model: str, width: int, height: int):
         """Completion of a world under emulated smaller cards: memory fraction and the budget cap."""
         torch, total = self.torch, self.torch.cuda.get_device_properties(0).total_memory
@@ -209,15 +225,23 @@ def build_model(kind: str, tiny: bool, device: str) -> str:
 
 
 def gpu_pass(device="cuda", kind="sdxl", sizes=((2048, 1024), (4096, 2048)), steps=20, tiny=False,
-             row=print_row):  # fmt: skip
-    """Every figure of the pass, printed as rows; returns the rows."""
+             row=print_row, budget=480.0):  # fmt: skip
+    """Every figure of the pass, printed as rows; returns the rows. No section starts after `budget`
+    seconds (a lent GPU is held for minutes: the table comes back from one call), and each one skipped
+    says so."""
     bench = Pass(device, steps, row)
+    deadline = time.monotonic() + budget
     model = build_model(kind, tiny, device)
+    sections = [(f"{w}x{h}", bench.size_pass, (model, w, h)) for w, h in sizes]
+    sections.append(("pole repair", bench.poles, (model, *sizes[0])))
+    if device == "cuda":
+        sections.append(("smaller cards", bench.caps, (model, *sizes[0])))
     try:
-        for width, height in sizes:
-            bench.size_pass(model, width, height)
-        if device == "cuda":
-            bench.caps(model, *sizes[0])
+        for name, section, arguments in sections:
+            if time.monotonic() > deadline:
+                print(f"{name}: skipped, past the {budget:.0f} s budget", flush=True)
+                continue
+            section(*arguments)
     finally:
         bench.worker.shutdown_worker()
         if not tiny:  # a full-size SDXL folder is several GB of random weights: not worth keeping
@@ -232,10 +256,11 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="*", default=["2048x1024", "4096x2048"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tiny", action="store_true", help="the tiny model: checks the pass, not the GPU")
+    parser.add_argument("--budget", type=float, default=480, help="seconds after which no section starts")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sizes = [tuple(map(int, size.split("x"))) for size in args.sizes]
-    rows = gpu_pass(args.device, args.kind, sizes, args.steps, args.tiny)
+    rows = gpu_pass(args.device, args.kind, sizes, args.steps, args.tiny, budget=args.budget)
     out = Path(os.environ.get("OUT") or ROOT / ".cache" / "bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(rows, indent=2))
