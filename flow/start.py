@@ -9,6 +9,7 @@ from pathlib import Path
 import bpy
 
 from .. import preferences
+from ..generation import server_trust
 from ..generation.engine import worker
 from ..generation.engine.upscaler import upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
@@ -49,7 +50,7 @@ def _submit(request, options: dict, kind: str, postprocess, folder: Path):
     sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
 
     def stem(metadata):  # named like a local result, once the server says which seed it used
-        return file_stem(kind, metadata.get("prompt", ""), metadata.get("seed", ""))
+        return file_stem(kind, metadata.get("prompt", ""), server_trust.seed_of(metadata))
 
     return remote.RemoteJob(server, kind, sent, folder, stem)
 
