@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..generation import server_trust as trust
+from ..generation.engine import server_trust as trust
 from ..generation.engine import world_depth
 from ..generation.engine.request import MAX_STEPS
 from ..generation.engine.worker import STATES

@@ -17,8 +17,7 @@ import bpy
 
 from .. import preferences
 from ..generation import options as declared
-from ..generation import server_trust
-from ..generation.engine import memory_plan, model_size
+from ..generation.engine import memory_plan, model_size, server_trust
 from ..generation.engine.detail import NEEDS_MODEL, NEEDS_UPSCALE
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler

@@ -9,8 +9,7 @@ from pathlib import Path
 import bpy
 
 from .. import preferences
-from ..generation import server_trust
-from ..generation.engine import worker
+from ..generation.engine import server_trust, worker
 from ..generation.engine.upscaler import upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
@@ -46,7 +45,8 @@ def _submit(request, options: dict, kind: str, postprocess, folder: Path):
     if not options["server"]:
         return worker.get_worker().submit(request, on_image=postprocess)
     server = remote_server(options["server"])
-    sent = {name: value for name, value in options.items() if name != "server"}
+    # The server decides its own device (the preferences' device is this computer's).
+    sent = {name: value for name, value in options.items() if name not in ("server", "device")}
     sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
 
     def stem(metadata):  # named like a local result, once the server says which seed it used

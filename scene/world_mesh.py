@@ -4,7 +4,7 @@ camera only, textured with the world's own panorama and turning with the world's
 import bpy
 import numpy as np
 
-from ..generation import server_trust
+from ..generation.engine import server_trust
 from ..generation.errors import PromptscapeError
 from . import images, nodes, world
 

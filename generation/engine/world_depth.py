@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import Cancelled
 from ..imaging import depth as depth_maps
 from ..imaging import image_files, world_mesh
-from ..server_trust import read_depth_arrays
+from .server_trust import read_depth_arrays
 
 VIEW_SIZE = 518  # Depth Anything's own input size
 

@@ -10,7 +10,7 @@ from conftest import source_module
 
 @pytest.fixture(scope="module")
 def trust():
-    return source_module("server_trust")
+    return source_module("engine.server_trust")
 
 
 @pytest.fixture(scope="module")

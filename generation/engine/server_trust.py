@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.request import MAX_SEED
-from .errors import GenerationFailed, PromptscapeError
-from .imaging import image_files
-from .imaging.outputs import SUNLESS_SUFFIX
-from .imaging.world_mesh import MeshArrays
-from .options import BY_NAME, MAX_UPSCALED
+from ..errors import GenerationFailed, PromptscapeError
+from ..imaging import image_files
+from ..imaging.outputs import SUNLESS_SUFFIX
+from ..imaging.world_mesh import MeshArrays
+from ..options import BY_NAME, MAX_UPSCALED
+from .request import MAX_SEED
 
 ALLOW_HTTP_ENV = "PROMPTSCAPE_ALLOW_HTTP"
 ONLINE_NEEDED = (
