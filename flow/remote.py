@@ -24,7 +24,6 @@ import numpy as np
 
 from ..generation.engine import server_trust as trust
 from ..generation.engine import world_depth
-from ..generation.engine.request import MAX_STEPS
 from ..generation.engine.worker import STATES
 from ..generation.errors import Cancelled, GenerationFailed, PromptscapeError
 from ..generation.imaging import image_files, outputs
@@ -38,6 +37,7 @@ MAX_JOB_SECONDS = 6 * 3600
 CHUNK = 1 << 20
 MAX_REPLY = 1 << 22  # bytes of one JSON answer (a status with its small preview is a few KiB)
 MAX_FILE = 1 << 30  # bytes of one result file: an 8192x4096 float EXR is about 400 MiB raw
+MAX_COUNT = 1 << 20  # steps or tiles of a stage
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -250,8 +250,10 @@ class RemoteJob:
             if state not in STATES:
                 where = self.server.where
                 raise GenerationFailed(f"The server {where} reported the state {str(state)[:40]!r}")
-            self.steps = trust.bounded_int(status.get("steps"), 0, MAX_STEPS * 1000, "step count")
-            self.step = trust.bounded_int(status.get("step"), 0, max(self.steps, 1), "step")
+            # Steps count denoising steps or a later stage's tiles: bounded, not compared (a stage's
+            # step and steps change one after the other on the server).
+            self.steps = trust.bounded_int(status.get("steps"), 0, MAX_COUNT, "step count")
+            self.step = trust.bounded_int(status.get("step"), 0, MAX_COUNT, "step")
             eta = status.get("eta")
             self.eta = float(eta) if isinstance(eta, int | float) and 0 <= eta < MAX_JOB_SECONDS else None
             self.stage = str(status.get("stage") or "")[:200]

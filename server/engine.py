@@ -29,6 +29,7 @@ from .wire import DepthSpec, JobSpec, client_metadata, read_panorama, scrub
 log = logging.getLogger(__name__)
 POLL = 0.05  # seconds between looks at the job: well under one step of a real model
 PREVIEW_WIDTH = 128
+ONGOING_PER_REPLICA = 2  # calls a replica takes at once; the gateway hands out no more (its slots)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def engine_deployment(replicas: tuple[int, int], cpus: float, gpus: float):
         name="Engine",
         # One job runs and one waits in the worker's queue, so a replica never idles between jobs;
         # the rest wait in Serve's queue, where any replica (or a new one) can take them.
-        max_ongoing_requests=2,
+        max_ongoing_requests=ONGOING_PER_REPLICA,
         max_queued_requests=-1,
         ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
         health_check_period_s=5,

@@ -7,6 +7,7 @@ A depth job's panorama is a PNG, read by Pillow within a pixel bound.
 
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from generation import options as declared
 from generation.engine.detail import NEEDS_UPSCALE
 from generation.engine.request import GenerationRequest
+from generation.engine.server_trust import is_loopback
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from generation.engine.world_depth import MeshSettings
 from generation.errors import InvalidRequest, ModelNotFound
@@ -57,6 +59,36 @@ class DepthSpec:
     mesh: MeshSettings | None  # on the replica's own device ("auto")
     names: dict  # as JobSpec's
     locations: dict
+
+
+def wrong_type(headers, expected: str) -> str:
+    """What is wrong with a body's Content-Type, or '': a web page can send text/plain across sites
+    without asking the server first, so only the exact type is taken."""
+    given = headers.get("content-type", "").partition(";")[0].strip().lower()
+    return (
+        ""
+        if given == expected
+        else f"send the body as Content-Type: {expected}, not {given[:60] or 'none'!r}"
+    )
+
+
+def tokenless_refusal(headers) -> tuple[int, str] | None:
+    """(status, words) when a server without a token must refuse a request, else None: it answers only
+    this computer's own programs, so the Host must name this computer (a DNS-rebound page's does not)
+    and no web page may call it (browsers send Origin with cross-site and scripted calls)."""
+    host = headers.get("host", "")
+    try:
+        name = urllib.parse.urlsplit("//" + host).hostname or ""
+    except ValueError:
+        name = ""
+    if not is_loopback(name):
+        return 421, (
+            f"this server has no token, so it answers only requests for 127.0.0.1 or localhost, not "
+            f"{host[:60]!r}: start it with a token to serve other computers"
+        )
+    if "origin" in headers:
+        return 403, "this server has no token and refuses calls from web pages (they send an Origin header)"
+    return None
 
 
 def parse_body(body: bytes) -> dict:
