@@ -178,3 +178,25 @@ def test_inconsistent_mesh_arrays_never_reach_the_scene(api, hostile, out, tmp_p
     assert "nothing was added" in str(refused.value) or "too large" in str(refused.value)
     assert set(bpy.data.objects) == objects and len(bpy.data.meshes) == meshes
     assert not list(out.rglob("*.npz"))  # the arrays are not kept, refused or not
+
+
+def test_the_mesh_writer_checks_arrays_before_blender_sees_them(addon):
+    """Whatever the source, scene/world_mesh.py refuses inconsistent arrays before making a datablock;
+    consistent ones come out as a valid mesh (validate() ran before update())."""
+    import importlib
+
+    writer = importlib.import_module(addon.__name__ + ".scene.world_mesh")
+    arrays = importlib.import_module(addon.__name__ + ".generation.imaging.world_mesh")
+    errors = importlib.import_module(addon.__name__ + ".generation.errors")
+    good = arrays.build_world_mesh(np.full((32, 64), 4.0, np.float32), 16, 8)
+    meshes = len(bpy.data.meshes)
+    bad = arrays.MeshArrays(good.positions, good.corners + 1, good.sizes, good.uvs, good.split)
+    with pytest.raises(errors.GenerationFailed, match="corner names a vertex outside"):
+        writer.build_mesh("bad", bad)
+    assert len(bpy.data.meshes) == meshes
+    mesh = writer.build_mesh("good", good)
+    try:
+        assert (len(mesh.vertices), len(mesh.polygons)) == (len(good.positions), good.face_count)
+        assert not mesh.validate(clean_customdata=False)  # nothing left to repair
+    finally:
+        bpy.data.meshes.remove(mesh)
