@@ -91,7 +91,10 @@ class Server:
         """One JSON call; raises Refused for an answer that is an error, OSError when none came."""
         timeout = min(CALL_TIMEOUT, self.silence) if upload is None else max(CALL_TIMEOUT, self.silence)
         with self._open(method, path, body, timeout, upload) as response:
-            answer = json.loads(response.read(MAX_REPLY).decode())
+            text = response.read(MAX_REPLY + 1)
+        if len(text) > MAX_REPLY:
+            raise Refused(200, f"its answer is over {MAX_REPLY >> 20} MiB")
+        answer = json.loads(text.decode())
         if not isinstance(answer, dict):
             raise Refused(200, "its answer is not a JSON object")
         return answer

@@ -128,6 +128,16 @@ def test_a_redirect_to_plain_http_is_refused_and_carries_no_token(api, hostile, 
     only_inside(out, tmp_path)
 
 
+def test_an_oversized_or_malformed_status_is_refused_in_words(api, hostile, out, tmp_path):
+    hostile.reply = {"id": "abc123", "state": "running", "step": 1, "steps": 2, "stage": "x" * (5 << 20)}
+    with pytest.raises(api.PromptscapeError, match="answer is over 4 MiB"):
+        api.generate_world("x", scene=new_scene(), server=hostile.url, model="m", **FAST)
+    hostile.reply = {"id": "abc123", "state": "running", "step": "../../1", "steps": 2}
+    with pytest.raises(api.PromptscapeError, match="step"):
+        api.generate_world("x", scene=new_scene(), server=hostile.url, model="m", **FAST)
+    only_inside(out, tmp_path)
+
+
 def npz(**arrays) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
