@@ -6,7 +6,7 @@
 #   make bench      the benchmarks (figures as ratios against baselines measured in the same run)
 #   make zip        dist/promptscape-<version>.zip, built by Blender's own builder
 #   make repo       dist/ as a remote extension repository (the zip and index.json) for a static web server
-#   make serve      the Promptscape server (Ray Serve) on 127.0.0.1:8765; SERVE_ARGS="--token T --models DIR"
+#   make serve      the Promptscape server (Ray Serve) on 127.0.0.1:8765; SERVE_ARGS="--token-file F --models DIR"
 # Blender 4.2 and 5.0 run Python 3.11, Blender 5.1 and newer Python 3.13: give either with PYTHON311=... or
 # PYTHON313=...; otherwise they are looked up on the PATH and among pyenv's versions.
 PYTHON311 ?= $(shell tools/find-python 3.11)

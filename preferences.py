@@ -89,6 +89,12 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         ".blend (headless: the PROMPTSCAPE_SERVER_TOKEN environment variable)",
         subtype="PASSWORD",
     )
+    allow_http: BoolProperty(
+        name="Allow Unencrypted Connections",
+        description="Talk to a server on another computer over plain http://: the token and your prompts "
+        "cross the network unencrypted. Leave off and put https:// in front of the server instead",
+        default=False,
+    )
     server_timeout: FloatProperty(
         name="Server Timeout",
         description="Seconds a server may stay silent before its job is reported failed",
@@ -117,6 +123,9 @@ class PromptscapePreferences(bpy.types.AddonPreferences):
         box.prop(self, "server")
         box.prop(self, "server_token")
         box.prop(self, "server_timeout")
+        row = box.row()
+        row.alert = self.allow_http
+        row.prop(self, "allow_http")
         if self.server and not bpy.app.online_access:
             box.label(text="Only a server on this computer works while online access is off", icon="INFO")
 

@@ -8,7 +8,6 @@ A depth or mesh job uploads its panorama as a PNG first and gets the mesh's arra
 
 import base64
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -23,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..generation.engine import server_trust as trust
 from ..generation.engine import world_depth
+from ..generation.engine.worker import STATES
 from ..generation.errors import Cancelled, GenerationFailed, PromptscapeError
 from ..generation.imaging import image_files, outputs
 
@@ -34,33 +35,32 @@ CALL_TIMEOUT = 10.0  # one HTTP call; a server that stays silent longer is retri
 REFUSED_GRACE = 3.0  # seconds of refused connections before the server counts as gone
 MAX_JOB_SECONDS = 6 * 3600
 CHUNK = 1 << 20
-ONLINE_NEEDED = (
-    "{where} is not this computer: generating there needs Blender's online access "
-    "(Preferences > System > Network, or blender --online-mode)"
-)
+MAX_REPLY = 1 << 22  # bytes of one JSON answer (a status with its small preview is a few KiB)
+MAX_FILE = 1 << 30  # bytes of one result file: an 8192x4096 float EXR is about 400 MiB raw
+MAX_COUNT = 1 << 20  # steps or tiles of a stage
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` is this computer, without a DNS look-up (which could block the main thread)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The protocol never redirects; following one would carry the token to wherever it points
+    (plain http included), so a redirect is an error the user reads."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise GenerationFailed(
+            f"The server {req.host} answered with a redirect to {newurl[:120]}: Promptscape follows no "
+            "redirects, as the token would go along; set the address it should use as the server"
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class Server:
-    """Where a Promptscape server is and how to talk to it: URL, token, and how long it may stay silent."""
+    """Where a Promptscape server is and how to talk to it: URL, token, and how long it may stay silent.
+    Plain http to another computer needs `allow_http` (the token would cross the network in clear)."""
 
-    def __init__(self, url: str, token: str = "", silence: float = 120.0, online_access: bool = False):
-        parts = urllib.parse.urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PromptscapeError(f"server: {url!r} is not a URL such as http://gpu-box:8765")
-        self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-        self.where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        if not is_loopback(parts.hostname) and not online_access:
-            raise PromptscapeError(ONLINE_NEEDED.format(where=f"The server {self.where}"))
+    def __init__(self, url: str, token: str = "", silence: float = 120.0, online_access: bool = False,
+                 allow_http: bool = False):  # fmt: skip
+        self.base, self.where = trust.check_url(url, online_access, allow_http)
         self.token = token
         self.silence = float(silence)
 
@@ -83,7 +83,7 @@ class Server:
             if self.token:
                 request.add_header("Authorization", f"Bearer {self.token}")
             try:
-                return urllib.request.urlopen(request, timeout=timeout)
+                return _OPENER.open(request, timeout=timeout)
             except urllib.error.HTTPError as error:
                 raise Refused(error.code, _error_text(error)) from None
 
@@ -91,16 +91,29 @@ class Server:
         """One JSON call; raises Refused for an answer that is an error, OSError when none came."""
         timeout = min(CALL_TIMEOUT, self.silence) if upload is None else max(CALL_TIMEOUT, self.silence)
         with self._open(method, path, body, timeout, upload) as response:
-            return json.loads(response.read(1 << 22).decode())
+            text = response.read(MAX_REPLY + 1)
+        if len(text) > MAX_REPLY:
+            raise Refused(200, f"its answer is over {MAX_REPLY >> 20} MiB")
+        answer = json.loads(text.decode())
+        if not isinstance(answer, dict):
+            raise Refused(200, "its answer is not a JSON object")
+        return answer
 
     def download(self, path: str, target: Path) -> None:
-        """A result file, streamed to `target` under a temporary name and renamed when complete."""
+        """A result file, streamed to `target` under a temporary name and renamed when complete; one
+        larger than MAX_FILE is refused (a server could otherwise fill the disk)."""
         partial = target.with_name(target.name + ".part")
         try:
             timeout = max(CALL_TIMEOUT, self.silence)
             with self._open("GET", path, timeout=timeout) as response, open(partial, "wb") as file:
+                too_big = Refused(200, f"its file {target.name} is over {MAX_FILE >> 20} MiB")
+                declared = response.headers.get("Content-Length") or "0"
+                if not declared.isdigit() or int(declared) > MAX_FILE:
+                    raise too_big
                 while chunk := response.read(CHUNK):
                     file.write(chunk)
+                    if file.tell() > MAX_FILE:
+                        raise too_big
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
@@ -114,17 +127,21 @@ class Refused(PromptscapeError):
 
 def _error_text(error: urllib.error.HTTPError) -> str:
     try:
-        return str(json.loads(error.read(1 << 16).decode())["error"])
+        return str(json.loads(error.read(1 << 16).decode())["error"])[: trust.MAX_TEXT]
     except (ValueError, KeyError, TypeError, OSError):
         return f"HTTP {error.code} {error.reason}"
 
 
 def decode_preview(preview: dict | None):
-    """The server's small 8-bit preview as the float32 HxWx3 array the sidebar shows."""
-    if not preview:
+    """The server's small 8-bit preview as the float32 HxWx3 array the sidebar shows (None for one that
+    is not a small image)."""
+    if not isinstance(preview, dict) or not isinstance(preview.get("rgb"), str):
         return None
-    width, height = int(preview["width"]), int(preview["height"])
-    rgb = np.frombuffer(base64.b64decode(preview["rgb"]), dtype=np.uint8)
+    try:
+        width, height = (trust.bounded_int(preview.get(side), 1, 1024, side) for side in ("width", "height"))
+        rgb = np.frombuffer(base64.b64decode(preview["rgb"], validate=True), dtype=np.uint8)
+    except (GenerationFailed, ValueError):
+        return None
     if rgb.size != width * height * 3:
         return None
     return rgb.reshape(height, width, 3).astype(np.float32) / 255.0
@@ -213,13 +230,13 @@ class RemoteJob:
 
     def _submit(self) -> str:
         if self._upload is None:
-            return self._ask("POST", "/v1/jobs", {"kind": self.kind, **self.options})["id"]
+            return _job_id(self._ask("POST", "/v1/jobs", {"kind": self.kind, **self.options}))
         self.stage = "sending the panorama"
         handle, name = tempfile.mkstemp(prefix=".promptscape-upload-", suffix=".png", dir=self.folder)
         os.close(handle)
         try:
             image_files.write_png(name, self._upload, 8)
-            return self._ask("POST", "/v1/depth", {"kind": self.kind, **self.options}, Path(name))["id"]
+            return _job_id(self._ask("POST", "/v1/depth", {"kind": self.kind, **self.options}, Path(name)))
         finally:
             Path(name).unlink(missing_ok=True)
 
@@ -232,18 +249,26 @@ class RemoteJob:
                 self._ask("DELETE", f"/v1/jobs/{self.id}")
                 cancel_sent = True
             status = self._ask("GET", f"/v1/jobs/{self.id}")
-            self.step, self.steps, self.eta = status["step"], status["steps"], status.get("eta")
+            state = status.get("state")
+            if state not in STATES:
+                where = self.server.where
+                raise GenerationFailed(f"The server {where} reported the state {str(state)[:40]!r}")
+            # Steps count denoising steps or a later stage's tiles: bounded, not compared (a stage's
+            # step and steps change one after the other on the server).
+            self.steps = trust.bounded_int(status.get("steps"), 0, MAX_COUNT, "step count")
+            self.step = trust.bounded_int(status.get("step"), 0, MAX_COUNT, "step")
+            eta = status.get("eta")
+            self.eta = float(eta) if isinstance(eta, int | float) and 0 <= eta < MAX_JOB_SECONDS else None
             self.stage = str(status.get("stage") or "")[:200]
             preview = status.get("preview")
-            if preview and preview.get("rgb") != self._preview_text:  # a new array only for a new preview
+            if isinstance(preview, dict) and preview.get("rgb") != self._preview_text:  # new previews only
                 self._preview_text, self.preview = preview.get("rgb"), decode_preview(preview)
-            state = status["state"]
             if state == "done":
                 self._download(status)
                 return
             if state in ("failed", "cancelled"):
-                self.metadata = status.get("metadata") or {}
-                message = status.get("message") or state
+                self.metadata = trust.checked_metadata(status.get("metadata"))
+                message = str(status.get("message") or state)[: trust.MAX_TEXT]
                 error = (
                     Cancelled(message)
                     if state == "cancelled"
@@ -256,25 +281,39 @@ class RemoteJob:
         raise GenerationFailed(f"The job on {self.server.where} ran over {MAX_JOB_SECONDS // 3600} hours")
 
     def _download(self, status: dict) -> None:
+        """The result files into the output folder, under names made here: the server's names are only
+        accepted as the ones it gives each role, and nothing lands outside the folder (server_trust)."""
         self.state = "postprocessing"  # the files are on their way here
         started = time.perf_counter()
-        files = status["files"]
-        base = "material" if self.kind == "material" else "world"
-        roles = list(files)
-        suffixes = [files[role][len(base) :] for role in roles]
-        _, paths = image_files.unique_stem(self.folder, self._stem(status["metadata"]), suffixes)
-        for role, path in zip(roles, paths, strict=True):
-            self.server.download(f"/v1/jobs/{self.id}/files/{urllib.parse.quote(files[role])}", path)
-        found = dict(zip(roles, paths, strict=True))
+        metadata = trust.checked_metadata(status.get("metadata"))
+        try:
+            found = trust.result_paths(status.get("files"), self.kind, self.folder, self._stem(metadata))
+        except GenerationFailed as error:
+            where = self.server.where
+            raise GenerationFailed(f"The server {where} sent a result Promptscape refuses: {error}") from None
+        for name, path in found.values():
+            self.server.download(f"/v1/jobs/{self.id}/files/{urllib.parse.quote(name)}", path)
+        paths = {role: path for role, (_, path) in found.items()}
         if self._upload is not None:  # the arrays came only to build the mesh here: not kept
-            self.outputs = world_depth.load_arrays(found["exr"], found["png"], found["arrays"])
-            found["arrays"].unlink()
+            try:
+                self.outputs = world_depth.load_arrays(paths["exr"], paths["png"], paths["arrays"])
+            finally:
+                paths["arrays"].unlink()
         else:
             made = outputs.WorldOutputs if self.kind == "world" else outputs.MaterialOutputs
-            self.outputs = made(**found, report=status.get("report") or {})
-        self.metadata = {**status["metadata"], **self._local_metadata}
+            report = status.get("report")
+            self.outputs = made(**paths, report=report if isinstance(report, dict) else {})
+        self.metadata = {**metadata, **self._local_metadata}
         self.timings["download"] = time.perf_counter() - started
         self._finish("done")
+
+
+def _job_id(answer: dict) -> str:
+    """The id a server gave a new job: it goes into URLs, so only letters and digits."""
+    job_id = answer.get("id")
+    if not isinstance(job_id, str) or not job_id.isalnum() or not job_id.isascii() or len(job_id) > 64:
+        raise GenerationFailed(f"The server answered with the job id {str(job_id)[:40]!r}, not a plain id")
+    return job_id
 
 
 def _reason(error: Exception) -> str:

@@ -17,7 +17,7 @@ import bpy
 
 from .. import preferences
 from ..generation import options as declared
-from ..generation.engine import memory_plan, model_size
+from ..generation.engine import memory_plan, model_size, server_trust
 from ..generation.engine.detail import NEEDS_MODEL, NEEDS_UPSCALE
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
@@ -37,10 +37,12 @@ SELECT_OBJECTS = "Select the objects to put the material on (or make one active)
 
 def remote_server(url: str) -> remote.Server:
     """The server at `url` with the preferences' token (or PROMPTSCAPE_SERVER_TOKEN) and silence limit;
-    one that is not this computer needs Blender's online access."""
+    one that is not this computer needs Blender's online access, and https unless the preferences (or
+    PROMPTSCAPE_ALLOW_HTTP=1, headless) allow unencrypted connections."""
     prefs = preferences.get()
     token = prefs.server_token or os.environ.get("PROMPTSCAPE_SERVER_TOKEN", "")
-    return remote.Server(url, token, prefs.server_timeout, bpy.app.online_access)
+    allow_http = prefs.allow_http or os.environ.get(server_trust.ALLOW_HTTP_ENV) == "1"
+    return remote.Server(url, token, prefs.server_timeout, bpy.app.online_access, allow_http)
 
 
 def default_options(scene, kind: str) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from .. import preferences
-from ..generation.engine import worker
+from ..generation.engine import server_trust, worker
 from ..generation.engine.upscaler import UpscalePlan, upscale_in_job
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs
@@ -46,11 +46,12 @@ def _submit(request, options: dict, kind: str, postprocess, folder: Path, plan: 
     if not options["server"]:
         return worker.get_worker().submit(request, on_image=postprocess, prepare=plan.prepare)
     server = remote_server(options["server"])
-    sent = {name: value for name, value in options.items() if name != "server"}
+    # The server decides its own device (the preferences' device is this computer's).
+    sent = {name: value for name, value in options.items() if name not in ("server", "device")}
     sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]  # as JSON text
 
     def stem(metadata):  # named like a local result, once the server says which seed it used
-        return file_stem(kind, metadata.get("prompt", ""), metadata.get("seed", ""))
+        return file_stem(kind, metadata.get("prompt", ""), server_trust.seed_of(metadata))
 
     return remote.RemoteJob(server, kind, sent, folder, stem)
 

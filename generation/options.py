@@ -44,6 +44,9 @@ class Option:
     label: str = ""
     choice_labels: tuple = ()  # what the sidebar shows for each choice (default: the choice, capitalised)
     kind_defaults: tuple = ()  # (kind, default) pairs where a kind of job starts from another default
+    # Names a model or a file (a path here, an id): a server takes only the names it offers for it, and
+    # what it reports (status, files, their metadata) carries the client's name, never its own paths.
+    names_a_file: bool = False
 
     def default_for(self, kind: str):
         return dict(self.kind_defaults).get(kind, self.default)
@@ -81,14 +84,17 @@ OPTIONS = (
     Option("guidance", float, 7.0, "How closely to follow the prompt", G, 0.0, 100.0, 20.0, sidebar=True),
     Option("width", int, None, "Width in pixels, a multiple of 8 (worlds are 2:1)", G, MIN_SIZE, MAX_SIZE),
     Option("height", int, None, "Height in pixels, a multiple of 8", G, MIN_SIZE, MAX_SIZE),
-    Option("model", str, "", "A Hugging Face id, a diffusers folder or a .safetensors file", G),
+    Option("model", str, "", "A Hugging Face id, a diffusers folder or a .safetensors file", G,
+           names_a_file=True),
     Option("scheduler", str, "default", "The sampler: the model's own, or another", G, choices=SCHEDULERS),
     Option("device", str, "auto", "Where to run: CUDA, then Apple Metal, then the CPU", G, choices=DEVICES),
     Option("precision", str, "auto", "Half precision on GPUs, full on the CPU", G, choices=PRECISIONS),
-    Option("loras", "loras", (), "A LoRA file, folder or id to stack on the model, with its weight", G),
+    Option("loras", "loras", (), "A LoRA file, folder or id to stack on the model, with its weight", G,
+           names_a_file=True),
     Option("memory", str, "auto", "Fit the GPU: auto plans from free memory; low always decodes in tiles", G,
            choices=MEMORY_MODES, sidebar=True),
-    Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G),
+    Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G,
+           names_a_file=True),
     Option("server", str, "", "A Promptscape server's URL to generate on (empty: this computer)",
            G | DEPTH),
     Option("exposure", float, 0.0, "Brightness of the world in stops", W, -20.0, 20.0, 4.0, sidebar=True),
@@ -102,7 +108,7 @@ OPTIONS = (
            "8192x4096, materials up to 4096x4096)", W | M, choices=UPSCALE_FACTORS,
            choice_labels=("Off", "2x", "4x"), sidebar=True),
     Option("upscaler", str, DEFAULT_UPSCALER, "The upscaler: real-esrgan-x4plus, or an ESRGAN-family "
-           ".safetensors/.pth file or a folder holding one", W | M),
+           ".safetensors/.pth file or a folder holding one", W | M, names_a_file=True),
     Option("detail", float, 0.0, "After upscaling, the model redraws the image at this strength for real "
            "detail (0: off; 0.2-0.4 adds detail, more redraws)", G, 0.0, MAX_DETAIL, sidebar=True),
     Option("hdr_width", int, 0, "Deprecated, use upscale: width of the saved HDRI (0: as generated)", W,
@@ -119,9 +125,10 @@ OPTIONS = (
     Option("pack", bool, False, "Pack the images into the .blend", W | M),
     Option("camera_height", float, 1.6, "Metres from the ground up to the camera: the world's scale", DEPTH,
            0.05, 100.0, 5.0, sidebar=True),
-    Option("depth_model", str, DEFAULT_DEPTH_MODEL, "A depth model: a Hugging Face id or a folder", DEPTH),
+    Option("depth_model", str, DEFAULT_DEPTH_MODEL, "A depth model: a Hugging Face id or a folder", DEPTH,
+           names_a_file=True),
     Option("depth", str, "", "Your own depth map instead of an estimate (EXR in metres; 8/16-bit near dark)",
-           frozenset({"mesh"})),
+           frozenset({"mesh"}), names_a_file=True),
     Option("mesh_resolution", int, 256, "Columns of the world mesh; it has half as many rows",
            frozenset({"mesh"}), 16, 2048, 1024, sidebar=True),
     Option("split_angle", float, 84.0, "Faces seen more edge-on than this are cut at depth jumps (degrees)",
@@ -131,6 +138,9 @@ OPTIONS = (
 )
 # fmt: on
 BY_NAME = {option.name: option for option in OPTIONS}
+# Options that name a model or a file, and those still to come, which must be declared with the mark.
+NAMES_A_FILE = tuple(option.name for option in OPTIONS if option.names_a_file)
+MARK_WHEN_DECLARED = ("transformer", "controlnet", "prop_model")
 
 
 def for_kind(kind: str) -> tuple[Option, ...]:

@@ -4,6 +4,7 @@ camera only, textured with the world's own panorama and turning with the world's
 import bpy
 import numpy as np
 
+from ..generation.engine import server_trust
 from ..generation.errors import PromptscapeError
 from . import images, nodes, world
 
@@ -20,7 +21,11 @@ HIDDEN_FROM = (
 
 
 def build_mesh(name: str, arrays) -> bpy.types.Mesh:
-    """A mesh datablock from imaging.world_mesh.MeshArrays, in one foreach_set per attribute."""
+    """A mesh datablock from imaging.world_mesh.MeshArrays, in one foreach_set per attribute. The arrays
+    are checked first (they may come from a server): an inconsistent set fails before Blender sees it."""
+    arrays = server_trust.checked_mesh(
+        arrays.positions, arrays.corners, arrays.sizes, arrays.uvs, arrays.split
+    )
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(arrays.positions))
     mesh.vertices.foreach_set("co", arrays.positions.ravel())
@@ -33,8 +38,9 @@ def build_mesh(name: str, arrays) -> bpy.types.Mesh:
         mesh.polygons.foreach_set("loop_total", arrays.sizes)
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", arrays.uvs.ravel())
-    mesh.update(calc_edges=True)
+    # validate() first: it derives the edges from the corners and repairs what update() would trust.
     mesh.validate(clean_customdata=False)
+    mesh.update()
     return mesh
 
 

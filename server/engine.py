@@ -24,11 +24,12 @@ from generation.engine.worker import Worker
 from generation.errors import PromptscapeError
 from generation.imaging import outputs
 
-from .wire import DepthSpec, JobSpec, read_panorama, scrub
+from .wire import DepthSpec, JobSpec, client_metadata, read_panorama, scrub
 
 log = logging.getLogger(__name__)
 POLL = 0.05  # seconds between looks at the job: well under one step of a real model
 PREVIEW_WIDTH = 128
+ONGOING_PER_REPLICA = 2  # calls a replica takes at once; the gateway hands out no more (its slots)
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,11 @@ class Engine:
     async def run(self, job_id: str, spec: JobSpec | DepthSpec, board):
         folder = self.files_root / job_id
         folder.mkdir(parents=True, exist_ok=True)
-        source = spec.source if isinstance(spec, DepthSpec) else spec.request.model
-        known = {str(folder): "<job folder>", source: spec.model_name}
+        known = {**spec.locations, str(folder): "<job folder>"}
 
-        def write(image, resolved, job):  # in the worker thread; the files carry the client's model name
+        def write(image, resolved, job):  # in the worker thread; the files carry the client's names
             image = upscale_in_job(image, job, spec.upscale)  # records the upscale in job.metadata
-            metadata = {**job.metadata, "model": spec.model_name}
+            metadata = client_metadata(job.metadata, spec.names)
             if spec.kind == "world":
                 return outputs.write_world(image, folder, "world", metadata, spec.hdr)
             return outputs.write_material(image, folder, "material", metadata)
@@ -159,8 +159,7 @@ class Engine:
         final = {"state": job.state, "step": job.step, "steps": job.steps, "ended": time.time()}
         final["message"] = scrub(job.message, known)
         if job.metadata:
-            named = {} if isinstance(spec, DepthSpec) else {"model": spec.model_name}  # depth_model is in it
-            final["metadata"] = {**job.metadata, **named}
+            final["metadata"] = client_metadata(job.metadata, spec.names)
         if job.state == "done" and job.outputs is not None:
             files = {
                 role: Path(path).name
@@ -191,7 +190,7 @@ def engine_deployment(replicas: tuple[int, int], cpus: float, gpus: float):
         name="Engine",
         # One job runs and one waits in the worker's queue, so a replica never idles between jobs;
         # the rest wait in Serve's queue, where any replica (or a new one) can take them.
-        max_ongoing_requests=2,
+        max_ongoing_requests=ONGOING_PER_REPLICA,
         max_queued_requests=-1,
         ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
         health_check_period_s=5,

@@ -2,10 +2,13 @@
 
 One gateway replica holds the jobs (ids, state, files) and hands each to the Engine deployment as a
 streaming call that it follows in the background; status polls are answered from memory, so they stay
-fast however busy the replicas are. Finished jobs' files are deleted after `keep_seconds`.
+fast however busy the replicas are. Jobs wait for a free engine slot here, in one semaphore, rather than
+in Serve's router, whose retries for each waiting call grow with the queue. Finished jobs' files are
+deleted after `keep_seconds`; a job that runs past `job_timeout` fails.
 """
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -30,6 +33,8 @@ from .wire import (
     parse_depth_job,
     parse_job,
     read_panorama,
+    tokenless_refusal,
+    wrong_type,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,16 @@ async def _refused(request, error: Refused):
 
 
 # Defined before the class: serve.ingress serialises the class's routes as soon as it is defined.
+def _require_type(request: Request, expected: str) -> None:
+    if problem := wrong_type(request.headers, expected):
+        raise Refused(415, problem)
+
+
+def _check_tokenless(headers) -> None:
+    if refusal := tokenless_refusal(headers):
+        raise Refused(*refusal)
+
+
 async def _bounded_stream(request: Request, limit: int, too_big: str):
     """The body's chunks, refused with 413 as soon as the declared or the streamed size passes `limit`."""
     declared = request.headers.get("content-length")
@@ -93,7 +108,11 @@ async def _upload_to(request: Request, path: Path) -> None:
 
 # One replica: it holds the job table. Async and light, it answers many polls at once.
 @serve.deployment(
-    name="Gateway", num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
+    name="Gateway",
+    num_replicas=1,
+    max_ongoing_requests=1000,
+    ray_actor_options={"num_cpus": 0},
+    logging_config={"enable_access_log": False},  # a line on disk for every poll otherwise
 )
 @serve.ingress(app)
 class Gateway:
@@ -104,14 +123,20 @@ class Gateway:
         self.files_root = Path(settings["files_root"])
         self.keep_seconds = settings["keep_seconds"]
         self.max_jobs = settings["max_jobs"]
+        self.job_timeout = settings["job_timeout"]
+        self.engine_slots = settings["engine_slots"]
         self.jobs: dict[str, dict] = {}
+        self.active = 0  # jobs accepted and not yet ended, counted before their first await
         self.board = CancelBoard.remote()
         self._sweeper = None
+        self._slots = None
 
     def _authorise(self, request: Request):
         if self._sweeper is None:  # the event loop runs by now
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+            self._slots = asyncio.Semaphore(self.engine_slots)
         if not self.token:
+            _check_tokenless(request.headers)
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
@@ -127,7 +152,9 @@ class Gateway:
         return job
 
     @app.get("/v1/health")
-    async def health(self):
+    async def health(self, request: Request):
+        if not self.token:
+            _check_tokenless(request.headers)
         return {"status": "ok", "protocol": PROTOCOL}
 
     @app.get("/v1/models")
@@ -138,46 +165,57 @@ class Gateway:
             lambda: {"models": self.models.names(), "depth_models": self.models.depth_names()}
         )
 
-    def _check_queue(self):
-        if sum(job["state"] not in FINAL for job in self.jobs.values()) >= self.max_jobs:
+    @contextlib.contextmanager
+    def _accepting(self):
+        """Count a submission from the moment it is accepted, before its first await (its body or upload
+        still to come), so concurrent submissions cannot pass max_jobs; uncounted again if it is refused."""
+        if self.active >= self.max_jobs:
             raise Refused(429, f"the server's queue is full ({self.max_jobs} jobs): try again later")
+        self.active += 1
+        try:
+            yield
+        except BaseException:
+            self.active -= 1
+            raise
 
     @app.post("/v1/jobs", status_code=201)
     async def submit(self, request: Request):
         self._authorise(request)
-        body = await _bounded_body(request)
-        self._check_queue()
-        try:
-            spec = await asyncio.to_thread(parse_job, parse_body(body), self.models)  # as list_models
-        except PromptscapeError as error:
-            raise Refused(400, str(error)) from None
-        return self._start(secrets.token_hex(12), spec, spec.request.steps)
+        _require_type(request, "application/json")
+        with self._accepting():
+            body = await _bounded_body(request)
+            try:
+                spec = await asyncio.to_thread(parse_job, parse_body(body), self.models)  # as list_models
+            except PromptscapeError as error:
+                raise Refused(400, str(error)) from None
+            return self._start(secrets.token_hex(12), spec, spec.request.steps)
 
     @app.post("/v1/depth", status_code=201)
     async def submit_depth(self, request: Request):
         """A depth or mesh job: the body is the panorama as a PNG, the options are the header's JSON."""
         self._authorise(request)
+        _require_type(request, "image/png")
         header = request.headers.get("x-promptscape-job", "")
         if len(header) > MAX_HEADER:
             raise Refused(413, f"the X-Promptscape-Job header is over {MAX_HEADER} bytes")
-        self._check_queue()
-        try:
-            spec = await asyncio.to_thread(parse_depth_job, parse_body(header.encode()), self.models)
-        except PromptscapeError as error:
-            raise Refused(400, f"X-Promptscape-Job: {error}") from None
-        job_id = secrets.token_hex(12)
-        folder = self.files_root / job_id
-        folder.mkdir(parents=True)
-        try:
-            await _upload_to(request, folder / "upload.png")
-            read_panorama(folder / "upload.png", decode=False)  # its header: refused now, in words
-        except PromptscapeError as error:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise Refused(400, str(error)) from None
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return self._start(job_id, spec, 6)  # six cube views
+        with self._accepting():
+            try:
+                spec = await asyncio.to_thread(parse_depth_job, parse_body(header.encode()), self.models)
+            except PromptscapeError as error:
+                raise Refused(400, f"X-Promptscape-Job: {error}") from None
+            job_id = secrets.token_hex(12)
+            folder = self.files_root / job_id
+            folder.mkdir(parents=True)
+            try:
+                await _upload_to(request, folder / "upload.png")
+                read_panorama(folder / "upload.png", decode=False)  # its header: refused now, in words
+            except PromptscapeError as error:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise Refused(400, str(error)) from None
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            return self._start(job_id, spec, 6)  # six cube views
 
     def _start(self, job_id: str, spec, steps: int) -> dict:
         job = {
@@ -198,28 +236,41 @@ class Gateway:
             "ended": None,
         }
         self.jobs[job_id] = job
-        call = self.engine.options(stream=True).run.remote(job_id, spec, self.board)
-        job["call"] = call
-        job["follow"] = asyncio.get_running_loop().create_task(self._follow(job, call))
+        job["follow"] = asyncio.get_running_loop().create_task(self._follow(job, spec))
         return {"id": job_id}
 
-    async def _follow(self, job: dict, call):
+    async def _follow(self, job: dict, spec):
+        """Wait for an engine slot, run the job there and copy its updates into the table; the job ends
+        here whatever happens, and only here is it uncounted."""
         try:
-            async for update in call:
-                job.update(update)
+            async with asyncio.timeout(self.job_timeout), self._slots:
+                job["call"] = self.engine.options(stream=True).run.remote(job["id"], spec, self.board)
+                async for update in job["call"]:
+                    job.update(update)
         except asyncio.CancelledError:
-            raise
+            if not job.get("cancel_requested") or "call" in job:
+                raise  # the gateway itself is stopping
+            job.update(state="cancelled", message="cancelled before it started")
+        except TimeoutError:
+            if job.get("call") is not None:
+                job["call"].cancel()  # the replica stops the work at its next step
+            job.update(
+                state="failed",
+                message=f"the job ran over this server's limit of {self.job_timeout:g} s (--job-timeout)",
+            )
         except Exception as error:
             if job.get("cancel_requested"):
                 job.update(state="cancelled", message="cancelled before it started")
             else:
                 log.warning("job %s lost its replica: %s", job["id"], type(error).__name__)
                 job.update(state="failed", message="the server's generation replica stopped during the job")
-        if job["state"] not in FINAL:
-            job.update(state="failed", message="the generation replica ended without a result")
-        job["ended"] = job.get("ended") or time.time()
-        job.pop("call", None)
-        self.board.forget.remote(job["id"])
+        finally:
+            if job["state"] not in FINAL:
+                job.update(state="failed", message="the generation replica ended without a result")
+            job["ended"] = job.get("ended") or time.time()
+            job.pop("call", None)
+            self.active -= 1
+            self.board.forget.remote(job["id"])
 
     @app.get("/v1/jobs/{job_id}")
     async def status(self, job_id: str, request: Request, preview: int = 1):
@@ -240,9 +291,12 @@ class Gateway:
         if job["state"] not in FINAL and not job.get("cancel_requested"):
             job["cancel_requested"] = True
             job["step_at_cancel"] = job["step"]
-            await self.board.cancel.remote(job_id)
-            if job["state"] == "queued" and job.get("call") is not None:
-                job["call"].cancel()  # still in Serve's queue: no replica will start it
+            if "call" not in job:  # still waiting here for an engine slot
+                job["follow"].cancel()
+            else:
+                await self.board.cancel.remote(job_id)
+                if job["state"] == "queued" and job.get("call") is not None:
+                    job["call"].cancel()  # in a replica's queue: it never starts
         return {"id": job_id, "state": job["state"]}
 
     @app.get("/v1/jobs/{job_id}/files/{name}")

@@ -56,7 +56,7 @@ class AllowedModels:
 
     def depth_model(self, name: str) -> str:
         """The location of a depth model named by a client."""
-        self._check_name("depth_model", name)
+        self.check_name("depth_model", name)
         folders = self._depth_folders()
         if name in folders:
             return str(folders[name])
@@ -67,7 +67,7 @@ class AllowedModels:
 
     def resolve(self, name: str) -> str:
         """The location the engine loads for `name`; InvalidRequest for anything not offered."""
-        self._check_name("model", name)
+        self.check_name("model", name)
         folders = self._folders()
         if name in folders:
             return str(folders[name])
@@ -80,7 +80,7 @@ class AllowedModels:
         """The location of a replacement VAE named by a client; "" for the model's own."""
         if not name:
             return ""
-        self._check_name("vae", name)
+        self.check_name("vae", name)
         folder = self.folder / "vaes" / name if self.folder else None
         if folder is not None and (folder / "config.json").is_file():
             return str(folder)
@@ -90,7 +90,7 @@ class AllowedModels:
 
     def upscaler(self, name: str) -> tuple[str, Path | None]:
         """(the id the engine resolves, the folder its file is in) for an upscaler named by a client."""
-        self._check_name("upscaler", name)
+        self.check_name("upscaler", name)
         folder = self.folder / "upscalers" if self.folder else None
         if name.lower() in upscalers.CURATED:
             return name, folder
@@ -100,7 +100,8 @@ class AllowedModels:
         raise InvalidRequest(f"upscaler: this server does not offer {name!r}; use {upscalers.DEFAULT}")
 
     @staticmethod
-    def _check_name(what: str, name) -> None:
+    def check_name(what: str, name) -> None:
+        """InvalidRequest unless `name` is a plain name (letters, digits, . _ -, one /), never a path."""
         if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
             raise InvalidRequest(
                 f"{what}: name one of this server's {what}s, not a path; {str(name)[:80]!r} is not a name"

@@ -7,6 +7,7 @@ A depth job's panorama is a PNG, read by Pillow within a pixel bound.
 
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from generation import options as declared
 from generation.engine.detail import NEEDS_UPSCALE
 from generation.engine.request import GenerationRequest
+from generation.engine.server_trust import is_loopback
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from generation.engine.world_depth import MeshSettings
 from generation.errors import InvalidRequest, ModelNotFound
@@ -32,6 +34,11 @@ DEPTH_KINDS = ("depth", "mesh")  # POST /v1/depth
 DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
 
 
+# The options that name a model or file (generation/options.py marks them) this server looks up by name;
+# any other marked option is refused, so a new one is never passed through as a path.
+SERVED_NAMES = ("model", "vae", "upscaler", "depth_model")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     kind: str
@@ -39,6 +46,8 @@ class JobSpec:
     model_name: str  # as the client named it: what metadata carries
     hdr: outputs.HdrOptions | None  # for worlds
     upscale: UpscalePlan  # run on the server before the HDR and the maps, as a local job does
+    names: dict  # every marked option -> the client's name for it ("" when not given)
+    locations: dict  # the server's locations of those -> the client's names, for messages
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,38 @@ class DepthSpec:
     source: str  # its location here
     camera_height: float
     mesh: MeshSettings | None  # on the replica's own device ("auto")
+    names: dict  # as JobSpec's
+    locations: dict
+
+
+def wrong_type(headers, expected: str) -> str:
+    """What is wrong with a body's Content-Type, or '': a web page can send text/plain across sites
+    without asking the server first, so only the exact type is taken."""
+    given = headers.get("content-type", "").partition(";")[0].strip().lower()
+    return (
+        ""
+        if given == expected
+        else f"send the body as Content-Type: {expected}, not {given[:60] or 'none'!r}"
+    )
+
+
+def tokenless_refusal(headers) -> tuple[int, str] | None:
+    """(status, words) when a server without a token must refuse a request, else None: it answers only
+    this computer's own programs, so the Host must name this computer (a DNS-rebound page's does not)
+    and no web page may call it (browsers send Origin with cross-site and scripted calls)."""
+    host = headers.get("host", "")
+    try:
+        name = urllib.parse.urlsplit("//" + host).hostname or ""
+    except ValueError:
+        name = ""
+    if not is_loopback(name):
+        return 421, (
+            f"this server has no token, so it answers only requests for 127.0.0.1 or localhost, not "
+            f"{host[:60]!r}: start it with a token to serve other computers"
+        )
+    if "origin" in headers:
+        return 403, "this server has no token and refuses calls from web pages (they send an Origin header)"
+    return None
 
 
 def parse_body(body: bytes) -> dict:
@@ -71,15 +112,17 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
             raise InvalidRequest(f"{name[:40]} is {len(value)} characters long: at most {MAX_TEXT}")
     if values.get("server"):
         raise InvalidRequest("server: this server runs jobs itself and forwards none; leave it out")
-    if values.get("loras"):
-        raise InvalidRequest("loras: this server offers no LoRAs; leave them out")
     checked = declared.check(values, kind)
+    _check_device(checked)
     options = {option.name: option.default for option in declared.for_kind(kind)} | checked
+    names = _named_options(options, kind, models)
     width, height = DEFAULT_SIZE[kind]
     offered = [] if options["model"] else models.names()
     model_name = options["model"] or (offered[0]["name"] if offered else "")
     if not model_name:
         raise InvalidRequest("model: this server offers no models yet")
+    names["model"] = model_name
+    model, vae = models.resolve(model_name), models.vae(options["vae"])
     mode = "world" if kind == "world" else ("texture" if options["seamless"] else "image")
     request = GenerationRequest(
         prompt=options["prompt"],
@@ -89,17 +132,19 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         guidance=options["guidance"],
         width=options["width"] or width,
         height=options["height"] or height,
-        model=models.resolve(model_name),
+        model=model,
         scheduler=options["scheduler"],
         mode=mode,
         device=options["device"],
         precision=options["precision"],
         poles=options.get("poles", "repair"),
         memory=options["memory"],
-        vae=models.vae(options["vae"]),
+        vae=vae,
     ).validate()
     hdr = outputs.hdr_options(options) if kind == "world" else None
-    return JobSpec(kind, request, model_name, hdr, _upscale(options, kind, request, models))
+    upscale = _upscale(options, kind, request, models)
+    locations = {model: model_name, vae: options["vae"], str(upscale.path or ""): options["upscaler"]}
+    return JobSpec(kind, request, model_name, hdr, upscale, names, {k: v for k, v in locations.items() if k})
 
 
 def _upscale(options: dict, kind: str, request: GenerationRequest, models: AllowedModels) -> UpscalePlan:
@@ -131,9 +176,48 @@ def parse_depth_job(data: dict, models: AllowedModels) -> DepthSpec:
     values.pop("server", None)
     checked = declared.check(values, kind)
     options = {option.name: option.default for option in declared.for_kind(kind)} | checked
+    names = _named_options(options, kind, models)
     name = options["depth_model"]
     mesh = MeshSettings(options["mesh_resolution"], options["split_angle"]) if kind == "mesh" else None
-    return DepthSpec(kind, name, models.depth_model(name), options["camera_height"], mesh)
+    source = models.depth_model(name)
+    return DepthSpec(kind, name, source, options["camera_height"], mesh, names, {source: name})
+
+
+def _check_device(options: dict) -> None:
+    if options.get("device", "auto") != "auto":
+        raise InvalidRequest(
+            f'device: this server decides where its jobs run; send "auto" or leave it out, '
+            f"not {options['device']!r}"
+        )
+
+
+def _named_options(options: dict, kind: str, models: AllowedModels) -> dict[str, str]:
+    """option -> the client's name for every option of `kind` that names a model or file, each checked
+    as a name (never a path); one this server does not look up by name is refused unless empty."""
+    names = {}
+    for name in declared.NAMES_A_FILE:
+        if name not in options:
+            continue
+        value = options[name]
+        if name not in SERVED_NAMES:
+            if value:
+                raise InvalidRequest(f"{name}: this server offers no {name}; leave it out")
+            names[name] = ""
+            continue
+        if value:
+            models.check_name(name, value)
+        names[name] = value
+    return names
+
+
+def client_metadata(metadata: dict, names: dict) -> dict[str, str]:
+    """A result's metadata as a client may see it: every option that names a model or file carries the
+    client's name for it (the server's own locations stay here)."""
+    found = dict(metadata)
+    for name in declared.NAMES_A_FILE:
+        if name in found:
+            found[name] = names.get(name, "")
+    return found
 
 
 def read_panorama(path: Path, decode: bool = True) -> np.ndarray | None:

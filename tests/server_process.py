@@ -46,9 +46,10 @@ class ServerProcess:
             "HF_HUB_OFFLINE": "1",
             "HF_HOME": str(scratch / "hf-home"),
             "TMPDIR": "/tmp",  # Ray's socket paths must stay short
+            "PROMPTSCAPE_SERVER_TOKEN": token,  # as the README says: never on the command line
         }
         env.pop("PYTHONPATH", None)
-        args = ["--port", str(self.port), "--token", token, "--models", str(models), "--cpus", "2", *extra]
+        args = ["--port", str(self.port), "--models", str(models), "--cpus", "2", *extra]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [str(PYTHON), "-m", "server", *args],
@@ -97,13 +98,19 @@ class ServerProcess:
             time.sleep(0.2)
         assert not port_in_use(self.port), f"port {self.port} is still held after the server stopped"
 
-    def call(self, method: str, path: str, body=None, token: str | None = None, raw: bytes | None = None):
-        """(status, JSON answer) of one call, with this server's token unless another is given."""
+    def call(self, method: str, path: str, body=None, token: str | None = None, raw: bytes | None = None,
+             headers: dict | None = None):  # fmt: skip
+        """(status, JSON answer) of one call, with this server's token unless another is given; a body
+        goes as application/json unless `headers` say otherwise."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(self.url + path, data=data, method=method)
         given = self.token if token is None else token
         if given:
             request.add_header("Authorization", f"Bearer {given}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())

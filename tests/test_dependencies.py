@@ -199,6 +199,7 @@ def _props(prefs) -> dict:
     """The preferences' values and draw helpers, for calling draw() on a recording stand-in."""
     names = (
         "model", "wheel_folder", "site_packages", "allow_pickle", "server", "server_token", "server_timeout",
+        "allow_http",
         "draw_install", "draw_models", "draw_world_models", "draw_server",
     )  # fmt: skip
     return {name: getattr(prefs, name) for name in (*names, "bl_rna")}

@@ -4,6 +4,7 @@ The server runs from .venv-server in a subprocess with the tiny model as its one
 here is marked `server`; the ones that start a second server or run long jobs are also `slow`.
 """
 
+import concurrent.futures
 import importlib
 import json
 import socket
@@ -151,7 +152,7 @@ def test_an_upscaled_world_is_upscaled_on_the_server(api, server, prefs, models,
     assert read_exr(world_file(world)).shape == (2 * FAST["height"], 2 * FAST["width"], 3)
     recorded = world["promptscape"]
     assert recorded["poles"] == "repair" and recorded["upscale"] == "2"
-    assert recorded["upscaler"] == "tiny-esrgan.safetensors" and str(models) not in str(dict(recorded))
+    assert recorded["upscaler"] == "tiny-esrgan" and str(models) not in str(dict(recorded))  # its name here
 
 
 def test_a_model_path_from_blender_is_refused(api, server, prefs, models, tiny_sd):
@@ -159,6 +160,17 @@ def test_a_model_path_from_blender_is_refused(api, server, prefs, models, tiny_s
         api.generate_world("x", scene=new_scene(), server=server.url, model=str(tiny_sd), **FAST)
     assert f"The server 127.0.0.1:{server.port} refused the job" in str(refused.value)
     assert str(models) not in str(refused.value)
+
+
+def test_bodies_of_another_type_are_refused(server, tmp_path):
+    """A web page can send text/plain (or form data) to any address without asking first: refused."""
+    body = {"kind": "world", "prompt": "x", "model": "tiny-sd", **FAST}
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        status, answer = server.call("POST", "/v1/jobs", body, headers={"Content-Type": kind})
+        assert status == 415 and "Content-Type: application/json" in answer["error"], answer
+    png = write_png(tmp_path / "sky.png", sky_panorama()).read_bytes()
+    status, answer = post_panorama(server, png, {"kind": "depth"}, kind="text/plain")
+    assert status == 415 and "Content-Type: image/png" in answer["error"]
 
 
 def test_oversized_and_bad_requests_are_refused(server):
@@ -239,13 +251,16 @@ def test_a_batch_runs_on_the_server(addon, server, prefs, tmp_path, monkeypatch)
     bpy.ops.wm.read_homefile(use_empty=True)
 
 
-def test_the_queue_takes_64_jobs_and_cancels_queued_ones(server):
+def test_the_queue_takes_64_jobs_at_once_and_cancels_queued_ones(server):
+    """80 submissions at the same moment: 64 (the default --max-jobs) are taken, each counted as soon as it
+    is accepted, and the rest refused in words; then every one is cancelled, waiting or not."""
     body = {"kind": "world", "prompt": "queued", "model": "tiny-sd", **SLOW_STEPS}  # the first keeps it busy
-    ids = []
-    for _ in range(64):
-        status, answer = server.call("POST", "/v1/jobs", body)
-        assert status == 201, answer
-        ids.append(answer["id"])
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: server.call("POST", "/v1/jobs", body), range(80)))
+    ids = [answer["id"] for status, answer in answers if status == 201]
+    refused = [answer["error"] for status, answer in answers if status == 429]
+    assert len(ids) == 64 and len(refused) == 16, [status for status, _ in answers]
+    assert all("queue is full (64 jobs)" in error for error in refused)
     for job_id in ids:
         assert server.call("DELETE", f"/v1/jobs/{job_id}")[0] == 202
 
@@ -256,6 +271,8 @@ def test_the_queue_takes_64_jobs_and_cancels_queued_ones(server):
 
     wait_until(all_ended, 180, "every queued job to end")
     assert {server.call("GET", f"/v1/jobs/{i}?preview=0")[1]["state"] for i in ids} == {"cancelled"}
+    status, answer = server.call("POST", "/v1/jobs", body)  # ended jobs no longer count
+    assert status == 201 and server.call("DELETE", f"/v1/jobs/{answer['id']}")[0] == 202
 
 
 def test_finished_jobs_files_expire(server):
@@ -301,9 +318,10 @@ def mesh_of(obj) -> np.ndarray:
     return positions
 
 
-def post_panorama(server, body: bytes, job: dict, length: int | None = None):
+def post_panorama(server, body: bytes, job: dict, length: int | None = None, kind: str = "image/png"):
     request = urllib.request.Request(server.url + "/v1/depth", data=body, method="POST")
     request.add_header("Authorization", f"Bearer {server.token}")
+    request.add_header("Content-Type", kind)
     request.add_header("X-Promptscape-Job", json.dumps(job))
     if length is not None:
         request.add_header("Content-Length", str(length))
@@ -329,3 +347,30 @@ def test_depth_uploads_and_models_are_bounded(server, models, tmp_path):
     assert status == 413 and "MiB" in answer["error"]
     status, answer = post_panorama(server, png, {"kind": "depth", "depth": "/etc/passwd"})
     assert status == 400 and "leave them out" in answer["error"]
+
+
+@pytest.mark.slow
+def test_a_server_without_a_token_answers_only_this_computers_programs(models, tmp_path):
+    """Without a token: the Host must name this computer and no web page (Origin) may call, on every
+    route; jobs also end at --job-timeout, and the server, not the client, picks the device."""
+    open_server = ServerProcess(models, tmp_path / "open", "", "--job-timeout", "6")
+    try:
+        assert open_server.call("GET", "/v1/health")[0] == 200
+        rebound = {"Host": f"attacker.example:{open_server.port}"}
+        for method, path in (("GET", "/v1/health"), ("GET", "/v1/models"), ("GET", "/v1/jobs/x")):
+            status, answer = open_server.call(method, path, headers=rebound)
+            assert status == 421 and "no token" in answer["error"], (path, answer)
+            status, answer = open_server.call(method, path, headers={"Origin": "https://evil.example"})
+            assert status == 403 and "web pages" in answer["error"], (path, answer)
+        body = {"kind": "world", "prompt": "x", "model": "tiny-sd", **SLOW_STEPS}
+        status, answer = open_server.call("POST", "/v1/jobs", body, headers={"Origin": "null"})
+        assert status == 403
+        status, answer = open_server.call("POST", "/v1/jobs", {**body, "device": "cpu"})
+        assert status == 400 and "this server decides where its jobs run" in answer["error"]
+        status, answer = open_server.call("POST", "/v1/jobs", body)
+        assert status == 201, answer
+        job = f"/v1/jobs/{answer['id']}?preview=0"
+        wait_until(lambda: open_server.call("GET", job)[1]["state"] == "failed", 60, "the job timeout")
+        assert "limit of 6 s (--job-timeout)" in open_server.call("GET", job)[1]["message"]
+    finally:
+        open_server.stop()

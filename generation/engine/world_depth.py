@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Cancelled, InvalidImage
+from ..errors import Cancelled
 from ..imaging import depth as depth_maps
 from ..imaging import image_files, world_mesh
+from .server_trust import read_depth_arrays
 
 VIEW_SIZE = 518  # Depth Anything's own input size
 
@@ -79,14 +80,7 @@ def save_arrays(outputs: DepthOutputs, path: Path) -> Path:
 
 
 def load_arrays(exr: Path, png: Path, path: Path) -> DepthOutputs:
-    """What save_arrays wrote, read with allow_pickle=False, so a file from a server can hold only arrays."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            distance = arrays["distance"]
-            mesh = None
-            if "positions" in arrays:
-                fields = ("positions", "corners", "sizes", "uvs")
-                mesh = world_mesh.MeshArrays(*(arrays[name] for name in fields), int(arrays["split"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise InvalidImage(f"the depth arrays in {Path(path).name} are not readable: {error}") from None
+    """What save_arrays wrote, read without pickles and checked (server_trust): a file from a server
+    can hold only arrays of a depth job's shapes and sizes, or the job fails in words."""
+    distance, mesh = read_depth_arrays(path)
     return DepthOutputs(Path(exr), Path(png), distance, mesh)
