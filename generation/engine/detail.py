@@ -221,7 +221,7 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     says "adding detail, step 3 of 8", job.step counts windows, the preview follows each step, and a
     cancel takes effect before the next window (Cancelled). The job's scheduler and LoRAs apply."""
     from ..errors import InvalidRequest
-    from . import previews
+    from . import families, previews
     from .call_options import call_options
 
     pipe, request = getattr(job, "pipe", None), job.resolved
@@ -230,7 +230,7 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     height, width = image.shape[:2]
     window = native_window(pipe) * tiled_vae.SCALE
     tiling = vae_tiling(job, width, height, wrap_x, wrap_y, window * window)
-    sdxl = hasattr(pipe, "text_encoder_2")
+    family = families.of_pipeline(pipe).name
     shown = {"at": 0.0}
 
     def on_window(step, steps, done, total):
@@ -239,7 +239,7 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     def on_step(latents):
         now = time.perf_counter()
         if now - shown["at"] >= previews.PREVIEW_INTERVAL:
-            job.preview, shown["at"] = previews.latents_to_rgb(latents, sdxl), now
+            job.preview, shown["at"] = previews.latents_to_rgb(latents, family), now
 
     job.stage = "adding detail"
     start = time.perf_counter()

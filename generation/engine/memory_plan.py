@@ -46,6 +46,12 @@ FAMILIES = {
     "sd": ModelSize("sd", 859.5e6, 123.1e6, 83.65e6, native=512),
     "sd2": ModelSize("sd2", 865.9e6, 340.4e6, 83.65e6, native=768),
     "sdxl": ModelSize("sdxl", 2567.5e6, 817.8e6, 83.65e6, vae_upcast=True, native=1024, measured=True),
+    # The transformers (denoiser in the "unet" field), from their model cards: Z-Image 6B with Qwen3-4B,
+    # FLUX.2 klein 4B with Qwen3-4B, Qwen-Image 20B with Qwen2.5-VL-7B. Unmeasured: estimates until a GPU runs
+    # them; a downloaded folder's own .safetensors headers replace them (model_size.size_of).
+    "zimage": ModelSize("zimage", 6.15e9, 4.02e9, 83.8e6, native=1024),
+    "flux2-klein": ModelSize("flux2-klein", 4.0e9, 4.02e9, 84.0e6, native=1024),
+    "qwen-image": ModelSize("qwen-image", 20.4e9, 8.29e9, 127.0e6, native=1328),
 }
 
 

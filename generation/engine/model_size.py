@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import PromptscapeError
+from . import families
 from .memory_plan import FAMILIES, ModelSize
 from .models import (
     ModelSource,
@@ -24,11 +25,16 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
-_PARTS = {"unet": "unet", "text_encoder": "text_encoders", "text_encoder_2": "text_encoders", "vae": "vae"}
+# Each part's folder and the field it counts into: a transformer is the denoiser, as a UNet is.
+_PARTS = {"unet": "unet", "transformer": "unet", "text_encoder": "text_encoders",
+          "text_encoder_2": "text_encoders", "vae": "vae"}  # fmt: skip
 
 
 def family_of(class_name: str, folder: Path | None) -> str:
-    """ "sdxl", "sd2" (a 1024-wide text encoder) or "sd", from the pipeline class and its text encoder."""
+    """A transformer family by its pipeline class, else "sdxl", "sd2" (a 1024-wide text encoder) or "sd"."""
+    family = families.of_class(class_name)
+    if family is not None and family.transformer:
+        return family.name
     if "XL" in class_name:
         return "sdxl"
     try:

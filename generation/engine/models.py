@@ -18,13 +18,15 @@ from pathlib import Path
 
 from ..errors import ModelLoadError, ModelNotFound, missing_dependency
 from . import devices
+from .families import TRANSFORMER_PIPELINES
 from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, looks_like_path
 
 log = logging.getLogger(__name__)
 
 HINT = "check the model in Preferences > Add-ons > Promptscape"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# Pipelines AutoPipelineForText2Image turns into SD1.x/2.x or SDXL text-to-image (Turbo and LCM included).
+# Pipelines AutoPipelineForText2Image turns into SD1.x/2.x or SDXL text-to-image (Turbo and LCM included),
+# and the transformer families' own.
 SUPPORTED_PIPELINES = frozenset(
     {
         "StableDiffusionPipeline",
@@ -35,7 +37,9 @@ SUPPORTED_PIPELINES = frozenset(
         "StableDiffusionXLInpaintPipeline",
         "LatentConsistencyModelPipeline",
     }
+    | TRANSFORMER_PIPELINES
 )
+SUPPORTED_WORDS = "a Stable Diffusion 1.x/2.x, SDXL (or Turbo), Z-Image, FLUX.2 klein or Qwen-Image model"
 
 
 @dataclass(frozen=True)
@@ -249,12 +253,12 @@ def _load_pretrained(source: ModelSource, dtype, extra: dict):
     if not isinstance(class_name, str):  # [module, class]: a pipeline whose code ships with the model
         raise ModelLoadError(
             f'"{source.location}" brings its own pipeline code, which Promptscape never runs: '
-            "choose a standard Stable Diffusion 1.x/2.x or SDXL (or Turbo) text-to-image model"
+            f"choose a standard {SUPPORTED_WORDS}"
         )
     if index and class_name not in SUPPORTED_PIPELINES:
         raise ModelLoadError(
             f'"{source.location}" is a {class_name or "unknown"} model, which Promptscape cannot use: '
-            "choose a Stable Diffusion 1.x/2.x or SDXL (or Turbo) text-to-image model"
+            f"choose {SUPPORTED_WORDS}"
         )
     if folder is not None:
         for weights in folder.glob("*/*.safetensors"):
@@ -271,8 +275,15 @@ def _load_pretrained(source: ModelSource, dtype, extra: dict):
         location = str(folder)
     elif source.kind == "repo":
         kwargs["local_files_only"] = not source.allow_download
+    # The transformer families load by their own class: diffusers' auto pipelines map klein to other
+    # pipelines than the ones Promptscape runs.
+    import diffusers
+
+    loader = (
+        getattr(diffusers, class_name) if class_name in TRANSFORMER_PIPELINES else AutoPipelineForText2Image
+    )
     try:
-        return AutoPipelineForText2Image.from_pretrained(location, **kwargs)
+        return loader.from_pretrained(location, **kwargs)
     except Exception as error:
         raise ModelLoadError(
             f'"{source.location}" could not be loaded: {error}. Files may be missing or the model may have '

@@ -26,12 +26,18 @@ _SDXL_MAP = np.array(
 _SDXL_BIAS = np.array([0.07, 0.02, -0.10], dtype=np.float32)
 
 
-def latents_to_rgb(latents, sdxl: bool = False) -> np.ndarray:
-    """A float32 HxWx3 preview in [0, 1] of the first latent image (a torch tensor or array, 1x4xHxW)."""
+def latents_to_rgb(latents, family: str = "sd") -> np.ndarray:
+    """A float32 HxWx3 preview in [0, 1] of the first latent image (a torch tensor or array, 1xCxHxW) of a
+    model family: the fitted map of SD or SDXL, else (the transformers' 16 or more channels) the first
+    three channels stretched to their own range."""
     if hasattr(latents, "detach"):
         latents = latents[0].detach().float().cpu().numpy()
     else:
         latents = np.asarray(latents, dtype=np.float32)[0]
-    matrix, bias = (_SDXL_MAP, _SDXL_BIAS) if sdxl else (_SD_MAP, _SD_BIAS)
+    if family not in ("sd", "sdxl"):
+        rgb = np.moveaxis(latents[:3], 0, -1)
+        low, high = rgb.min(axis=(0, 1)), rgb.max(axis=(0, 1))
+        return ((rgb - low) / np.maximum(high - low, 1e-6)).astype(np.float32)
+    matrix, bias = (_SDXL_MAP, _SDXL_BIAS) if family == "sdxl" else (_SD_MAP, _SD_BIAS)
     rgb = np.tensordot(np.moveaxis(latents[:4], 0, -1), matrix, axes=1) + bias
     return np.clip(rgb * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles, window_size
-from . import decoding, devices, memory_plan, model_size, models, previews
+from . import decoding, devices, families, memory_plan, model_size, models, previews, token_wrap
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
@@ -244,6 +244,8 @@ class Worker:
             if job._prepare is not None:
                 job._prepare(job)
             size = model_size.size_of(source, vae)
+            families.check_request(families.named(size.family) or families.FAMILIES[0], request.scheduler,
+                                   request.width, request.height)  # fmt: skip
             job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             with self.cache.use(source, device, precision, job.plan.placement, vae) as loaded:
@@ -334,24 +336,39 @@ class Worker:
     def _generate(self, job: Job, pipe, request: GenerationRequest, device: str) -> np.ndarray:
         import torch
 
+        family = families.of_pipeline(pipe)
         generator = torch.Generator(device=device).manual_seed(request.seed)
-        sdxl = "XL" in type(pipe).__name__
-        last = {"preview": 0.0}
+        # A transformer's wrap: its latents rolled between steps (its VAE wraps by padding, as a UNet's).
+        roll = None
+        if family.transformer:
+            roll = token_wrap.TokenRoll.for_image(
+                family.packed, request.width, request.height, request.steps, request.wrap_x, request.wrap_y
+            )
+        last = {"preview": 0.0, "step_end": None}
 
         def on_step_end(pipeline, index, timestep, tensors):
             now = time.perf_counter()
             job.step, job.steps = index + 1, getattr(pipeline, "num_timesteps", job.steps)
+            latents = tensors["latents"]
             if now - last["preview"] >= previews.PREVIEW_INTERVAL or job.step == job.steps:
-                job.preview = previews.latents_to_rgb(tensors["latents"], sdxl)
+                job.preview = previews.latents_to_rgb(
+                    latents if roll is None else roll.grid(latents), family.name
+                )
                 last["preview"] = now
             hook = self.step_hook
             if hook is not None:
                 hook(job, job.step)
             if job.cancel_requested:
                 raise _CancelRequested
+            if roll is not None:
+                tensors["latents"] = roll.after_step(index, latents)
+            last["step_end"] = time.perf_counter()
             return tensors
 
         start = time.perf_counter()
+        common = {"prompt": request.prompt, "num_inference_steps": request.steps, "width": request.width,
+                  "height": request.height, "generator": generator, "callback_on_step_end": on_step_end,
+                  **_guidance(family, request)}  # fmt: skip
         # Under numpy 2 the Euler and DPM++ schedulers' np.array(tensor) warns (DeprecationWarning, hidden
         # outside tests) that torch's __array__ takes no copy= keyword; numpy retries and the array is right.
         # The pipeline encodes the prompt before its first denoiser call: that call splits the two stages.
@@ -360,24 +377,19 @@ class Worker:
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
             ),
             seamless(pipe, request.wrap_x, request.wrap_y),
+            _noting_first_step(job, _denoiser(pipe)),
         ):
-            with _noting_first_step(job, _denoiser(pipe)):
-                latents = pipe(
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt or None,
-                    num_inference_steps=request.steps,
-                    guidance_scale=request.guidance,
-                    width=request.width,
-                    height=request.height,
-                    generator=generator,
-                    output_type="latent",
-                    callback_on_step_end=on_step_end,
-                ).images
-            denoised = time.perf_counter()
-            image = self._decode(job, pipe, latents, request)
+            if family.transformer:  # the pipeline decodes its own latents (packed, shifted, normalised)
+                image = pipe(output_type="np", **common).images[0]
+                denoised = last["step_end"] or time.perf_counter()
+            else:
+                latents = pipe(output_type="latent", **common).images
+                denoised = time.perf_counter()
+                image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
         encoded = job._denoise_started or denoised
         job.timings.update(encode=encoded - start, denoise=denoised - encoded, decode=end - denoised)
+        image = np.asarray(image, dtype=np.float32)
         if not np.isfinite(image).all():
             raise GenerationFailed(
                 "the model produced NaN/infinite pixels: use fp32 precision (or a fixed fp16 VAE for SDXL) "
@@ -393,6 +405,15 @@ class Worker:
             return decoding.decode_latents(pipe, latents, plan, request.wrap_x, request.wrap_y)
 
         return _falling_back(job, job.plan, decode, "decoding", "memory_plan")
+
+
+def _guidance(family: families.Family, request: GenerationRequest) -> dict:
+    """The guidance arguments in the family's own words; Qwen-Image's true CFG needs a negative prompt."""
+    options = {family.guidance_argument: request.guidance}
+    true_cfg = family.guidance_argument == "true_cfg_scale" and request.guidance > 1
+    if family.negative_prompt and (request.negative_prompt or true_cfg):
+        options["negative_prompt"] = request.negative_prompt or " "
+    return options
 
 
 def _denoiser(pipe):

@@ -1,0 +1,85 @@
+"""Worlds and materials from the transformer families through the worker, on tiny random-weight models
+saved as diffusers folders: their wrap by rolled latents, their previews, seeds and refusals."""
+
+import numpy as np
+import pytest
+from conftest import ROOT, source_module
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+FAMILIES = source_module("setup.tiny_transformers").FAMILIES
+CACHE = ROOT / ".cache" / "tiny-models"
+
+
+@pytest.fixture(scope="module")
+def worker():
+    worker = source_module("engine.worker").Worker()
+    yield worker
+    worker.shutdown()
+
+
+def request(family, **fields):
+    folder = source_module("setup.tiny_transformers").ensure_tiny_pipeline(family, CACHE)
+    fields = {"prompt": "a red sky", "seed": 3, "steps": 3, "width": 128, "height": 64, "model": str(folder),
+              "device": "cpu", "poles": "off", "guidance": 0.0, **fields}  # fmt: skip
+    return source_module("engine.request").GenerationRequest(**fields)
+
+
+def run(worker, job_request):
+    job = worker.submit(job_request, on_image=lambda image, resolved, job: image)
+    assert job.wait(300), job
+    return job
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_world_and_a_material_from_each_family(worker, family):
+    world = run(worker, request(family))
+    assert world.state == "done", world.message
+    assert world.outputs.shape == (64, 128, 3) and np.isfinite(world.outputs).all()
+    assert world.preview is not None and world.step == world.steps == 3
+    assert {"encode", "denoise", "decode"} <= set(world.timings)
+    again = run(worker, request(family))
+    np.testing.assert_array_equal(again.outputs, world.outputs)  # the same seed, the same world
+    material = run(worker, request(family, mode="texture", width=64, height=64))
+    assert material.state == "done" and material.outputs.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_what_a_family_cannot_run_is_refused_in_words(worker, family):
+    job = run(worker, request(family, scheduler="euler"))
+    assert job.state == "failed" and "scheduler to default" in job.message
+    job = run(worker, request(family, mode="texture", width=72, height=72))
+    assert job.state == "failed" and "multiples of 16" in job.message
+
+
+def test_rolling_is_exact_bookkeeping():
+    token_wrap = source_module("engine.token_wrap")
+    schedule = token_wrap.roll_schedule(8, columns=16, rows=4, wrap_y=True)
+    assert schedule[-1] == (0, 0) and len({offset for offset in schedule}) > 4
+    for packed in (False, True):
+        roll = token_wrap.TokenRoll.for_image(packed, 256, 64, 8, wrap_x=True, wrap_y=True)
+        latents = torch.randn((1, 64 if packed else 16, 16) if packed else (1, 16, 8, 32))
+        rolled = latents
+        for index in range(8):
+            rolled = roll.after_step(index, rolled)
+        torch.testing.assert_close(rolled, latents, rtol=0, atol=0)  # back where it started
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_with_no_offsets_the_rolled_run_is_the_plain_pipeline(family, monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    token_wrap = source_module("engine.token_wrap")
+    monkeypatch.setattr(token_wrap, "roll_schedule", lambda steps, *_: [(0, 0)] * steps)
+    worker = source_module("engine.worker").Worker()
+    try:
+        job = run(worker, request(family, guidance=1.0))
+    finally:
+        worker.shutdown()
+    pipe = DiffusionPipeline.from_pretrained(request(family).model)
+    seamless = source_module("engine.seamless")
+    with seamless.seamless(pipe, True, False):  # the VAE's wrap alone
+        plain = pipe(prompt="a red sky", num_inference_steps=3, width=128, height=64, output_type="np",
+                     generator=torch.Generator().manual_seed(3), guidance_scale=1.0).images[0]  # fmt: skip
+    np.testing.assert_array_equal(job.outputs, plain)
