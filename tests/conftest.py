@@ -114,6 +114,13 @@ def tiny_sdxl(addon) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_transformers(addon) -> dict[str, Path]:
+    """Tiny random-weight Z-Image, FLUX.2 klein and Qwen-Image diffusers folders, by family, built offline."""
+    tiny = importlib.import_module(addon.__name__ + ".generation.setup.tiny_transformers")
+    return {family: tiny.ensure_tiny_pipeline(family, TINY_MODEL_CACHE) for family in tiny.FAMILIES}
+
+
+@pytest.fixture(scope="session")
 def tiny_depth(addon) -> Path:
     """A tiny random-weight Depth Anything V2 model folder (transformers), built offline."""
     depth_models = importlib.import_module(addon.__name__ + ".generation.setup.depth_models")

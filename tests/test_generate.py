@@ -242,3 +242,18 @@ def test_numpy_numbers_and_lowercase_names_are_fine(api, tiny_sd):
     material = api.generate_material("tiles", [bpy.context.active_object], model=str(tiny_sd), **options)
     assert material.node_tree.nodes["Promptscape Mapping"].inputs["Scale"].default_value[0] == 2.5
     assert "Promptscape Displacement" in material.node_tree.nodes
+
+
+@pytest.mark.parametrize("family", ["zimage", "flux2-klein", "qwen-image"])
+def test_a_world_and_a_material_from_a_transformer_family(api, tiny_transformers, family):
+    """Through the API into the scene, with the same HDR and PBR as any model: pole repair and wrap included."""
+    model = str(tiny_transformers[family])
+    world = api.generate_world("a misty harbour at dawn", scene=new_scene(), model=model, guidance=0.0, **FAST)
+    exr = read_exr(bpy.path.abspath(environment_image(world).filepath))
+    assert exr.shape == (64, 128, 3) and np.isfinite(exr).all() and exr.min() > 0
+    assert world["promptscape"]["model"] == model
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    fast = {**FAST, "width": 64, "height": 64}
+    material = api.generate_material("bricks", objects=[cube], model=model, guidance=0.0, **fast)
+    assert cube.active_material == material and material["promptscape"]["mode"] == "texture"

@@ -10,7 +10,7 @@ The window is encoded, and its result decoded, the way the memory planner chose 
 
 import math
 
-from . import decoding, tiled_vae
+from . import decoding, families, tiled_vae
 
 # The caps are a small share of the panorama (two windows of 256x256 px at 1024x512, an eighth of its
 # pixels each) and mostly sky or ground: half the world's steps redraw them, which keeps the repair
@@ -30,6 +30,10 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
     """
     import torch
     from diffusers import AutoPipelineForInpainting
+
+    family = families.of_pipeline(pipe)
+    if family.transformer:
+        return _transformer_inpaint(pipe, family, request, generator, on_step_end)
 
     inpainter = AutoPipelineForInpainting.from_pipe(pipe)
     inpainter.set_progress_bar_config(disable=True)
@@ -57,5 +61,37 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
             callback_on_step_end=on_step_end,
         ).images
         return decoding.decode_latents(inpainter, latents, plan, wrap_x=False, wrap_y=False)
+
+    return inpaint
+
+
+def _transformer_inpaint(pipe, family: families.Family, request, generator, on_step_end):
+    """The same for a transformer family, through its own inpainting pipeline (which encodes the window and
+    decodes its result itself: the windows are small, a plain decode fits where the world's did)."""
+    import diffusers
+
+    from ..errors import InvalidRequest
+    from .worker import guidance_options
+
+    if family.inpaint is None:
+        raise InvalidRequest(f"{family.name} models have no inpainting pipeline: set poles to blend or off")
+    inpainter = getattr(diffusers, family.inpaint).from_pipe(pipe)
+    inpainter.set_progress_bar_config(disable=True)
+
+    def inpaint(window, mask, pole):
+        size = window.shape[0]
+        return inpainter(
+            prompt=request.prompt,
+            image=window[None],
+            mask_image=mask[None, ..., None] if mask.ndim == 2 else mask[None],
+            width=size,
+            height=size,
+            strength=1.0,
+            num_inference_steps=repair_steps(request.steps),
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+            **guidance_options(family, request),
+        ).images[0]
 
     return inpaint

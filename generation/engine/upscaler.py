@@ -331,8 +331,17 @@ class UpscalePlan:
     allow_pickle: bool = False  # a .pth holding more than weights is unpickled (the preference)
 
     def prepare(self, job=None) -> None:
-        """Convert a .pth upscaler now (in the worker, before the job's first step): a refused pickle
-        fails the job before any GPU time is spent. `job` is the worker's, unused."""
+        """Check the model can run the detail pass and convert a .pth upscaler now (in the worker, before
+        the job's first step): a refusal fails the job before any GPU time is spent."""
+        from . import families
+
+        size = getattr(job, "model_size", None)
+        family = families.named(size.family) if size is not None else None
+        if self.detail > 0 and family is not None and family.transformer:
+            raise InvalidRequest(
+                f"the detail pass runs UNet models (SD 1.x/2.x, SDXL) for now, not {family.name}: "
+                "set detail to 0"
+            )
         if self.path is not None:
             prepare_upscaler(self.path, self.allow_pickle)
 

@@ -157,8 +157,9 @@ class Worker:
     ) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
 
-        `prepare(job)` runs in the worker thread before the model loads: work a later stage needs that is
-        too slow for the main thread (converting a .pth upscaler), so it fails before any GPU time is spent.
+        `prepare(job)` runs in the worker thread before the model loads (`job.model_size` known): checks and
+        work a later stage needs that are too slow for the main thread (converting a .pth upscaler), so they
+        fail before any GPU time is spent.
 
         `on_image(image, resolved_request, job)` runs in the worker thread with the float32 HxWx3 image in
         [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
@@ -241,11 +242,11 @@ class Worker:
             precision = devices.resolve_precision(device, request.precision)
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
             vae = models.resolve_vae(request.vae, request.allow_download)
-            if job._prepare is not None:
-                job._prepare(job)
-            size = model_size.size_of(source, vae)
+            job.model_size = size = model_size.size_of(source, vae)
             families.check_request(families.named(size.family) or families.FAMILIES[0], request.scheduler,
                                    request.width, request.height)  # fmt: skip
+            if job._prepare is not None:
+                job._prepare(job)
             job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             with self.cache.use(source, device, precision, job.plan.placement, vae) as loaded:
@@ -368,7 +369,7 @@ class Worker:
         start = time.perf_counter()
         common = {"prompt": request.prompt, "num_inference_steps": request.steps, "width": request.width,
                   "height": request.height, "generator": generator, "callback_on_step_end": on_step_end,
-                  **_guidance(family, request)}  # fmt: skip
+                  **guidance_options(family, request)}  # fmt: skip
         # Under numpy 2 the Euler and DPM++ schedulers' np.array(tensor) warns (DeprecationWarning, hidden
         # outside tests) that torch's __array__ takes no copy= keyword; numpy retries and the array is right.
         # The pipeline encodes the prompt before its first denoiser call: that call splits the two stages.
@@ -407,7 +408,7 @@ class Worker:
         return _falling_back(job, job.plan, decode, "decoding", "memory_plan")
 
 
-def _guidance(family: families.Family, request: GenerationRequest) -> dict:
+def guidance_options(family: families.Family, request: GenerationRequest) -> dict:
     """The guidance arguments in the family's own words; Qwen-Image's true CFG needs a negative prompt."""
     options = {family.guidance_argument: request.guidance}
     true_cfg = family.guidance_argument == "true_cfg_scale" and request.guidance > 1

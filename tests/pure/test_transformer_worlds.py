@@ -83,3 +83,22 @@ def test_with_no_offsets_the_rolled_run_is_the_plain_pipeline(family, monkeypatc
         plain = pipe(prompt="a red sky", num_inference_steps=3, width=128, height=64, output_type="np",
                      generator=torch.Generator().manual_seed(3), guidance_scale=1.0).images[0]  # fmt: skip
     np.testing.assert_array_equal(job.outputs, plain)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pole_repair_runs_through_the_familys_inpainting(worker, family):
+    plain = run(worker, request(family))
+    repaired = run(worker, request(family, poles="repair"))
+    assert repaired.state == "done", repaired.message
+    assert repaired.timings["poles"] > 0
+    changed = np.abs(repaired.outputs - plain.outputs).max(axis=2) > 1e-4
+    assert changed[0].all() and changed[-1].all()  # both caps redrawn
+    assert not changed[repaired.outputs.shape[0] // 2].any()  # the horizon kept
+
+
+def test_the_detail_pass_is_refused_before_any_step_for_a_transformer(worker):
+    upscaler = source_module("engine.upscaler")
+    plan = upscaler.UpscalePlan(factor=2, detail=0.3)
+    job = worker.submit(request("zimage"), on_image=lambda image, resolved, job: image, prepare=plan.prepare)
+    assert job.wait(300) and job.state == "failed"
+    assert "set detail to 0" in job.message and job.step == 0
