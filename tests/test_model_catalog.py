@@ -218,6 +218,17 @@ def test_shards_count_as_plain_weights(catalog):
     ]
 
 
+def test_a_transformer_repo_brings_its_chat_template(catalog):
+    """transformers 5 keeps a tokenizer's chat template in chat_template.jinja: the text encoders of the
+    transformer families cannot encode a prompt without it."""
+    index = {"_class_name": "ZImagePipeline", "tokenizer": ["transformers", "Qwen2Tokenizer"],
+             "transformer": ["diffusers", "ZImageTransformer2DModel"]}  # fmt: skip
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    files = ["model_index.json", "tokenizer/chat_template.jinja", "tokenizer/tokenizer.json",
+             "transformer/config.json", weights, "assets/demo.jpg"]  # fmt: skip
+    assert catalog.choose_files(index, files) == sorted(files[:5])
+
+
 def _bars(cls):
     """The bars snapshot_download makes, the way it makes them."""
     level = logging.INFO  # a level at which hub would draw its own bars on a terminal

@@ -77,3 +77,5 @@ def test_the_presets_name_base_trigger_size_and_licence(addon):
     listed = {preset.repo_id for preset in presets.PRESETS}
     assert "ProGamerGov/sdxl-360-diffusion" in listed and "artificialguybr/360Redmond" in listed
     assert "ProGamerGov/360-Diffusion-LoRA-sd-v1-5" in listed
+    # Best first (Automatic takes the first downloaded): the transformers' LoRAs before SDXL's and SD's.
+    assert [preset.key for preset in presets.PRESETS][:2] == ["qwen-360", "zimage-360"]

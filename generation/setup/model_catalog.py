@@ -92,6 +92,29 @@ CURATED = (
         "CreativeML Open RAIL++-M",
         "512 px native",
     ),
+    # The transformers: a language model reads the prompt (long prompts are followed far better than by
+    # CLIP). Steps and guidance are their own (generation/engine/families.py).
+    CatalogModel(
+        "Tongyi-MAI/Z-Image-Turbo",
+        "Z-Image Turbo",
+        "zimage",
+        "Apache-2.0",
+        "6B, Qwen3-4B text encoder; 8 steps, no guidance",
+    ),
+    CatalogModel(
+        "black-forest-labs/FLUX.2-klein-4B",
+        "FLUX.2 klein 4B",
+        "flux2-klein",
+        "Apache-2.0",
+        "4B, Qwen3 text encoder; 4 steps (distilled)",
+    ),
+    CatalogModel(
+        "Qwen/Qwen-Image",
+        "Qwen-Image",
+        "qwen-image",
+        "Apache-2.0",
+        "20B, Qwen2.5-VL-7B text encoder; 50 steps, true CFG 4; needs a large GPU",
+    ),
 )
 CURATED_VAES = (
     CatalogVae(
@@ -111,7 +134,9 @@ def fp16_safe_vae(family: str) -> CatalogVae | None:
 
 # What follows the first dot of a file the pipeline loads: configs, tokenizer vocabularies, sentencepiece
 # models, weights and the index of sharded weights. Variant copies have more before it ("model.fp16.").
-_LOADED_SUFFIXES = ("json", "txt", "model", "safetensors", "safetensors.index.json")
+# transformers 5 saves a tokenizer's chat template as chat_template.jinja (the language-model text encoders
+# of the transformer families need it).
+_LOADED_SUFFIXES = ("json", "txt", "model", "jinja", "safetensors", "safetensors.index.json")
 # The snapshot_download bar counting bytes written to disk; its total grows as each file starts.
 _BYTES_BAR = "huggingface_hub.snapshot_download"
 

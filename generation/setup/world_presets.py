@@ -28,7 +28,24 @@ class WorldPreset:
         return self.base != self.repo_id
 
 
+# Best first: with World Model on Automatic the first one downloaded wins. The transformer LoRAs lead (their
+# text encoders follow a long prompt far better than SDXL's CLIP), Qwen-Image's MIT one before Z-Image's
+# (the larger model, the larger 360 training set on its card), then the SDXL and SD 1.5 ones.
 PRESETS = (
+    WorldPreset(
+        "qwen-360", "Qwen 360 Diffusion (Qwen-Image LoRA)", "ProGamerGov/qwen-360-diffusion",
+        "Qwen/Qwen-Image", "equirectangular 360 degree panorama", 2048, 1024, "MIT",
+        unverified="trigger and size (the card's usage section was not readable here)",
+    ),
+    WorldPreset(
+        "zimage-360", "Z-Image 360 (Z-Image Turbo LoRA)", "CedarC/Z-Image_360", "Tongyi-MAI/Z-Image-Turbo",
+        "360panorama", 2048, 1024, "Apache-2.0",
+        unverified="trigger, size and licence (card not readable here)",
+    ),
+    WorldPreset(
+        "qwen-image-360", "QwenImage360 (Qwen-Image LoRA)", "CedarC/QwenImage360", "Qwen/Qwen-Image", "LL360",
+        2048, 1024, "as its model card says", unverified="trigger, size and licence (card not readable here)",
+    ),
     WorldPreset(
         "sdxl-360", "SDXL 360 Diffusion", "ProGamerGov/sdxl-360-diffusion",
         "ProGamerGov/sdxl-360-diffusion", "equirectangular 360 view", 2048, 1024,
