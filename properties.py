@@ -39,7 +39,7 @@ def use_request(props, metadata: dict[str, str]):
     props.mode = "WORLD" if world else "MATERIAL"
     props.prompt = metadata.get("prompt", "")
     props.negative_prompt = metadata.get("negative_prompt", "")
-    props.random_seed = False
+    props.random_seed = props.model_defaults = False
     props.seed, props.steps, props.guidance = seed, steps, guidance
     if not world:  # a world always wraps; the material toggle is left as the artist set it
         props.seamless = metadata.get("mode") != "image"
@@ -66,7 +66,8 @@ def blender_property(option: declared.Option, clamp: bool = True, **extra):
         return BoolProperty(default=option.default, **common)
     if option.type in (int, float):
         prop = IntProperty if option.type is int else FloatProperty
-        bounds = {"default": option.default or 0}
+        shown = option.sidebar_default if option.default is None else option.default
+        bounds = {"default": shown or 0}
         if option.low is not None:
             bounds.update(min=option.low, max=option.high) if clamp else bounds.update(soft_max=option.high)
             bounds.update(soft_min=option.low)
@@ -94,6 +95,12 @@ class PromptscapeSceneProperties(bpy.types.PropertyGroup):
         "seed": IntProperty(name="Seed", description="Same seed and prompt give the same image", min=0),
         "random_seed": BoolProperty(
             name="Random Seed", description="Pick a new seed for every generation", default=True
+        ),
+        "model_defaults": BoolProperty(
+            name="Model's Steps and Guidance",
+            description="Use the steps and guidance each model is made for (Z-Image Turbo: 8 steps without "
+            "guidance; SDXL: 25 and 7): untick to set your own",
+            default=True,
         ),
         "world_size": EnumProperty(name="Size", items=WORLD_SIZES, default="1024x512"),
         "texture_size": EnumProperty(name="Size", items=TEXTURE_SIZES, default="512x512"),

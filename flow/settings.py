@@ -60,6 +60,8 @@ def default_options(scene, kind: str) -> dict:
     if kind in declared.GENERATE:
         width, height = size_of(props.world_size if kind == "world" else props.texture_size)
         values.update(width=width, height=height, seed=None if props.random_seed else props.seed)
+        if props.model_defaults:  # unset: the worker takes the model family's own
+            values.update(steps=None, guidance=None)
     return values
 
 

@@ -47,6 +47,7 @@ class Option:
     # Names a model or a file (a path here, an id): a server takes only the names it offers for it, and
     # what it reports (status, files, their metadata) carries the client's name, never its own paths.
     names_a_file: bool = False
+    sidebar_default: object = None  # the sidebar's value where the option's own default is "unset"
 
     def default_for(self, kind: str):
         return dict(self.kind_defaults).get(kind, self.default)
@@ -80,8 +81,11 @@ OPTIONS = (
     Option("prompt", str, "", "What to generate, in words", G, sidebar=True),
     Option("negative_prompt", str, "", "What to keep out of the image", G, sidebar=True),
     Option("seed", int, None, "Same seed and prompt give the same image (unset: random)", G, 0, MAX_SEED),
-    Option("steps", int, 25, "Denoising steps: more is slower and finer", G, 1, MAX_STEPS, sidebar=True),
-    Option("guidance", float, 7.0, "How closely to follow the prompt", G, 0.0, 100.0, 20.0, sidebar=True),
+    Option("steps", int, None, "Denoising steps: more is slower and finer (unset: the model's own, 25 for "
+           "SD and SDXL, 8 Z-Image, 4 FLUX.2 klein, 50 Qwen-Image)", G, 1, MAX_STEPS, sidebar=True,
+           sidebar_default=25),
+    Option("guidance", float, None, "How closely to follow the prompt (unset: the model's own, 7 for SD and "
+           "SDXL, 0 Z-Image Turbo, 4 Qwen-Image)", G, 0.0, 100.0, 20.0, sidebar=True, sidebar_default=7.0),
     Option("width", int, None, "Width in pixels, a multiple of 8 (worlds are 2:1)", G, MIN_SIZE, MAX_SIZE),
     Option("height", int, None, "Height in pixels, a multiple of 8", G, MIN_SIZE, MAX_SIZE),
     Option("model", str, "", "A Hugging Face id, a diffusers folder or a .safetensors file", G,

@@ -70,8 +70,11 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         sub.enabled = not props.random_seed
         sub.prop(props, "seed")
         col = layout.column(align=True)
-        col.prop(props, "steps")
-        col.prop(props, "guidance")
+        col.prop(props, "model_defaults")
+        sub = col.column(align=True)
+        sub.enabled = not props.model_defaults
+        sub.prop(props, "steps")
+        sub.prop(props, "guidance")
         col.prop(props, "world_size" if props.mode == "WORLD" else "texture_size")
         row = layout.row(align=True)
         row.prop(preferences.get(context), "model", text="", icon="FILE_3D")

@@ -188,7 +188,7 @@ class Gateway:
                 spec = await asyncio.to_thread(parse_job, parse_body(body), self.models)  # as list_models
             except PromptscapeError as error:
                 raise Refused(400, str(error)) from None
-            return self._start(secrets.token_hex(12), spec, spec.request.steps)
+            return self._start(secrets.token_hex(12), spec, spec.request.steps or 0)  # 0: the model's own
 
     @app.post("/v1/depth", status_code=201)
     async def submit_depth(self, request: Request):

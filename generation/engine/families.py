@@ -67,6 +67,15 @@ def check_request(family: Family, scheduler: str, width: int, height: int) -> No
         )
 
 
+def guidance_options(family: Family, request) -> dict:
+    """A request's guidance in the family's own words; Qwen-Image's true CFG needs a negative prompt."""
+    options = {family.guidance_argument: request.guidance}
+    true_cfg = family.guidance_argument == "true_cfg_scale" and request.guidance > 1
+    if family.negative_prompt and (request.negative_prompt or true_cfg):
+        options["negative_prompt"] = request.negative_prompt or " "
+    return options
+
+
 def of_class(class_name: str) -> Family | None:
     """The family of a pipeline class name (any of its stages), or None for one Promptscape cannot run."""
     return _BY_CLASS.get(class_name)

@@ -71,7 +71,6 @@ def _transformer_inpaint(pipe, family: families.Family, request, generator, on_s
     import diffusers
 
     from ..errors import InvalidRequest
-    from .worker import guidance_options
 
     if family.inpaint is None:
         raise InvalidRequest(f"{family.name} models have no inpainting pipeline: set poles to blend or off")
@@ -91,7 +90,7 @@ def _transformer_inpaint(pipe, family: families.Family, request, generator, on_s
             generator=generator,
             output_type="np",
             callback_on_step_end=on_step_end,
-            **guidance_options(family, request),
+            **families.guidance_options(family, request),
         ).images[0]
 
     return inpaint

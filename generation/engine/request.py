@@ -65,8 +65,8 @@ class GenerationRequest:
     prompt: str
     negative_prompt: str = ""
     seed: int | None = None
-    steps: int = 25
-    guidance: float = 7.0
+    steps: int | None = None  # None: the model family's own (families.py), resolved by the worker
+    guidance: float | None = None
     width: int = 1024
     height: int = 512
     model: str = ""
@@ -116,9 +116,11 @@ class GenerationRequest:
                 f"width {self.width} and height {self.height}: a world panorama is 2:1, "
                 f"so width must be twice the height (e.g. {2 * self.height}x{self.height})"
             )
-        if not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS:
-            raise InvalidRequest(f"steps is {self.steps!r}: use a whole number from 1 to {MAX_STEPS}")
-        if (
+        if self.steps is not None and (not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS):
+            raise InvalidRequest(
+                f"steps is {self.steps!r}: use a whole number from 1 to {MAX_STEPS} (None: the model's own)"
+            )
+        if self.guidance is not None and (
             isinstance(self.guidance, bool)
             or not isinstance(self.guidance, int | float)
             or not math.isfinite(self.guidance)
@@ -157,11 +159,13 @@ class GenerationRequest:
             raise ModelNotFound(f'model "{model}" does not exist: {_PREFERENCES_HINT}')
         return dataclasses.replace(self, prompt=prompt, negative_prompt=negative, model=model, vae=vae)
 
-    def resolved(self) -> "GenerationRequest":
-        """A copy with a concrete seed: a random one from 0 to 2**31-1 when the seed is None."""
-        if self.seed is not None:
-            return self
-        return dataclasses.replace(self, seed=random.SystemRandom().randint(0, MAX_SEED))
+    def resolved(self, steps: int = 25, guidance: float = 7.0) -> "GenerationRequest":
+        """A copy with a concrete seed (a random one from 0 to 2**31-1 when the seed is None) and concrete
+        steps and guidance (the given ones, the model family's own, where they are None)."""
+        seed = random.SystemRandom().randint(0, MAX_SEED) if self.seed is None else self.seed
+        steps = steps if self.steps is None else self.steps
+        guidance = guidance if self.guidance is None else self.guidance
+        return dataclasses.replace(self, seed=seed, steps=steps, guidance=guidance)
 
     def to_metadata(self) -> dict[str, str]:
         """The request as text fields, for image metadata and Blender custom properties."""
@@ -171,8 +175,8 @@ class GenerationRequest:
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
             "seed": "" if self.seed is None else str(self.seed),
-            "steps": str(self.steps),
-            "guidance": f"{self.guidance:g}",
+            "steps": "" if self.steps is None else str(self.steps),
+            "guidance": "" if self.guidance is None else f"{self.guidance:g}",
             "width": str(self.width),
             "height": str(self.height),
             "model": self.model,

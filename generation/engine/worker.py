@@ -5,6 +5,7 @@ pipeline is left as it was found after every job: seamless padding undone, sched
 """
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import sys
@@ -44,7 +45,7 @@ class Job:
         self.state = "queued"
         self.stage = ""  # what a running job is doing, in words: "generating", "repairing poles"
         self.step = 0
-        self.steps = request.steps if request is not None else 0
+        self.steps = (request.steps or 0) if request is not None else 0
         self.preview: np.ndarray | None = None
         self.image: np.ndarray | None = None
         self.outputs = None
@@ -243,8 +244,9 @@ class Worker:
             source = models.resolve_source(request.model, request.allow_download, request.allow_pickle)
             vae = models.resolve_vae(request.vae, request.allow_download)
             job.model_size = size = model_size.size_of(source, vae)
-            families.check_request(families.named(size.family) or families.FAMILIES[0], request.scheduler,
-                                   request.width, request.height)  # fmt: skip
+            family = families.named(size.family) or families.FAMILIES[0]
+            families.check_request(family, request.scheduler, request.width, request.height)
+            request = _with_family_defaults(job, request, family)
             if job._prepare is not None:
                 job._prepare(job)
             job.plan = _plan(request, size, device, precision)
@@ -369,7 +371,7 @@ class Worker:
         start = time.perf_counter()
         common = {"prompt": request.prompt, "num_inference_steps": request.steps, "width": request.width,
                   "height": request.height, "generator": generator, "callback_on_step_end": on_step_end,
-                  **guidance_options(family, request)}  # fmt: skip
+                  **families.guidance_options(family, request)}  # fmt: skip
         # Under numpy 2 the Euler and DPM++ schedulers' np.array(tensor) warns (DeprecationWarning, hidden
         # outside tests) that torch's __array__ takes no copy= keyword; numpy retries and the array is right.
         # The pipeline encodes the prompt before its first denoiser call: that call splits the two stages.
@@ -408,13 +410,16 @@ class Worker:
         return _falling_back(job, job.plan, decode, "decoding", "memory_plan")
 
 
-def guidance_options(family: families.Family, request: GenerationRequest) -> dict:
-    """The guidance arguments in the family's own words; Qwen-Image's true CFG needs a negative prompt."""
-    options = {family.guidance_argument: request.guidance}
-    true_cfg = family.guidance_argument == "true_cfg_scale" and request.guidance > 1
-    if family.negative_prompt and (request.negative_prompt or true_cfg):
-        options["negative_prompt"] = request.negative_prompt or " "
-    return options
+def _with_family_defaults(job: Job, request: GenerationRequest, family: families.Family) -> GenerationRequest:
+    """The request with the family's own steps and guidance where the caller left them unset, recorded as
+    the values used (Use Settings and the file's metadata repeat them exactly)."""
+    asked = job.request
+    steps = family.steps if asked.steps is None else asked.steps
+    guidance = family.guidance if asked.guidance is None else asked.guidance
+    request = dataclasses.replace(request, steps=steps, guidance=guidance)
+    job.resolved, job.steps = request, steps
+    job.metadata.update(steps=str(steps), guidance=f"{guidance:g}")
+    return request
 
 
 def _denoiser(pipe):

@@ -20,7 +20,7 @@ def make(request_module, tmp_path):
 
 def test_defaults_and_frozen(request_module):
     request = request_module.GenerationRequest(prompt="sky")
-    assert (request.seed, request.steps, request.guidance) == (None, 25, 7.0)
+    assert (request.seed, request.steps, request.guidance) == (None, None, None)  # the model's own
     assert (request.width, request.height, request.mode, request.scheduler) == (1024, 512, "world", "default")
     assert (request.device, request.precision, request.loras) == ("auto", "auto", ())
     assert request.allow_download is False and request.allow_pickle is False
@@ -120,12 +120,15 @@ def test_resolved_seed(make, request_module):
     request = make()
     seeds = {request.resolved().seed for _ in range(5)}
     assert all(0 <= seed <= 2**31 - 1 for seed in seeds) and len(seeds) > 1
-    fixed = make(seed=42)
+    fixed = make(seed=42, steps=3, guidance=2.0)
     assert fixed.resolved() == fixed
+    unset = make(seed=42, steps=None, guidance=None).resolved(steps=8, guidance=0.0)  # a family's own
+    assert (unset.seed, unset.steps, unset.guidance) == (42, 8, 0.0)
 
 
 def test_metadata(make, request_module):
-    request = make(seed=7, steps=3, loras=(request_module.LoraSpec("org/lora", 0.5),)).validate()
+    lora = request_module.LoraSpec("org/lora", 0.5)
+    request = make(seed=7, steps=3, guidance=7.0, loras=(lora,)).validate()
     meta = request.to_metadata()
     assert meta["generator"] == "Promptscape"
     assert meta["seed"] == "7" and meta["steps"] == "3" and meta["guidance"] == "7"

@@ -102,3 +102,11 @@ def test_the_detail_pass_is_refused_before_any_step_for_a_transformer(worker):
     job = worker.submit(request("zimage"), on_image=lambda image, resolved, job: image, prepare=plan.prepare)
     assert job.wait(300) and job.state == "failed"
     assert "set detail to 0" in job.message and job.step == 0
+
+
+@pytest.mark.parametrize(("family", "steps", "guidance"), [("zimage", 8, 0.0), ("flux2-klein", 4, 1.0)])
+def test_unset_steps_and_guidance_are_the_familys_own_and_recorded(worker, family, steps, guidance):
+    job = run(worker, request(family, steps=None, guidance=None))
+    assert job.state == "done" and job.steps == job.step == steps
+    assert (job.resolved.steps, job.resolved.guidance) == (steps, guidance)
+    assert (job.metadata["steps"], job.metadata["guidance"]) == (str(steps), f"{guidance:g}")
