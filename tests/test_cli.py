@@ -98,3 +98,18 @@ def test_every_declared_option_is_a_flag_an_operator_property_and_a_sidebar_sett
         assert {option.name for option in options.for_kind(kind)} <= set(properties), operator
     sidebar = bpy.context.scene.promptscape.bl_rna.properties.keys()
     assert {option.name for option in options.OPTIONS if option.sidebar} <= set(sidebar)
+
+
+def test_a_transformer_world_from_the_command_line_with_the_familys_own_steps(
+    cli, tiny_transformers, tmp_path, capfd, fresh_file
+):
+    out = tmp_path / "out.blend"
+    model = str(tiny_transformers["zimage"])
+    argv = ["world", "a misty harbour at dawn", "--model", model, "--seed", "4", "--poles", "off"]
+    code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert "step 8/8" in err  # no --steps: Z-Image Turbo's own 8
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    request = bpy.context.scene.world["promptscape"]
+    assert (request["steps"], request["guidance"], request["model"]) == ("8", "0", model)
