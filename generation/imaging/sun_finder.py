@@ -3,7 +3,9 @@
 A clipped disc of any size, or a clipped glow, above the horizon; a clipped band along the horizon (haze,
 light pollution) is not a sun, though a glow rising out of it is. The direction is the clipped region's
 deepest part (all channels clipped), round about the sun even where haze stretches the rest; of several
-clipped sources, the sun is the one a Preetham sky fitted to the unclipped pixels agrees with best. No
+clipped sources, the sun is the one a Preetham sky fitted to the unclipped pixels agrees with best. A
+clipped region no bigger than a disc is the sun itself; a wider glow gets its elevation from the aureole
+around it, and the wider the glow, the less sure the direction (`confidence`, 0-1). No
 sun under a sky that is not a blue daylight sky (overcast, night, interiors), and none without a clipped
 source unless one is asked for. Pure numpy; world-space directions (Blender's: +Z up, the image centre
 looks along +X).
@@ -24,6 +26,12 @@ MAX_SOURCE_SR = 1.0  # larger clipped areas (wider than a 32-degree glow) are cl
 BLUE_SKY = 1.05  # B/R of the unclipped sky's light below which the sky is not a daylight sky
 DARK_SKY = 0.02  # median linear sky below which a blue sky is a night sky (a daylight photo is brighter)
 SEARCH_TURBIDITY = 3.0
+DISC_SR = np.pi * np.radians(2.0) ** 2  # a clipped region within a 2-degree cap is the disc itself
+FORCED_CONFIDENCE = 0.25  # a sun asked for where the sky shows no clipped source
+# A glow this wide (radius), or an aureole that moves its centre this far, halves the confidence: its
+# clipped core no longer pins the sun, and the aureole that places it is read in 8 bits.
+WIDE_GLOW_DEG = 20.0
+AUREOLE_MOVE_DEG = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class SkyAnalysis:
     directions: np.ndarray  # Nx3 unit vectors of unclipped sky samples
     rgb: np.ndarray  # Nx3 linear values there
     weights: np.ndarray  # N solid angle x cos(zenith)
+    confidence: float = 0.0  # how sure the sun's direction is: 1 for a clipped disc, less for a wide glow
 
 
 def downsample(image: np.ndarray, width: int) -> np.ndarray:
@@ -73,7 +82,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         and light[2] >= BLUE_SKY * max(light[0], 1e-12)
         and float(np.median(luminance(samples[1].astype(np.float32)))) >= DARK_SKY
     )
-    found = None
+    found, confidence = None, 0.0
     # Without enough unclipped sky there is nothing to fit a sun to, even when one is asked for.
     if sun != "off" and (daylight or sun == "on") and samples[2].size >= 16:
         # A source is where at least two channels clipped: one clipped channel is a bright blue horizon.
@@ -82,23 +91,33 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         depth = small_clipped.sum(axis=-1) ** 4
         all_clipped = pixel_solid_angles(height, width)[:, None] * small_clipped.min(axis=-1)
         regions = _sun_regions(source, fraction, elevation)
+        area = pixel_solid_angles(height, width)[:, None] * fraction
         # The sun is the brightest source: of those about as deeply clipped as the deepest, the one the
         # unclipped sky's gradient points at.
         core = [float(all_clipped[region].sum()) for region in regions]
         candidates = [
-            _region_direction(region, depth, directions)
+            (_region_direction(region, depth, directions), float(area[region].sum()))
             for region, deep in zip(regions, core, strict=True)
             if deep >= 0.5 * max(core)
         ]
         if candidates:
-            found = candidates[int(np.argmin([_fit_error(c, samples) for c in candidates]))]
-            found = _aureole_elevation(found, samples)
+            best = int(np.argmin([_fit_error(c, samples) for c, _ in candidates]))
+            found, size = candidates[best]
+            confidence = 1.0
+            # A disc pins the sun; an aureole read around it would only add the cloud's or haze's doubt.
+            if size > DISC_SR:
+                moved = _aureole_elevation(found, samples)
+                shift = np.degrees(np.arccos(np.clip(moved @ found, -1.0, 1.0)))
+                radius = np.degrees(np.sqrt(size / np.pi))
+                confidence = 1.0 / (1.0 + (radius / WIDE_GLOW_DEG) ** 2 + (shift / AUREOLE_MOVE_DEG) ** 2)
+                found = moved
         elif sun == "on":
             found = _search_direction(directions[elevation > 0].reshape(-1, 3), samples)
+            confidence = FORCED_CONFIDENCE
     if found is not None and found[2] < np.sin(np.radians(0.5)):
         found = None if sun != "on" else _lift(found)
     turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
-    return SkyAnalysis(found, turbidity, *samples)
+    return SkyAnalysis(found, turbidity, *samples, confidence if found is not None else 0.0)
 
 
 def _lift(direction: np.ndarray) -> np.ndarray:
