@@ -268,7 +268,7 @@ def _seen_disc(linear: np.ndarray, clipped: np.ndarray, sun: np.ndarray, colour:
     """The most horizontal irradiance (luminance) the sun can carry, as far as its disc's pixels show it:
     where a channel did not clip there, the disc's excess over the sky around it (plus one 8-bit step) is
     what the sun gives in that channel. A low red sun whose blue did not clip carries little; a disc
-    clipped in every channel shows no limit (inf)."""
+    clipped in every channel, or not clipped at all (a sun asked for where none shows), no limit (inf)."""
     height, width = linear.shape[:2]
     pixel = np.pi / height
     el = float(np.arcsin(np.clip(sun[2], -1.0, 1.0)))
@@ -284,7 +284,7 @@ def _seen_disc(linear: np.ndarray, clipped: np.ndarray, sun: np.ndarray, colour:
         gamma <= np.radians(SUN_DIAMETER_DEG / 2) + 4.5 * pixel
     )
     values, cut = linear[grid_rows, grid_cols], clipped[grid_rows, grid_cols]
-    if not disc.any() or not ring.any():
+    if not disc.any() or not ring.any() or not cut[disc].any():
         return float("inf")
     weight = (pixel_solid_angles(height, width)[grid_rows] * max(np.sin(el), 0.0))[disc]
     excess = np.maximum(values[disc] - np.median(values[ring], axis=0), 0.0)

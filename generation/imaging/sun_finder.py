@@ -117,7 +117,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
     if found is not None and found[2] < np.sin(np.radians(0.5)):
         found = None if sun != "on" else _lift(found)
     turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
-    return SkyAnalysis(found, turbidity, *samples, confidence if found is not None else 0.0)
+    return SkyAnalysis(found, turbidity, *samples, float(confidence) if found is not None else 0.0)
 
 
 def _lift(direction: np.ndarray) -> np.ndarray:
