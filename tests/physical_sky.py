@@ -61,7 +61,7 @@ OVERCAST = Sky("overcast stand-in", 40.0, 10.0, air=2.0, aerosol=10.0)
 # What a model draws and the clear skies above do not show (issue 27): a high sun behind thin, broken
 # cloud; a low sun in a wide glare of haze; a red sun just above the horizon that carries almost no light.
 HARD_SKIES = (
-    Sky("thin cloud 48", 48.0, 300.0, aerosol=3.0, cloud=1.0),
+    Sky("thin cloud 48", 48.0, 300.0, aerosol=10.0, cloud=0.7),
     Sky("haze glare 8", 8.0, 130.0, aerosol=10.0),
     Sky("red sun 3", 3.0, 240.0, air=4.0, aerosol=6.0),
 )

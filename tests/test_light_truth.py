@@ -49,13 +49,14 @@ def test_light_matches_the_physical_sky(sky, truths, hdr, quality):
 
 
 @pytest.mark.parametrize("sky", HARD_SKIES, ids=[sky.name for sky in HARD_SKIES])
-def test_light_of_skies_that_hide_or_dim_the_sun(sky, truths, hdr, quality):
+def test_light_of_skies_that_hide_or_dim_the_sun(sky, truths, hdr, quality, outputs):
     """Issue 27: the sun behind thin cloud, in a wide glare of haze, and red at the horizon. A disc is
     where the sun is; inside a wide glare 8 bits hold the elevation only to 8 degrees; a sun that
     carries under 2% of the light is never made strong."""
     f = measured(sky, truths, hdr, quality)
     sun = f["sun"]
     assert sun is not None and 0.0 < sun.confidence <= 1.0, f
+    assert outputs.sun_metadata(sun)["sun_confidence"] == f"{sun.confidence:.2f}"
     if sky in WIDE_GLARES:
         assert abs(sun.elevation - sky.elevation) <= 8.0, f
         assert abs((sun.azimuth - sky.azimuth + 180.0) % 360.0 - 180.0) <= 3.0, f
