@@ -299,8 +299,8 @@ def _add_sun(
     linear: np.ndarray, analysis: SkyAnalysis, strength: float, clipped: np.ndarray
 ) -> tuple[np.ndarray, Sun | None]:
     """A copy of `linear` with the sun added: its horizontal irradiance is the clear-sky share (Bird and
-    Hulstrom) of the map's own sky for the fitted turbidity, no more than its disc's unclipped channels
-    show, less for a doubtful direction, times `strength`; its colour the sky model's."""
+    Hulstrom) of the map's own sky for the fitted turbidity, no more than a clipped disc's unclipped
+    channels show, less for a doubtful direction, times `strength`; its colour the sky model's."""
     height, width = linear.shape[:2]
     elevation = float(np.arcsin(np.clip(analysis.sun[2], -1.0, 1.0)))
     share = sky_model.sun_share(elevation, analysis.turbidity)
@@ -308,7 +308,9 @@ def _add_sun(
     if sky <= 0 or share <= 0:
         return linear, None
     colour = _sun_colour(analysis, elevation)
-    sun_irradiance = min(sky * share / (1.0 - share), _seen_disc(linear, clipped, analysis.sun, colour))
+    sun_irradiance = sky * share / (1.0 - share)
+    if analysis.disc:  # only there are the pixels at the sun's direction its own, not its glow's
+        sun_irradiance = min(sun_irradiance, _seen_disc(linear, clipped, analysis.sun, colour))
     sun_irradiance *= strength * min(1.0, analysis.confidence / CONFIDENT)
     rows, cover = _sun_disc(height, width, analysis.sun)
     weight = pixel_solid_angles(height, width)[rows] * np.maximum(np.sin(elevations(height)[rows]), 0.0)

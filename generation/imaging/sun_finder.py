@@ -50,6 +50,7 @@ class SkyAnalysis:
     rgb: np.ndarray  # Nx3 linear values there
     weights: np.ndarray  # N solid angle x cos(zenith)
     confidence: float = 0.0  # how sure the sun's direction is: 1 for a clipped disc, less for a wide glow
+    disc: bool = False  # the sun was found as a clipped disc: the pixels there are the sun's own
 
 
 def downsample(image: np.ndarray, width: int) -> np.ndarray:
@@ -87,7 +88,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         and light[2] >= BLUE_SKY * max(light[0], 1e-12)
         and float(np.median(luminance(samples[1].astype(np.float32)))) >= DARK_SKY
     )
-    found, confidence = None, 0.0
+    found, confidence, disc = None, 0.0, False
     # Without enough unclipped sky there is nothing to fit a sun to, even when one is asked for.
     if sun != "off" and (daylight or sun == "on") and samples[2].size >= 16:
         # A source is where at least two channels clipped: one clipped channel is a bright blue horizon.
@@ -108,13 +109,16 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         if candidates:
             best = int(np.argmin([_fit_error(c, samples) for c, *_ in candidates]))
             found, confidence = _place_sun(*candidates[best], small_linear, samples)
+            disc = candidates[best][1] <= DISC_SR
         elif sun == "on":
             found = _search_direction(directions[elevation > 0].reshape(-1, 3), samples)
             confidence = FORCED_CONFIDENCE
     if found is not None and found[2] < np.sin(np.radians(0.5)):
         found = None if sun != "on" else _lift(found)
-    turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
-    return SkyAnalysis(found, turbidity, *samples, confidence if found is not None else 0.0)
+    if found is None:
+        return SkyAnalysis(None, 0.0, *samples)
+    turbidity = sky_model.fit_turbidity(*samples, found)
+    return SkyAnalysis(found, turbidity, *samples, confidence, disc)
 
 
 def _place_sun(centre, size, region, linear, samples) -> tuple[np.ndarray, float]:
