@@ -99,3 +99,18 @@ def test_the_truth_is_what_quality_md_says_blenders_sky_is(truths, quality):
     row, col = np.unravel_index(int(np.argmax(quality.luminance(sun))), sun.shape[:2])
     direction = quality.panorama_directions(*sun.shape[:2])[row, col]
     assert quality.angle_between(direction, SKIES[0].sun_direction) < 1.5
+
+
+def test_the_hard_skies_are_what_they_claim(truths, quality):
+    """The cloud dims a 48-degree sun well below a clear one's share, the haze glare clips a wide cap,
+    and the red sun gives under 2% of the light from a disc clipped in red and green, not blue."""
+    cloud, glare, red = (truths(sky) for sky in HARD_SKIES)
+    assert quality.sun_share(cloud.radiance, cloud.sunless) <= 0.7
+    clipped = photograph(glare.radiance) >= 254.5 / 255
+    height, width = clipped.shape[:2]
+    solid_angle = quality.pixel_solid_angles(height, width)[:, None] * np.ones((1, width))
+    assert solid_angle[clipped.all(axis=-1)].sum() >= 0.2
+    assert quality.sun_share(red.radiance, red.sunless) < 0.02
+    disc = quality.panorama_directions(height, width) @ HARD_SKIES[2].sun_direction
+    pixel = photograph(red.radiance)[np.unravel_index(int(np.argmax(disc)), disc.shape)]
+    assert pixel[0] == pixel[1] == 1.0 and pixel[2] < 0.9
