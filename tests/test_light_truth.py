@@ -17,7 +17,7 @@ from physical_sky import (
     needs_multiple_scattering,
     truth,
 )
-from pure.synthetic import photograph
+from pure.synthetic import overcast_sky, photograph
 
 pytestmark = needs_multiple_scattering
 
@@ -114,3 +114,14 @@ def test_the_hard_skies_are_what_they_claim(truths, quality):
     disc = quality.panorama_directions(height, width) @ HARD_SKIES[2].sun_direction
     pixel = photograph(red.radiance)[np.unravel_index(int(np.argmax(disc)), disc.shape)]
     assert pixel[0] == pixel[1] == 1.0 and pixel[2] < 0.9
+
+
+def test_a_sun_asked_for_where_none_shows_is_made_weaker_not_wrong(hdr, monkeypatch):
+    """Its direction is only the unclipped sky's best guess (low confidence): it gets proportionally
+    less light than the clear-sky fit would give it."""
+    ldr, confident = overcast_sky(256), hdr.CONFIDENT
+    forced = hdr.convert_panorama(ldr, hdr.HdrOptions(sun="on")).sun
+    assert forced is not None and forced.confidence < confident
+    monkeypatch.setattr(hdr, "CONFIDENT", 1e-9)
+    trusted = hdr.convert_panorama(ldr, hdr.HdrOptions(sun="on")).sun
+    assert forced.strength == pytest.approx(trusted.strength * forced.confidence / confident, rel=1e-3)
