@@ -23,10 +23,10 @@ TARGET_SECONDS = 2.0
 
 
 def sky_figures(bench) -> None:
-    from physical_sky import HORIZON_GLOWS, OVERCAST, SKIES, figures, truth
+    from physical_sky import HARD_SKIES, HORIZON_GLOWS, OVERCAST, SKIES, figures, truth
     from pure.synthetic import photograph
 
-    for sky in (*SKIES, *HORIZON_GLOWS, OVERCAST):
+    for sky in (*SKIES, *HORIZON_GLOWS, *HARD_SKIES, OVERCAST):
         found = truth(sky, bench.quality)
         f = figures(found, bench.hdr.convert_panorama(photograph(found.radiance)), bench.quality)
         colour = float(np.hypot(*np.subtract(f["chromaticity_ours"], f["chromaticity"])))

@@ -36,6 +36,7 @@ class Sky:
     air: float = 1.0
     aerosol: float = 1.0
     ozone: float = 1.0
+    cloud: float = 0.0  # vertical optical depth of the thickest cloud in a layer overhead (0: none)
 
     @property
     def sun_direction(self) -> np.ndarray:
@@ -57,6 +58,14 @@ SKIES = (
 # Wide hazy glows that merge with the horizon: the light is right, the direction is found 6-7 degrees low.
 HORIZON_GLOWS = (Sky("hazy 25", 25.0, 100.0, aerosol=5.0), Sky("dense air 20", 20.0, 280.0, air=2.0))
 OVERCAST = Sky("overcast stand-in", 40.0, 10.0, air=2.0, aerosol=10.0)
+# What a model draws and the clear skies above do not show (issue 27): a high sun behind thin, broken
+# cloud; a low sun in a wide glare of haze; a red sun just above the horizon that carries almost no light.
+HARD_SKIES = (
+    Sky("thin cloud 48", 48.0, 300.0, aerosol=10.0, cloud=0.7),
+    Sky("haze glare 8", 8.0, 130.0, aerosol=10.0),
+    Sky("red sun 3", 3.0, 240.0, air=4.0, aerosol=6.0),
+)
+WIDE_GLARES = (HARD_SKIES[1],)  # an 8-bit glare this wide holds the elevation only to about 8 degrees
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ def render_sky(sky: Sky, sun_disc: bool, samples: int, width: int = WIDTH) -> np
     texture.sun_rotation = math.radians(90.0 - sky.azimuth)  # world azimuth = 90 - sun_rotation
     texture.air_density, texture.aerosol_density, texture.ozone_density = sky.air, sky.aerosol, sky.ozone
     world.node_tree.links.new(texture.outputs["Color"], world.node_tree.nodes["Background"].inputs["Color"])
+    cloud = _cloud_layer(scene, sky.cloud) if sky.cloud else None
     camera = bpy.data.objects.new("Truth camera", bpy.data.cameras.new("Truth camera"))
     camera.data.type = "PANO"
     camera.data.panorama_type = "EQUIRECTANGULAR"
@@ -102,17 +112,82 @@ def render_sky(sky: Sky, sun_disc: bool, samples: int, width: int = WIDTH) -> np
         bpy.ops.render.render(write_still=True, scene=scene.name)
         pixels = read_exr(scene.render.filepath).astype(np.float32)
     bpy.data.objects.remove(camera)
+    if cloud is not None:
+        bpy.data.materials.remove(cloud.active_material)
+        bpy.data.meshes.remove(cloud.data)
     bpy.data.scenes.remove(scene)
     bpy.data.worlds.remove(world)
     return pixels
 
 
+def _cloud_layer(scene, depth: float):
+    """A thin cloud layer 1 unit overhead, wide enough to reach 0.3 degrees above the horizon: broken
+    (noise) up to a vertical optical depth `depth`, so a ray through it keeps exp(-depth / cos) of what
+    is behind it and the rest is scattered, half on through the cloud, half back up."""
+    plane = bpy.data.objects.new("Truth cloud", bpy.data.meshes.new("Truth cloud"))
+    plane.data.from_pydata(
+        [(-200, -200, 1), (200, -200, 1), (200, 200, 1), (-200, 200, 1)], [], [(0, 1, 2, 3)]
+    )
+    material = bpy.data.materials.new("Truth cloud")
+    plane.data.materials.append(material)
+    scene.collection.objects.link(plane)
+    tree = material.node_tree
+    nodes, link = tree.nodes, tree.links.new
+    for node in list(nodes):
+        if node.type != "OUTPUT_MATERIAL":
+            nodes.remove(node)
+
+    def node(kind, **inputs):
+        made = nodes.new(kind)
+        for name, value in inputs.items():
+            if name.isupper():
+                setattr(made, name.lower(), value)
+            elif isinstance(value, bpy.types.NodeSocket):
+                link(value, made.inputs[name])
+            else:
+                made.inputs[name].default_value = value
+        return made
+
+    coordinates = node("ShaderNodeTexCoord")
+    noise = node("ShaderNodeTexNoise", Vector=coordinates.outputs["Object"], Scale=2.5, Detail=2.0)
+    # Noise 0.45-0.65 -> optical depth 0-`depth`: clear gaps, thin edges and thicker cores.
+    vertical = node("ShaderNodeMapRange", Value=noise.outputs["Fac"], **{"From Min": 0.45, "From Max": 0.65})
+    vertical.inputs["To Max"].default_value = depth
+    geometry = node("ShaderNodeNewGeometry")
+    cosine = node("ShaderNodeVectorMath", OPERATION="DOT_PRODUCT")
+    link(geometry.outputs["Incoming"], cosine.inputs[0])
+    link(geometry.outputs["Normal"], cosine.inputs[1])
+    slant = node("ShaderNodeMath", OPERATION="ABSOLUTE", Value=cosine.outputs["Value"])
+    path = node("ShaderNodeMath", OPERATION="DIVIDE")
+    link(vertical.outputs["Result"], path.inputs[0])
+    link(slant.outputs["Value"], path.inputs[1])
+    negative = node("ShaderNodeMath", OPERATION="MULTIPLY", Value=path.outputs["Value"])
+    negative.inputs[1].default_value = -1.0
+    kept = node("ShaderNodeMath", OPERATION="EXPONENT", Value=negative.outputs["Value"])
+    scatter = node("ShaderNodeMixShader", Fac=0.5)
+    link(node("ShaderNodeBsdfTranslucent").outputs["BSDF"], scatter.inputs[1])
+    link(node("ShaderNodeBsdfDiffuse").outputs["BSDF"], scatter.inputs[2])
+    mix = node("ShaderNodeMixShader", Fac=kept.outputs["Value"])
+    link(scatter.outputs["Shader"], mix.inputs[1])
+    link(node("ShaderNodeBsdfTransparent").outputs["BSDF"], mix.inputs[2])
+    link(mix.outputs["Shader"], nodes["Material Output"].inputs["Surface"])
+    return plane
+
+
 @functools.cache  # each sky is rendered once per test session
 def truth(sky: Sky, quality) -> Truth:
     """The sky with and without its sun disc (1024 samples: the sub-pixel disc needs them to integrate
-    to its energy), each above a ground of albedo 0.15 lit by the whole sky."""
+    to its energy), each above a ground of albedo 0.15 lit by the whole sky. Under a cloud layer the sun
+    also lights the cloud, which stays when the sun is hidden: there only the pixels around the disc
+    come from the render without it."""
     radiance = render_sky(sky, True, 1024)
     sunless = render_sky(sky, False, 16)
+    if sky.cloud:
+        height, width = radiance.shape[:2]
+        disc = quality.panorama_directions(height, width) @ sky.sun_direction > math.cos(
+            3.0 * math.pi / height
+        )
+        sunless = np.where(disc[..., None], sunless, radiance)
     ground = GROUND_ALBEDO * quality.horizontal_irradiance(radiance) / np.pi
     for image in (radiance, sunless):
         image[image.shape[0] // 2 :] = ground.astype(np.float32)

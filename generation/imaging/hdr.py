@@ -31,6 +31,9 @@ SOURCE_GAIN = 4.0  # without a sun, a clipped lamp, window or softbox is at leas
 LOCAL_FIT_DEG = 40.0  # the sky model is scaled to the unclipped sky within this angle of the sun
 FLOOR = 1e-6  # of the median sky: every value stays above 0
 RING_DEG = (5.0, 15.0)  # the sky around the sun whose colour corrects the model's sun colour
+# A sun found with less confidence than this (one asked for where no source shows) gets proportionally
+# less light: weaker rather than wrong. Every sky of the light truth tests is found more surely.
+CONFIDENT = 0.3
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Sun:
     temperature: float
     strength: float
     angular_diameter: float = SUN_DIAMETER_DEG
+    confidence: float = 1.0  # how sure the direction is (sun_finder); a doubtful sun is made weaker
 
 
 @dataclass(frozen=True)
@@ -260,17 +264,54 @@ def _sun_colour(analysis: SkyAnalysis, elevation: float) -> np.ndarray:
     return colour / float(colour @ LUMA)
 
 
-def _add_sun(linear: np.ndarray, analysis: SkyAnalysis, strength: float) -> tuple[np.ndarray, Sun | None]:
+def _seen_disc(linear: np.ndarray, clipped: np.ndarray, sun: np.ndarray, colour: np.ndarray) -> float:
+    """The most horizontal irradiance (luminance) the sun can carry, as far as its disc's pixels show it:
+    where a channel did not clip there, the disc's excess over the sky around it (plus one 8-bit step) is
+    what the sun gives in that channel. A low red sun whose blue did not clip carries little; a disc
+    clipped in every channel, or not clipped at all (a sun asked for where none shows), no limit (inf)."""
+    height, width = linear.shape[:2]
+    pixel = np.pi / height
+    el = float(np.arcsin(np.clip(sun[2], -1.0, 1.0)))
+    rows = np.nonzero(np.abs(elevations(height) - el) <= np.radians(SUN_DIAMETER_DEG / 2) + 5 * pixel)[0]
+    # The columns that hold the disc and the ring around it at this elevation.
+    reach = (np.radians(SUN_DIAMETER_DEG / 2) + 5 * pixel) / max(np.cos(el), 0.05) / (2 * np.pi / width)
+    centre = round((0.5 - np.arctan2(sun[1], sun[0]) / (2 * np.pi)) * width - 0.5)
+    cols = (centre + np.arange(-int(np.ceil(reach)), int(np.ceil(reach)) + 1)) % width
+    grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
+    gamma = np.arccos(np.clip(_pixel_directions(height, width, grid_rows, grid_cols) @ sun, -1.0, 1.0))
+    disc = gamma <= np.radians(SUN_DIAMETER_DEG / 2) + 1.5 * pixel
+    ring = (gamma > np.radians(SUN_DIAMETER_DEG / 2) + 2.5 * pixel) & (
+        gamma <= np.radians(SUN_DIAMETER_DEG / 2) + 4.5 * pixel
+    )
+    values, cut = linear[grid_rows, grid_cols], clipped[grid_rows, grid_cols]
+    if not disc.any() or not ring.any() or not cut[disc].any():
+        return float("inf")
+    weight = (pixel_solid_angles(height, width)[grid_rows] * max(np.sin(el), 0.0))[disc]
+    excess = np.maximum(values[disc] - np.median(values[ring], axis=0), 0.0)
+    # One 8-bit step above each disc pixel's value: the rounding that could hide some sun.
+    quantum = srgb_to_linear(linear_to_srgb(values[disc]) + 1.0 / 255.0) - values[disc]
+    seen = ((excess + quantum) * weight[:, None]).sum(axis=0)
+    bounds = [seen[c] / colour[c] for c in range(3) if not cut[disc][:, c].any() and colour[c] > 1e-6]
+    return float(min(bounds)) if bounds else float("inf")
+
+
+def _add_sun(
+    linear: np.ndarray, analysis: SkyAnalysis, strength: float, clipped: np.ndarray
+) -> tuple[np.ndarray, Sun | None]:
     """A copy of `linear` with the sun added: its horizontal irradiance is the clear-sky share (Bird and
-    Hulstrom) of the map's own sky for the fitted turbidity, times `strength`; its colour the sky model's."""
+    Hulstrom) of the map's own sky for the fitted turbidity, no more than a clipped disc's unclipped
+    channels show, less for a doubtful direction, times `strength`; its colour the sky model's."""
     height, width = linear.shape[:2]
     elevation = float(np.arcsin(np.clip(analysis.sun[2], -1.0, 1.0)))
     share = sky_model.sun_share(elevation, analysis.turbidity)
     sky = float(horizontal_irradiance(linear) @ LUMA)
     if sky <= 0 or share <= 0:
         return linear, None
-    sun_irradiance = strength * sky * share / (1.0 - share)
     colour = _sun_colour(analysis, elevation)
+    sun_irradiance = sky * share / (1.0 - share)
+    if analysis.disc:  # only there are the pixels at the sun's direction its own, not its glow's
+        sun_irradiance = min(sun_irradiance, _seen_disc(linear, clipped, analysis.sun, colour))
+    sun_irradiance *= strength * min(1.0, analysis.confidence / CONFIDENT)
     rows, cover = _sun_disc(height, width, analysis.sun)
     weight = pixel_solid_angles(height, width)[rows] * np.maximum(np.sin(elevations(height)[rows]), 0.0)
     covered = float((cover * weight[:, None]).sum())
@@ -290,6 +331,7 @@ def _add_sun(linear: np.ndarray, analysis: SkyAnalysis, strength: float) -> tupl
         colour=tuple(float(v) for v in colour),
         temperature=sky_model.colour_temperature(colour),
         strength=sun_irradiance / np.sin(elevation),
+        confidence=analysis.confidence,
     )
     return lit, sun
 
@@ -319,7 +361,7 @@ def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -
     if analysis.sun is not None:
         _fill_from_sky(linear, clipped, analysis)
         np.maximum(linear, floor, out=linear)
-        lit, sun = _add_sun(linear, analysis, options.sun_strength)
+        lit, sun = _add_sun(linear, analysis, options.sun_strength, clipped)
         if sun is not None:
             linear, sunless = lit, linear
     else:

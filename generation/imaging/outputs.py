@@ -65,6 +65,7 @@ def sun_metadata(sun) -> dict[str, str]:
         "sun_strength": f"{sun.strength:.6g}",
         "sun_colour": ",".join(f"{v:.5f}" for v in sun.colour),
         "sun_angle_deg": f"{sun.angular_diameter:.3f}",
+        "sun_confidence": f"{sun.confidence:.2f}",
     }
 
 
@@ -187,6 +188,7 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
             found["sun_share"] = sun.irradiance_share
             found["sun_turbidity"] = sun.turbidity
             found["sun_temperature_k"] = sun.temperature
+            found["sun_confidence"] = sun.confidence
             found["lit_shadow_ratio"] = lit_shadow_ratio(result.radiance, result.sunless)
         return found
 

@@ -3,7 +3,10 @@
 A clipped disc of any size, or a clipped glow, above the horizon; a clipped band along the horizon (haze,
 light pollution) is not a sun, though a glow rising out of it is. The direction is the clipped region's
 deepest part (all channels clipped), round about the sun even where haze stretches the rest; of several
-clipped sources, the sun is the one a Preetham sky fitted to the unclipped pixels agrees with best. No
+clipped sources, the sun is the one a Preetham sky fitted to the unclipped pixels agrees with best. A
+clipped region no bigger than a disc is the sun itself; a wider glow gets its elevation from the aureole
+around it and, where cloud cuts it, its azimuth from the vertical the sky around it is symmetric about;
+the wider or the more cut the glow, the less sure the direction (`confidence`, 0-1). No
 sun under a sky that is not a blue daylight sky (overcast, night, interiors), and none without a clipped
 source unless one is asked for. Pure numpy; world-space directions (Blender's: +Z up, the image centre
 looks along +X).
@@ -24,6 +27,16 @@ MAX_SOURCE_SR = 1.0  # larger clipped areas (wider than a 32-degree glow) are cl
 BLUE_SKY = 1.05  # B/R of the unclipped sky's light below which the sky is not a daylight sky
 DARK_SKY = 0.02  # median linear sky below which a blue sky is a night sky (a daylight photo is brighter)
 SEARCH_TURBIDITY = 3.0
+DISC_SR = np.pi * np.radians(2.0) ** 2  # a clipped region within a 2-degree cap is the disc itself
+FORCED_CONFIDENCE = 0.25  # a sun asked for where the sky shows no clipped source
+# A glow this wide (radius), or an aureole that moves its centre this far, halves the confidence: its
+# clipped core no longer pins the sun, and the aureole that places it is read in 8 bits.
+WIDE_GLOW_DEG = 20.0
+AUREOLE_MOVE_DEG = 10.0
+# A glow whose mirror image about its own vertical misses more than this share of it is cut (by cloud or
+# trees): its clipped pixels' centre is off to the side it still shows (skies' glows: 0-0.04; cut: 0.37).
+CUT_GLOW = 0.15
+SYMMETRY_SEARCH_DEG = 6.0  # how far, on the sky, the glow's vertical is looked for from its centre
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class SkyAnalysis:
     directions: np.ndarray  # Nx3 unit vectors of unclipped sky samples
     rgb: np.ndarray  # Nx3 linear values there
     weights: np.ndarray  # N solid angle x cos(zenith)
+    confidence: float = 0.0  # how sure the sun's direction is: 1 for a clipped disc, less for a wide glow
+    disc: bool = False  # the sun was found as a clipped disc: the pixels there are the sun's own
 
 
 def downsample(image: np.ndarray, width: int) -> np.ndarray:
@@ -73,7 +88,7 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         and light[2] >= BLUE_SKY * max(light[0], 1e-12)
         and float(np.median(luminance(samples[1].astype(np.float32)))) >= DARK_SKY
     )
-    found = None
+    found, confidence, disc = None, 0.0, False
     # Without enough unclipped sky there is nothing to fit a sun to, even when one is asked for.
     if sun != "off" and (daylight or sun == "on") and samples[2].size >= 16:
         # A source is where at least two channels clipped: one clipped channel is a bright blue horizon.
@@ -82,23 +97,43 @@ def analyse_sky(ldr: np.ndarray, linear: np.ndarray, sun: str = "auto", clipped=
         depth = small_clipped.sum(axis=-1) ** 4
         all_clipped = pixel_solid_angles(height, width)[:, None] * small_clipped.min(axis=-1)
         regions = _sun_regions(source, fraction, elevation)
+        area = pixel_solid_angles(height, width)[:, None] * fraction
         # The sun is the brightest source: of those about as deeply clipped as the deepest, the one the
         # unclipped sky's gradient points at.
         core = [float(all_clipped[region].sum()) for region in regions]
         candidates = [
-            _region_direction(region, depth, directions)
+            (_region_direction(region, depth, directions), float(area[region].sum()), region)
             for region, deep in zip(regions, core, strict=True)
             if deep >= 0.5 * max(core)
         ]
         if candidates:
-            found = candidates[int(np.argmin([_fit_error(c, samples) for c in candidates]))]
-            found = _aureole_elevation(found, samples)
+            best = int(np.argmin([_fit_error(c, samples) for c, *_ in candidates]))
+            found, confidence = _place_sun(*candidates[best], small_linear, samples)
+            disc = candidates[best][1] <= DISC_SR
         elif sun == "on":
             found = _search_direction(directions[elevation > 0].reshape(-1, 3), samples)
+            confidence = FORCED_CONFIDENCE
     if found is not None and found[2] < np.sin(np.radians(0.5)):
         found = None if sun != "on" else _lift(found)
-    turbidity = sky_model.fit_turbidity(*samples, found) if found is not None else 0.0
-    return SkyAnalysis(found, turbidity, *samples)
+    if found is None:
+        return SkyAnalysis(None, 0.0, *samples)
+    turbidity = sky_model.fit_turbidity(*samples, found)
+    return SkyAnalysis(found, turbidity, *samples, confidence, disc)
+
+
+def _place_sun(centre, size, region, linear, samples) -> tuple[np.ndarray, float]:
+    """The sun's direction from the clipped source around it, and how sure that is (0-1)."""
+    # A disc pins the sun; an aureole read around it would only add the cloud's or haze's doubt.
+    if size <= DISC_SR:
+        return centre, 1.0
+    radius = np.degrees(np.sqrt(size / np.pi))
+    cut = _asymmetry(region, _column(centre, region.shape[1]))
+    if cut > CUT_GLOW:
+        centre = _symmetric_azimuth(centre, linear, radius)
+    found = _aureole_elevation(centre, samples)
+    shift = np.degrees(np.arccos(np.clip(found @ centre, -1.0, 1.0)))
+    confidence = (1.0 - cut) / (1.0 + (radius / WIDE_GLOW_DEG) ** 2 + (shift / AUREOLE_MOVE_DEG) ** 2)
+    return found, float(confidence)
 
 
 def _lift(direction: np.ndarray) -> np.ndarray:
@@ -219,6 +254,48 @@ def _search_direction(candidates: np.ndarray, samples) -> np.ndarray:
         )
         best = _best_of(grid.reshape(-1, 3), sky_dirs, log_y, w)
     return best
+
+
+def _column(direction: np.ndarray, width: int) -> float:
+    """The (fractional) column of a direction in a panorama `width` wide."""
+    return (0.5 - np.arctan2(direction[1], direction[0]) / (2 * np.pi)) * width - 0.5
+
+
+def _asymmetry(region: np.ndarray, column: float) -> float:
+    """The share of a clipped region its mirror image about the vertical through `column` misses: about
+    0 for a glow, which is symmetric about the sun's vertical; large where cloud or trees cut it."""
+    rows, cols = np.nonzero(region)
+    mirrored = np.round(2 * column - cols).astype(np.int64) % region.shape[1]
+    return float(1.0 - region[rows, mirrored].mean())
+
+
+def _symmetric_azimuth(sun: np.ndarray, linear: np.ndarray, radius_deg: float) -> np.ndarray:
+    """The sun at the azimuth about whose vertical the sky around it is most nearly mirror-symmetric:
+    the aureole, and the glow's clipped core, fall off alike on both sides of the sun, where cloud
+    over one side moves the clipped pixels' centre. Log luminance, within twice the glow's radius
+    (at least 10 degrees), compared with its mirror image; the same elevation."""
+    height, width = linear.shape[:2]
+    degree = width / 360.0  # columns per degree of azimuth
+    el = float(np.arcsin(np.clip(sun[2], -1.0, 1.0)))
+    reach = max(10.0, 2.0 * radius_deg)
+    rows = np.nonzero(np.abs(np.degrees(elevations(height) - el)) <= reach)[0]
+    log_y = np.log(np.maximum(luminance(linear[rows]).astype(np.float64), 1e-9))
+    stretch = degree / max(np.cos(el), 0.1)  # columns per degree on the sky at this elevation
+    offsets = np.arange(1, int(np.ceil(reach * stretch)) + 1)
+    centre = _column(sun, width)
+    grid = np.arange(width + 1)
+    wrapped = np.concatenate([log_y, log_y[:, :1]], axis=1)  # one column more for interpolating across
+
+    def mirror_error(column: float) -> float:
+        left = (column - offsets) % width
+        right = (column + offsets) % width
+        sides = [np.stack([np.interp(at, grid, row) for row in wrapped]) for at in (left, right)]
+        return float(np.mean((sides[0] - sides[1]) ** 2))
+
+    tries = centre + np.arange(-SYMMETRY_SEARCH_DEG, SYMMETRY_SEARCH_DEG + 1e-9, 0.25) * stretch
+    column = tries[int(np.argmin([mirror_error(c) for c in tries]))]
+    azimuth = np.pi - 2.0 * np.pi * (column + 0.5) / width
+    return np.array([np.cos(el) * np.cos(azimuth), np.cos(el) * np.sin(azimuth), np.sin(el)])
 
 
 def _fit_error(sun: np.ndarray, samples) -> float:
