@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from .engine.memory_plan import MEMORY_MODES
+from .engine.quantize import CHOICES as QUANTIZE
 from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
 from .engine.upscaler import FACTORS as UPSCALE_FACTORS
 from .errors import InvalidRequest
@@ -97,6 +98,8 @@ OPTIONS = (
            names_a_file=True),
     Option("memory", str, "auto", "Fit the GPU: auto plans from free memory; low always decodes in tiles", G,
            choices=MEMORY_MODES, sidebar=True),
+    Option("quantize", str, "auto", "Load a transformer model in 8 or 4 bits to fit an 8-12 GB NVIDIA card "
+           "(auto: only as far as the GPU needs; none on the CPU and Apple Metal)", G, choices=QUANTIZE),
     Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G,
            names_a_file=True),
     Option("server", str, "", "A Promptscape server's URL to generate on (empty: this computer)",

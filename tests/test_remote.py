@@ -27,9 +27,10 @@ SLOW_STEPS = {"steps": 150, "width": 1024, "height": 512, "seed": 3}  # ~0.1 s a
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_sd, tiny_depth):
+def models(tmp_path_factory, tiny_sd, tiny_depth, tiny_transformers):
     folder = tmp_path_factory.mktemp("served-models")
     (folder / "tiny-sd").symlink_to(tiny_sd, target_is_directory=True)
+    (folder / "tiny-zimage").symlink_to(tiny_transformers["zimage"], target_is_directory=True)
     (folder / "depth").mkdir()
     (folder / "depth" / "tiny-depth").symlink_to(tiny_depth, target_is_directory=True)
     return folder
@@ -67,6 +68,22 @@ def test_remote_world_equals_local_world(api, server, prefs, tiny_sd):
     assert np.mean(np.abs(a - b) <= 0.01 * np.abs(a)) >= 0.99
     assert remote["promptscape"]["model"] == "tiny-sd"  # as the client named it, never a server path
     assert remote["promptscape"]["seed"] == "11"
+
+
+def test_a_transformer_world_on_the_server_equals_the_local_one(api, server, prefs, tiny_transformers):
+    options = {**FAST, "poles": "off"}
+    model = str(tiny_transformers["zimage"])
+    local = api.generate_world("a misty harbour", scene=new_scene(), model=model, **options)
+    remote = api.generate_world("a misty harbour", scene=new_scene(), server=server.url, model="tiny-zimage",
+                                **options)  # fmt: skip
+    a, b = read_exr(world_file(local)), read_exr(world_file(remote))
+    assert a.shape == b.shape
+    a, b = a / np.median(a), b / np.median(b)
+    assert np.mean(np.abs(a - b) <= 0.01 * np.abs(a)) >= 0.99
+    assert (remote["promptscape"]["model"], remote["promptscape"]["steps"]) == (
+        "tiny-zimage",
+        str(FAST["steps"]),
+    )
 
 
 def test_remote_material_lands_in_the_scene(api, server, prefs):
@@ -118,7 +135,8 @@ def test_a_wrong_or_missing_token_is_refused_in_words(api, server, prefs):
     assert status == 401 and "token is wrong" in answer["error"]
     assert server.call("GET", "/v1/health", token="")[0] == 200  # health needs no token
     offered = server.call("GET", "/v1/models")[1]
-    assert offered["models"] == [{"name": "tiny-sd", "source": "folder"}]
+    folders = [{"name": "tiny-sd", "source": "folder"}, {"name": "tiny-zimage", "source": "folder"}]
+    assert offered["models"] == folders
     assert offered["depth_models"][0] == {"name": "tiny-depth", "source": "folder"}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import ModelLoadError, ModelNotFound, missing_dependency
 from . import devices
 from .families import TRANSFORMER_PIPELINES
+from .quantize import pipeline_config
 from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, looks_like_path
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,9 @@ def load_vae(source: ModelSource, dtype):
         raise ModelLoadError(f'VAE "{source.location}" could not be loaded: {error}. {HINT}') from error
 
 
-def load_pipeline(source: ModelSource, dtype_name: str, vae: ModelSource | None = None):
+def load_pipeline(
+    source: ModelSource, dtype_name: str, vae: ModelSource | None = None, quantize: str = "none"
+):
     """Load the text-to-image pipeline of a source on the CPU in the given precision.
 
     Safety checker and SDXL watermarker off, progress bars off, never remote code. SDXL's own VAE is
@@ -235,6 +238,8 @@ def load_pipeline(source: ModelSource, dtype_name: str, vae: ModelSource | None 
     transformers.utils.logging.disable_progress_bar()
     dtype = devices.torch_dtype(dtype_name)
     extra = {} if vae is None else {"vae": load_vae(vae, dtype)}
+    if quantize != "none":  # checked before: a transformer family on CUDA (quantize.resolve)
+        extra["quantization_config"] = pipeline_config(quantize)
     if source.kind == "file":
         pipe = _load_single_file(Path(source.location), source, dtype, extra)
     else:
@@ -348,20 +353,25 @@ class PipelineCache:
 
     @property
     def loaded_key(self):
-        """(source key, device, precision, placement, VAE key) of the loaded pipeline, or None."""
+        """(source key, device, precision, placement, VAE key, quantize) of the loaded pipeline, or None."""
         return self._key
 
-    def get(self, source: ModelSource, device: str, precision: str, placement="device", vae=None):
+    def get(
+        self, source: ModelSource, device: str, precision: str, placement="device", vae=None, quantize="none"
+    ):
         """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device` and
-        placed there as the memory plan says ("device", "offload", "sequential"), with `vae` replaced."""
+        placed there as the memory plan says ("device", "offload", "sequential"), with `vae` replaced and
+        its transformer in `quantize` weights ("none", "8bit", "4bit")."""
         with self._lock:
-            return self._get_locked(source, device, precision, placement, vae)
+            return self._get_locked(source, device, precision, placement, vae, quantize)
 
     @contextlib.contextmanager
-    def use(self, source: ModelSource, device: str, precision: str, placement="device", vae=None):
+    def use(
+        self, source: ModelSource, device: str, precision: str, placement="device", vae=None, quantize="none"
+    ):
         """get() for the length of a with block: try_unload() leaves the pipeline alone until it ends."""
         with self._lock:
-            loaded = self._get_locked(source, device, precision, placement, vae)
+            loaded = self._get_locked(source, device, precision, placement, vae, quantize)
             self._users += 1
         try:
             yield loaded
@@ -369,13 +379,13 @@ class PipelineCache:
             with self._lock:
                 self._users -= 1
 
-    def _get_locked(self, source: ModelSource, device: str, precision: str, placement: str, vae):
-        key = (source.key, device, precision, placement, vae.key if vae is not None else None)
+    def _get_locked(self, source: ModelSource, device: str, precision: str, placement: str, vae, quantize):
+        key = (source.key, device, precision, placement, vae.key if vae is not None else None, quantize)
         if self._key == key:
             return self._pipe, 0.0, True
         self._unload_locked()
         start = time.perf_counter()
-        pipe = load_pipeline(source, precision, vae)
+        pipe = load_pipeline(source, precision, vae, quantize)
         placement = devices.place_pipeline(pipe, device, placement)
         seconds = time.perf_counter() - start
         log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import InvalidRequest, ModelNotFound
 from .memory_plan import MEMORY_MODES
+from .quantize import CHOICES as QUANTIZE
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class GenerationRequest:
     poles: str = "repair"  # worlds only
     memory: str = "auto"
     vae: str = ""
+    quantize: str = "auto"  # transformer families: "8bit" or "4bit" weights (quantize.py)
     allow_download: bool = False
     allow_pickle: bool = False
 
@@ -136,6 +138,7 @@ class GenerationRequest:
             ("precision", PRECISIONS),
             ("poles", POLES),
             ("memory", MEMORY_MODES),
+            ("quantize", QUANTIZE),
         ):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"{name} is {getattr(self, name)!r}: use one of {', '.join(allowed)}")
@@ -187,6 +190,7 @@ class GenerationRequest:
             "loras": loras,
             "memory": self.memory,
             "vae": self.vae,
+            "quantize": self.quantize,
         }
         if self.mode == "world":
             fields["poles"] = self.poles

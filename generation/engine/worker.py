@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles, window_size
-from . import decoding, devices, families, memory_plan, model_size, models, previews, token_wrap
+from . import decoding, devices, families, memory_plan, model_size, models, previews, quantize, token_wrap
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
@@ -247,11 +247,16 @@ class Worker:
             family = families.named(size.family) or families.FAMILIES[0]
             families.check_request(family, request.scheduler, request.width, request.height)
             request = _with_family_defaults(job, request, family)
+            used = quantize.resolve(
+                request.quantize, device, family, size.unet, devices.memory_budget(device)
+            )
+            request = dataclasses.replace(request, quantize=used)
+            job.resolved, job.metadata["quantize"] = request, used
             if job._prepare is not None:
                 job._prepare(job)
             job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
-            with self.cache.use(source, device, precision, job.plan.placement, vae) as loaded:
+            with self.cache.use(source, device, precision, job.plan.placement, vae, used) as loaded:
                 pipe, job.timings["load"], job.cache_hit = loaded
                 if job.cancel_requested:
                     raise _CancelRequested

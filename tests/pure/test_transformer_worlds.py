@@ -110,3 +110,29 @@ def test_unset_steps_and_guidance_are_the_familys_own_and_recorded(worker, famil
     assert job.state == "done" and job.steps == job.step == steps
     assert (job.resolved.steps, job.resolved.guidance) == (steps, guidance)
     assert (job.metadata["steps"], job.metadata["guidance"]) == (str(steps), f"{guidance:g}")
+
+
+def test_quantize_is_resolved_per_device_and_family_and_refused_in_words():
+    quantize, families, errors = (
+        source_module(name) for name in ("engine.quantize", "engine.families", "errors")
+    )
+    zimage, sdxl = families.named("zimage"), families.named("sdxl")
+    gib = 2**30
+    assert quantize.resolve("auto", "cpu", zimage, 6.15e9, None) == "none"  # bitsandbytes needs CUDA
+    assert quantize.resolve("auto", "cuda", sdxl, 2.6e9, 8 * gib) == "none"  # UNets fit by their plan
+    assert quantize.resolve("auto", "cuda", zimage, 6.15e9, 24 * gib) == "none"
+    assert quantize.resolve("auto", "cuda", zimage, 6.15e9, 12 * gib) == "8bit"
+    assert quantize.resolve("auto", "cuda", zimage, 6.15e9, 8 * gib) == "4bit"
+    for device in ("cpu", "mps"):
+        with pytest.raises(errors.InvalidRequest, match="needs an NVIDIA GPU"):
+            quantize.resolve("4bit", device, zimage, 6.15e9, None)
+    with pytest.raises(errors.InvalidRequest, match="transformer families"):
+        quantize.resolve("8bit", "cuda", sdxl, 2.6e9, 8 * gib)
+
+
+def test_a_quantised_job_on_the_cpu_fails_before_loading_and_auto_records_none(worker):
+    refused = run(worker, request("zimage", quantize="4bit"))
+    assert refused.state == "failed" and "needs an NVIDIA GPU" in refused.message
+    assert "load" not in refused.timings
+    done = run(worker, request("zimage"))
+    assert done.metadata["quantize"] == "none" and worker.cache.loaded_key[-1] == "none"
