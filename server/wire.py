@@ -140,6 +140,7 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         poles=options.get("poles", "repair"),
         memory=options["memory"],
         vae=vae,
+        quantize=options["quantize"],
     ).validate()
     hdr = outputs.hdr_options(options) if kind == "world" else None
     upscale = _upscale(options, kind, request, models)
