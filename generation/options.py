@@ -98,6 +98,8 @@ OPTIONS = (
            names_a_file=True),
     Option("memory", str, "auto", "Fit the GPU: auto plans from free memory; low always decodes in tiles", G,
            choices=MEMORY_MODES, sidebar=True),
+    Option("transformer", str, "", "A transformer file (.safetensors or .gguf) in place of the model's: a "
+           "fine-tune or quantisation of a Z-Image, FLUX.2 klein or Qwen-Image model", G, names_a_file=True),
     Option("quantize", str, "auto", "Load a transformer model in 8 or 4 bits to fit an 8-12 GB NVIDIA card "
            "(auto: only as far as the GPU needs; none on the CPU and Apple Metal)", G, choices=QUANTIZE),
     Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G,

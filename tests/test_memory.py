@@ -170,7 +170,7 @@ def test_a_replacement_vae_loads_and_skips_the_upcast(gen, tiny_sdxl, fp16_safe_
 def test_a_job_with_a_replacement_vae_records_it(worker, make, tiny_sdxl, fp16_safe_vae):
     job = run(worker, make(model=str(tiny_sdxl), vae=str(fp16_safe_vae)))
     assert job.metadata["vae"] == str(fp16_safe_vae)
-    assert worker.cache.loaded_key[-2] == ("folder", str(fp16_safe_vae))
+    assert worker.cache.loaded_key[4] == ("folder", str(fp16_safe_vae))
 
 
 def test_a_missing_vae_is_refused_at_submit(worker, make, gen, tmp_path):

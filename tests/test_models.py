@@ -142,7 +142,7 @@ def test_cache_hit_and_unload(models, tiny_sdxl):
     assert not hit and seconds > 0
     again, seconds_again, hit_again = cache.get(source, "cpu", "fp32")
     assert again is pipe and hit_again and seconds_again == 0.0
-    assert cache.loaded_key == (("folder", str(tiny_sdxl)), "cpu", "fp32", "device", None, "none")
+    assert cache.loaded_key == (("folder", str(tiny_sdxl)), "cpu", "fp32", "device", None, "none", "")
     reference = weakref.ref(pipe.unet)
     del pipe, again
     cache.unload()

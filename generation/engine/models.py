@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelLoadError, ModelNotFound, missing_dependency
+from ..errors import InvalidRequest, ModelLoadError, ModelNotFound, missing_dependency
 from . import devices
 from .families import TRANSFORMER_PIPELINES
 from .quantize import pipeline_config
@@ -221,7 +221,7 @@ def load_vae(source: ModelSource, dtype):
 
 
 def load_pipeline(
-    source: ModelSource, dtype_name: str, vae: ModelSource | None = None, quantize: str = "none"
+    source: ModelSource, dtype_name: str, vae: ModelSource | None = None, quantize="none", transformer=""
 ):
     """Load the text-to-image pipeline of a source on the CPU in the given precision.
 
@@ -240,6 +240,8 @@ def load_pipeline(
     extra = {} if vae is None else {"vae": load_vae(vae, dtype)}
     if quantize != "none":  # checked before: a transformer family on CUDA (quantize.resolve)
         extra["quantization_config"] = pipeline_config(quantize)
+    if transformer:  # a transformer file in place of the model's own (transformer_file.py)
+        extra["transformer"] = _transformer_from_file(source, transformer, dtype)
     if source.kind == "file":
         pipe = _load_single_file(Path(source.location), source, dtype, extra)
     else:
@@ -248,6 +250,19 @@ def load_pipeline(
     if dtype_name == "fp16" and "XL" in type(pipe).__name__ and vae is None:
         pipe.vae.register_to_config(force_upcast=True)
     return pipe
+
+
+def _transformer_from_file(source: ModelSource, transformer: str, dtype):
+    from . import families, transformer_file
+
+    folder, index = _model_index(source) if source.kind != "file" else (None, {})
+    family = families.of_class(str(index.get("_class_name", "")))
+    if folder is None or family is None or not family.transformer:
+        raise InvalidRequest(
+            "transformer replaces the transformer of a Z-Image, FLUX.2 klein or Qwen-Image model: give that "
+            "model's folder or downloaded id as model (it brings the text encoder and the VAE)"
+        )
+    return transformer_file.load(transformer_file.check_path(transformer), family, folder, dtype)
 
 
 def _load_pretrained(source: ModelSource, dtype, extra: dict):
@@ -356,22 +371,18 @@ class PipelineCache:
         """(source key, device, precision, placement, VAE key, quantize) of the loaded pipeline, or None."""
         return self._key
 
-    def get(
-        self, source: ModelSource, device: str, precision: str, placement="device", vae=None, quantize="none"
-    ):
+    def get(self, source: ModelSource, device: str, precision: str, placement="device", vae=None, **weights):
         """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device` and
         placed there as the memory plan says ("device", "offload", "sequential"), with `vae` replaced and
-        its transformer in `quantize` weights ("none", "8bit", "4bit")."""
+        `weights` as load_pipeline takes them (quantize, transformer)."""
         with self._lock:
-            return self._get_locked(source, device, precision, placement, vae, quantize)
+            return self._get_locked(source, device, precision, placement, vae, weights)
 
     @contextlib.contextmanager
-    def use(
-        self, source: ModelSource, device: str, precision: str, placement="device", vae=None, quantize="none"
-    ):
+    def use(self, source: ModelSource, device: str, precision: str, placement="device", vae=None, **weights):
         """get() for the length of a with block: try_unload() leaves the pipeline alone until it ends."""
         with self._lock:
-            loaded = self._get_locked(source, device, precision, placement, vae, quantize)
+            loaded = self._get_locked(source, device, precision, placement, vae, weights)
             self._users += 1
         try:
             yield loaded
@@ -379,13 +390,15 @@ class PipelineCache:
             with self._lock:
                 self._users -= 1
 
-    def _get_locked(self, source: ModelSource, device: str, precision: str, placement: str, vae, quantize):
-        key = (source.key, device, precision, placement, vae.key if vae is not None else None, quantize)
+    def _get_locked(self, source: ModelSource, device: str, precision: str, placement: str, vae, weights):
+        weights = {"quantize": "none", "transformer": "", **weights}
+        key = (source.key, device, precision, placement, vae.key if vae is not None else None)
+        key += (weights["quantize"], weights["transformer"])
         if self._key == key:
             return self._pipe, 0.0, True
         self._unload_locked()
         start = time.perf_counter()
-        pipe = load_pipeline(source, precision, vae, quantize)
+        pipe = load_pipeline(source, precision, vae, **weights)
         placement = devices.place_pipeline(pipe, device, placement)
         seconds = time.perf_counter() - start
         log.info("loaded %s on %s in %s in %.2f s", source.location, placement, precision, seconds)

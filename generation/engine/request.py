@@ -80,6 +80,7 @@ class GenerationRequest:
     memory: str = "auto"
     vae: str = ""
     quantize: str = "auto"  # transformer families: "8bit" or "4bit" weights (quantize.py)
+    transformer: str = ""  # a single-file transformer in place of the model's (transformer_file.py)
     allow_download: bool = False
     allow_pickle: bool = False
 
@@ -160,7 +161,15 @@ class GenerationRequest:
             )
         if looks_like_path(model) and not Path(model).expanduser().exists():
             raise ModelNotFound(f'model "{model}" does not exist: {_PREFERENCES_HINT}')
-        return dataclasses.replace(self, prompt=prompt, negative_prompt=negative, model=model, vae=vae)
+        transformer = (self.transformer or "").strip()
+        if transformer and not (
+            Path(transformer).expanduser().is_file()
+            and transformer.lower().endswith((".safetensors", ".gguf"))
+        ):
+            raise ModelNotFound(f'transformer "{transformer}" is not a .safetensors or .gguf file')
+        return dataclasses.replace(
+            self, prompt=prompt, negative_prompt=negative, model=model, vae=vae, transformer=transformer
+        )
 
     def resolved(self, steps: int = 25, guidance: float = 7.0) -> "GenerationRequest":
         """A copy with a concrete seed (a random one from 0 to 2**31-1 when the seed is None) and concrete
@@ -191,6 +200,7 @@ class GenerationRequest:
             "memory": self.memory,
             "vae": self.vae,
             "quantize": self.quantize,
+            "transformer": self.transformer,
         }
         if self.mode == "world":
             fields["poles"] = self.poles

@@ -256,7 +256,8 @@ class Worker:
                 job._prepare(job)
             job.plan = _plan(request, size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
-            with self.cache.use(source, device, precision, job.plan.placement, vae, used) as loaded:
+            weights = {"quantize": used, "transformer": request.transformer}
+            with self.cache.use(source, device, precision, job.plan.placement, vae, **weights) as loaded:
                 pipe, job.timings["load"], job.cache_hit = loaded
                 if job.cancel_requested:
                     raise _CancelRequested

@@ -135,4 +135,40 @@ def test_a_quantised_job_on_the_cpu_fails_before_loading_and_auto_records_none(w
     assert refused.state == "failed" and "needs an NVIDIA GPU" in refused.message
     assert "load" not in refused.timings
     done = run(worker, request("zimage"))
-    assert done.metadata["quantize"] == "none" and worker.cache.loaded_key[-1] == "none"
+    assert done.metadata["quantize"] == "none" and worker.cache.loaded_key[-2] == "none"
+
+
+def _transformer_file(family, folder):
+    """The family's tiny transformer as one .safetensors file in diffusers' layout (a fine-tune as shared)."""
+    from safetensors.torch import save_file
+
+    pipe = source_module("setup.tiny_transformers").build_tiny_pipeline(family)
+    path = folder / f"{family}-finetune.safetensors"
+    save_file(
+        {name: tensor.contiguous() for name, tensor in pipe.transformer.state_dict().items()}, str(path)
+    )
+    return path
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_transformer_file_is_known_by_its_tensor_names(family, tmp_path):
+    transformer_file = source_module("engine.transformer_file")
+    assert transformer_file.family_of(_transformer_file(family, tmp_path)) == family
+
+
+def test_a_transformer_file_replaces_the_models_own_and_a_wrong_one_is_refused(worker, tmp_path):
+    from safetensors.torch import save_file
+
+    path = _transformer_file("zimage", tmp_path)
+    plain, replaced = run(worker, request("zimage")), run(worker, request("zimage", transformer=str(path)))
+    assert replaced.state == "done" and replaced.metadata["transformer"] == str(path)
+    np.testing.assert_array_equal(replaced.outputs, plain.outputs)  # the same weights, from the file
+    wrong = run(worker, request("zimage", transformer=str(_transformer_file("qwen-image", tmp_path))))
+    assert wrong.state == "failed" and "is a qwen-image transformer but the model is zimage" in wrong.message
+    unet = tmp_path / "unet.safetensors"
+    save_file({"down_blocks.0.resnets.0.conv1.weight": torch.zeros(4, 4, 3, 3)}, str(unet))
+    refused = run(worker, request("zimage", transformer=str(unet)))
+    assert (
+        refused.state == "failed"
+        and "holds no Z-Image, FLUX.2 klein or Qwen-Image transformer" in refused.message
+    )
