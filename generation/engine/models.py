@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import re
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from . import devices
 from .families import TRANSFORMER_PIPELINES
 from .quantize import pipeline_config
 from .request import MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES, looks_like_path
+from .safetensors_header import check_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -132,32 +132,6 @@ def snapshot_complete(model_index: Path) -> bool:
         if (folder / "config.json").is_file() and not weights:
             return False
     return True
-
-
-def check_safetensors(path: Path) -> dict:
-    """Read a .safetensors header and check the file holds every byte it declares; return the header.
-
-    A download cut short leaves a file whose tensors end past its end: say so instead of a Rust panic.
-    """
-    size = path.stat().st_size
-    with path.open("rb") as file:
-        raw_length = file.read(8)
-        length = struct.unpack("<Q", raw_length)[0] if len(raw_length) == 8 else -1
-        if length <= 0 or 8 + length > size:
-            header = None
-        else:
-            try:
-                header = json.loads(file.read(length))
-            except ValueError:
-                header = None
-    if header is not None:
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-        if 8 + length + end <= size:
-            return header
-    raise ModelLoadError(
-        f'"{path}" is truncated or corrupt ({size} bytes): the download was probably cut short; '
-        "delete it and download the model again"
-    )
 
 
 def _model_index(source: ModelSource) -> tuple[Path | None, dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import InvalidRequest, ModelLoadError, missing_dependency
 from . import families
-from .models import check_safetensors
+from .safetensors_header import check_safetensors
 
 SUFFIXES = (".safetensors", ".gguf")
 # Tensor names only a family's transformer has, in both layouts (every one must appear in some name).

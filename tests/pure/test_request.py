@@ -151,6 +151,8 @@ def test_metadata(make, request_module):
         "poles",  # worlds record which pole treatment ran
         "memory",
         "vae",
+        "quantize",  # the value used, once the worker has resolved it
+        "transformer",
     }
     assert all(isinstance(value, str) for value in meta.values())
     assert "poles" not in make(mode="texture", width=64, height=64).validate().to_metadata()
