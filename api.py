@@ -20,6 +20,7 @@ Errors a user can fix raise `PromptscapeError`.
 import bpy
 
 from .flow import runner, start, upscale, world3d
+from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
@@ -63,11 +64,11 @@ class Generation:
         return {**getattr(self._task.job, "timings", {}), "apply": self._task.apply_seconds}
 
     @property
-    def progress(self) -> tuple[int, int]:
-        """(step, steps) of the denoising loop."""
+    def progress(self) -> progress.Progress:
+        """Where it is: `.text` ("step 3 of 25", "upscaling, tile 2 of 8"), `.fraction`, `.state`; it
+        unpacks as (step, steps) of the current stage."""
         self._poll()
-        job = self._task.job
-        return getattr(job, "step", 0), getattr(job, "steps", 0)
+        return progress.of(self._task.job)
 
     @property
     def done(self) -> bool:

@@ -23,6 +23,7 @@ from . import api
 from .flow import batch, runner, start, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
+from .generation.engine import progress
 from .generation.errors import PromptscapeError
 
 # Each job command and the kind of job its options are declared for (generation/options.py).
@@ -93,26 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ProgressPrinter:
-    """Prints a line on stderr per denoising step and per change of state, like a log.
+    """Prints a line on stderr per change of a job's progress, in the words every surface uses: each
+    denoising step, upscaler tile, detail step or depth view ("upscaling, tile 3 of 8") and each stage.
 
-    It samples the job, so steps finished between two samples are printed when seen; none is skipped.
+    It samples the job, so units finished between two samples are printed when seen; none is skipped.
     """
 
     def __init__(self):
-        self.state = ""
-        self.step = 0
+        self.last: progress.Progress | None = None
 
     def __call__(self, task: runner.Task):
-        job = task.job
-        state, step, steps = getattr(job, "state", ""), getattr(job, "step", 0), getattr(job, "steps", 0)
-        for shown in range(self.step + 1, step + 1):
-            print(f"promptscape: step {shown}/{steps}", file=sys.stderr, flush=True)
-        self.step = max(self.step, step)
-        stage = getattr(job, "stage", "")
-        shown = stage if state == "running" and stage != "generating" else state
-        if shown != self.state and shown != "running":
-            print(f"promptscape: {shown}", file=sys.stderr, flush=True)
-        self.state = shown
+        for line in self.lines(progress.of(task.job)):
+            print(f"promptscape: {line}", file=sys.stderr, flush=True)
+
+    def lines(self, now: progress.Progress) -> list[str]:
+        last, self.last = self.last, now
+        if last is not None and now.text == last.text:
+            return []
+        counted, before = now.counted(), last.counted() if last is not None else None
+        if counted is None:
+            return [now.text]
+        words, done, total = counted
+        same_stage = before is not None and before[0] == words and before[2] == total
+        first = before[1] + 1 if same_stage else 1
+        return [f"{words}{unit} of {total}" for unit in range(min(first, done), done + 1)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,9 +229,9 @@ def export_format(path: str) -> str:
 
 def finish(task) -> object:
     """Wait for a task with a progress line per step, apply it and say so; raises on failure."""
-    progress = ProgressPrinter()
-    runner.wait(task, progress=progress)
-    progress(task)
+    printer = ProgressPrinter()
+    runner.wait(task, progress=printer)
+    printer(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
     return result

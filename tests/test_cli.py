@@ -5,13 +5,21 @@ import importlib
 import bpy
 
 
-def test_world_command_saves_the_blend_with_the_new_world(cli, tiny_sd, tmp_path, capfd, fresh_file):
+def test_world_command_saves_the_blend_with_the_new_world(
+    cli, tiny_sd, tiny_esrgan, tmp_path, capfd, fresh_file
+):
     out = tmp_path / "out.blend"
     argv = ["world", "misty pine forest", "--model", str(tiny_sd), "--steps", "3", "--seed", "11"]
+    argv += ["--upscale", "2", "--upscaler", str(tiny_esrgan)]
     code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
     err = capfd.readouterr().err
     assert code == 0, err
-    assert "step 1/3" in err and "step 3/3" in err and "saved" in err
+    lines = [line.removeprefix("promptscape: ") for line in err.splitlines()]
+    steps = [line for line in lines if line.startswith("step ")]
+    assert steps == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
+    tiles = [line for line in lines if line.startswith("upscaling, tile ")]  # each tile, in the same words
+    assert tiles and tiles == [f"upscaling, tile {n} of {len(tiles)}" for n in range(1, len(tiles) + 1)]
+    assert "saved" in err
     assert (tmp_path / "promptscape").is_dir()  # files beside the output .blend
     bpy.ops.wm.open_mainfile(filepath=str(out))
     world = bpy.context.scene.world

@@ -239,7 +239,7 @@ class Worker:
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
-                job.state = "postprocessing"
+                job.state, job.stage = "postprocessing", ""  # a stage it runs names itself
                 start = time.perf_counter()
                 if job._on_image is not None:
                     # Still in use: the post-processing's detail pass runs the same model (job.pipe).
