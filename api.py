@@ -142,9 +142,10 @@ def world_mesh(
     return _finish(task, wait)
 
 
-def export_world(world=None, path=None, format: str = "glb", *, scene=None, wait: bool = True):
+def export_world(world=None, path=None, format: str | None = None, *, scene=None, wait: bool = True):
     """Write a world for game engines and headsets: "glb" (the world mesh with its texture), "cubemap" (six
-    faces px, nx, py, ny, pz, nz into the folder `path`, Blender's axes) or "depth"; returns the path."""
+    faces px, nx, py, ny, pz, nz into the folder `path`, Blender's axes) or "depth" (.exr or .png);
+    returns the path. The format comes from the name; a `format` given must agree with it."""
     scene = scene or bpy.context.scene
     if path is None:
         raise PromptscapeError(

@@ -20,7 +20,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, runner, start, world3d
+from .flow import batch, runner, settings, start, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.engine import progress
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "export":
         bpy.ops.wm.open_mainfile(filepath=args.blend)
         scene = bpy.context.scene
-        finish(world3d.export_world(scene, scene.world, args.path, format=args.format or "glb"))
+        finish(world3d.export_world(scene, scene.world, args.path, format=args.format))
         return 0
     if args.save and not args.blend:
         raise PromptscapeError("--save writes the result back into the --blend file: give --blend IN.blend")
@@ -199,12 +199,8 @@ def generate(args: argparse.Namespace) -> int:
     options = {key: value for key, value in given.items() if key in own or key not in stand_in}
     mesh_options = {key: value for key, value in given.items() if key in stand_in}
     scene = bpy.context.scene
-    objects = None
-    if getattr(args, "objects", None):
-        missing = [name for name in args.objects if name not in bpy.data.objects]
-        if missing:
-            raise PromptscapeError(f"No object named {', '.join(missing)} in the file")
-        objects = [bpy.data.objects[name] for name in args.objects]
+    objects = getattr(args, "objects", None)
+    check_later_stages(args, scene, mesh_options)
     if args.command == "world":
         task = start.start_world(scene, prompt=args.prompt, **options)
     elif args.command == "material":
@@ -217,14 +213,23 @@ def generate(args: argparse.Namespace) -> int:
     if getattr(args, "mesh", False):
         finish(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
     if getattr(args, "export", None):
-        finish(world3d.export_world(scene, scene.world, args.export, format=export_format(args.export)))
+        finish(world3d.export_world(scene, scene.world, args.export))
     return 0
 
 
-def export_format(path: str) -> str:
-    """What --export writes, from its name: a .glb, a depth map (.exr/.png), else a cube-map folder."""
-    suffix = Path(path).suffix.lower()
-    return "glb" if suffix == ".glb" else "depth" if suffix in (".exr", ".png") else "cubemap"
+def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
+    """What --mesh and --export will need, checked before the first step: a missing depth model or an
+    unwritable export fails in a second, not after minutes of generating."""
+    if getattr(args, "mesh", False):
+        world3d.check_depth(scene, "mesh", mesh_options)
+    if getattr(args, "export", None):
+        target = Path(args.export).resolve()
+        made = world3d.export_format(target)
+        if made in ("glb", "depth") and not args.mesh:
+            what = "the world mesh" if made == "glb" else "the depth map the mesh is made from"
+            raise PromptscapeError(f"--export {Path(args.export).name} writes {what}: add --mesh")
+        if problem := settings.cannot_write(target if made == "cubemap" else target.parent):
+            raise PromptscapeError(f"--export {args.export}: cannot write there ({problem})")
 
 
 def finish(task) -> object:

@@ -78,9 +78,13 @@ def start_upscale_material(scene, source, objects=None, **overrides) -> runner.T
         if source.node_tree is None:
             raise InvalidRequest(f"The material {source.name!r} has no nodes: pick a Promptscape material")
         albedo, old_name, metadata = albedo_of(source), source.name, images.metadata_of(source)
-        users = objects or [
-            obj for obj in bpy.data.objects if any(slot.material == source for slot in obj.material_slots)
-        ]
+        users = (
+            material.objects_to_texture(bpy.context, objects)
+            if objects
+            else [
+                obj for obj in bpy.data.objects if any(slot.material == source for slot in obj.material_slots)
+            ]
+        )
     else:
         albedo, old_name = Path(source), None
         metadata = {"source_image": str(albedo), "prompt": albedo.stem.removesuffix("-albedo")}

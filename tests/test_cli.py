@@ -106,3 +106,41 @@ def test_every_declared_option_is_a_flag_an_operator_property_and_a_sidebar_sett
         assert {option.name for option in options.for_kind(kind)} <= set(properties), operator
     sidebar = bpy.context.scene.promptscape.bl_rna.properties.keys()
     assert {option.name for option in options.OPTIONS if option.sidebar} <= set(sidebar)
+
+
+def test_what_later_stages_need_is_checked_before_generating(
+    cli, addon, tiny_sd, tmp_path, capfd, fresh_file
+):
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+    history, out = len(runner.history()), tmp_path / "out.blend"
+    argv = ["world", "a canyon", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
+    missing = str(tmp_path / "no-depth-model")
+    assert cli.main([*argv, "--mesh", "--depth-model", missing, "--output", str(out)]) == 1
+    assert 'depth model "' in capfd.readouterr().err
+    assert cli.main([*argv, "--export", str(tmp_path / "world.glb"), "--output", str(out)]) == 1
+    assert "add --mesh" in capfd.readouterr().err
+    assert cli.main([*argv, "--export", str(tmp_path / "world.gltf"), "--output", str(out)]) == 1
+    assert ".glb file, a depth map" in capfd.readouterr().err
+    assert len(runner.history()) == history and runner.tasks() == []  # nothing was generated
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["no-depth-model"] or not any(
+        tmp_path.iterdir()
+    )
+
+
+def test_export_takes_its_format_from_the_name_and_refuses_a_contradiction(
+    cli, addon, tmp_path, capfd, fresh_file
+):
+    world3d = importlib.import_module(addon.__name__ + ".flow.world3d")
+    assert [world3d.export_format(name) for name in ("w.GLB", "depth.exr", "d.png", "cube2")] == [
+        "glb",
+        "depth",
+        "depth",
+        "cubemap",
+    ]
+    bpy.ops.wm.read_homefile(use_empty=True)
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    assert cli.main(["export", str(tmp_path / "depth.exr"), "--format", "glb", "--blend", str(blend)]) == 1
+    err = capfd.readouterr().err
+    assert "names a depth export, but the format is glb" in err
+    assert not list(tmp_path.glob("depth.*"))

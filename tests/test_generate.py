@@ -242,3 +242,26 @@ def test_numpy_numbers_and_lowercase_names_are_fine(api, tiny_sd):
     material = api.generate_material("tiles", [bpy.context.active_object], model=str(tiny_sd), **options)
     assert material.node_tree.nodes["Promptscape Mapping"].inputs["Scale"].default_value[0] == 2.5
     assert "Promptscape Displacement" in material.node_tree.nodes
+
+
+def test_objects_by_name_or_as_objects_and_anything_else_in_words(api, errors, tiny_sd):
+    scene = new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.name = "Crate"
+    camera = bpy.data.objects.new("Lens", bpy.data.cameras.new("Lens"))
+    scene.collection.objects.link(camera)
+    fast = {**FAST, "width": 64, "height": 64}
+    made = api.generate_material("bricks", objects=["Crate"], scene=scene, model=str(tiny_sd), **fast)
+    assert cube.active_material == made
+    for objects, words in ((["Nope"], "No object named 'Nope'"), ([42], "not 42"), ([camera], "Lens cannot")):
+        with pytest.raises(errors.PromptscapeError, match=words):
+            api.generate_material("bricks", objects=objects, scene=scene, model=str(tiny_sd), **fast)
+
+
+def test_a_refused_job_creates_no_folder(api, errors, tiny_sd, tmp_path, fresh_file):
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project.blend"))
+    with pytest.raises(errors.PromptscapeError, match="upscaler"):
+        api.generate_world("sky", model=str(tiny_sd), upscale=2, upscaler=str(tmp_path / "none.pth"), **FAST)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["project.blend"]

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles, window_size
 from . import decoding, devices, memory_plan, model_size, models, previews
-from .call_options import call_options
+from .call_options import call_options, check_loras
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
 from .seamless import seamless
@@ -161,6 +161,7 @@ class Worker:
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
         models.resolve_vae(request.vae, request.allow_download)
+        check_loras(request.loras, request.allow_download, request.allow_pickle)
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
