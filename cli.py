@@ -34,6 +34,8 @@ JOB_COMMANDS = {
     "material-from-image": ("material_from_image", "a material from a texture file"),
 }
 NOT_FLAGS = {"prompt"}  # positional
+NOT_STAGES = ("", progress.DENOISING)  # the stage log's entries that say no more than the state
+ENDED = ("done", "failed", "cancelled")
 
 
 def add_option(parser: argparse.ArgumentParser, option: declared.Option):
@@ -97,27 +99,38 @@ class ProgressPrinter:
     """Prints a line on stderr per change of a job's progress, in the words every surface uses: each
     denoising step, upscaler tile, detail step or depth view ("upscaling, tile 3 of 8") and each stage.
 
-    It samples the job, so units finished between two samples are printed when seen; none is skipped.
+    It samples the job; what happened between two samples comes from the job's stage log, and units
+    counted between two samples are printed when seen: none is skipped.
     """
 
     def __init__(self):
         self.last: progress.Progress | None = None
+        self.logged = 0  # entries of the job's stage_log already printed
 
     def __call__(self, task: runner.Task):
-        for line in self.lines(progress.of(task.job)):
-            print(f"promptscape: {line}", file=sys.stderr, flush=True)
+        job = task.job
+        log = getattr(job, "stage_log", [])
+        stages, self.logged = log[self.logged : len(log)], len(log)
+        now = progress.of(job)
+        seen = [progress.Progress("running", stage, 1.0) for stage in stages if stage not in NOT_STAGES]
+        for moment in [*seen, now]:
+            for line in self.lines(moment):
+                print(f"promptscape: {line}", file=sys.stderr, flush=True)
 
     def lines(self, now: progress.Progress) -> list[str]:
         last, self.last = self.last, now
         if last is not None and now.text == last.text:
             return []
         counted, before = now.counted(), last.counted() if last is not None else None
+        finished = []  # a new stage means the one counted before it ran to its end
+        if before is not None and (counted is None or counted[0] != before[0]) and now.state not in ENDED:
+            finished = [f"{before[0]}{unit} of {before[2]}" for unit in range(before[1] + 1, before[2] + 1)]
         if counted is None:
-            return [now.text]
+            return [*finished, now.text]
         words, done, total = counted
         same_stage = before is not None and before[0] == words and before[2] == total
         first = before[1] + 1 if same_stage else 1
-        return [f"{words}{unit} of {total}" for unit in range(min(first, done), done + 1)]
+        return [*finished, *(f"{words}{unit} of {total}" for unit in range(min(first, done), done + 1))]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,25 @@ _STATE_WORDS = {
     "postprocessing": "making HDR and maps",
 }
 _COUNTED = re.compile(r"^(?P<words>.*?)(?P<done>\d+) of (?P<total>\d+)$")
+MAX_LOG = 100_000  # stages a job keeps: far more units (tiles, windows) than any job has
+
+
+class StageLog:
+    """A job's `stage` that also keeps every value it took, in order, as `job.stage_log`: a log that samples
+    the job (the CLI, 20 times a second) then prints every stage and every tile, however short."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, job, owner=None):
+        return self if job is None else job.__dict__.get(self.slot, "")
+
+    def __set__(self, job, value):
+        if job.__dict__.get(self.slot) != value:
+            log = job.__dict__.setdefault("stage_log", [])
+            if len(log) < MAX_LOG:
+                log.append(value)  # one append: atomic for a reader in another thread
+        job.__dict__[self.slot] = value
 
 
 @dataclass(frozen=True)

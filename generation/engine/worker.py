@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles, window_size
-from . import decoding, devices, memory_plan, model_size, models, previews
+from . import decoding, devices, memory_plan, model_size, models, previews, progress
 from .call_options import call_options, check_loras
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
@@ -35,6 +35,8 @@ class _CancelRequested(Exception):
 
 class Job:
     """One submitted request: its state, progress, preview and result, updated by the worker thread."""
+
+    stage = progress.StageLog()  # also kept as `stage_log`, so a sampling log misses no stage
 
     def __init__(self, request: GenerationRequest | None, on_image: Callable | None = None):
         self.request = request  # None for a conversion, which needs no model

@@ -33,3 +33,15 @@ def test_a_state_without_a_stage_is_said_in_words(progress):
     assert (written.text, written.fraction) == ("making HDR and maps", 1.0)
     assert progress.of(job("running", "repairing poles", 4, 4)).text == "repairing poles"
     assert progress.of(job("done", "", 4, 4)).counted() is None
+
+
+def test_the_stage_log_keeps_every_stage_a_sampler_could_miss(progress):
+    class Job:
+        stage = progress.StageLog()
+
+    job = Job()
+    assert job.stage == ""
+    for stage in ("generating", "upscaling, tile 1 of 2", "upscaling, tile 2 of 2", "upscaling, tile 2 of 2"):
+        job.stage = stage
+    assert job.stage == "upscaling, tile 2 of 2"
+    assert job.stage_log == ["generating", "upscaling, tile 1 of 2", "upscaling, tile 2 of 2"]
