@@ -265,3 +265,17 @@ def test_a_refused_job_creates_no_folder(api, errors, tiny_sd, tmp_path, fresh_f
     with pytest.raises(errors.PromptscapeError, match="upscaler"):
         api.generate_world("sky", model=str(tiny_sd), upscale=2, upscaler=str(tmp_path / "none.pth"), **FAST)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["project.blend"]
+
+
+def test_exposure_strength_and_pack_are_recorded_and_reapplied(api, addon, tiny_sd):
+    start = importlib.import_module(addon.__name__ + ".flow.start")
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+    world = api.generate_world(
+        "lit", scene=new_scene(), model=str(tiny_sd), strength=2.5, exposure=1.0, pack=True, **FAST
+    )
+    recorded = world["promptscape"]
+    assert (recorded["strength"], recorded["exposure"], recorded["pack"]) == ("2.5", "1", "True")
+    entry = runner.history()[-1]
+    again = start.reapply(entry, new_scene())  # another scene: the sidebar says nothing of these
+    assert environment_image(again).packed_file is not None
+    assert again["promptscape"]["strength"] == "2.5"
