@@ -4,23 +4,30 @@
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
     blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
-    blender -c promptscape export cube/ --format cubemap --blend scene.blend
+    blender -c promptscape export cube/ --blend scene.blend
     blender -c promptscape batch jobs.jsonl --output-dir results [--server URL] [--blend IN]
+    blender -c promptscape models --json
     blender -c promptscape selftest
     blender --online-mode -c promptscape download stabilityai/stable-diffusion-xl-base-1.0
 
-Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Exit code 0 on
-success, 1 on a failure, with the reason on stderr and a progress line per denoising step.
+Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Progress and
+messages go to stderr; with --json every command prints one JSON object per result on stdout and nothing
+else there.
 """
 
 import argparse
+import contextlib
+import ctypes
+import json
+import math
+import os
 import sys
 from pathlib import Path
 
 import bpy
 
 from . import api
-from .flow import batch, runner, settings, start, world3d
+from .flow import batch, records, runner, settings, start, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.engine import progress
@@ -38,10 +45,36 @@ NOT_STAGES = ("", progress.DENOISING)  # the stage log's entries that say no mor
 ENDED = ("done", "failed", "cancelled")
 
 
-def add_option(parser: argparse.ArgumentParser, option: declared.Option):
+EXIT_CODES = """exit codes:
+  0    done
+  1    a job failed or was refused (the reason is on stderr)
+  2    usage: a flag or value the command line does not take
+  130  interrupted (Ctrl-C): the job is cancelled; files already written stay on disk"""
+JSON_HELP = "print one JSON object per result on stdout (files, seed, timings, ...); all else on stderr"
+
+
+def help_for(option: declared.Option, kind: str) -> str:
+    """An option's help with its range and its default, as --help shows them."""
+    parts = []
+    if option.type in (int, float) and not option.choices and option.high is not None:
+        parts.append(declared.range_text(option))
+    default = option.default_for(kind)
+    if option.name in settings.FROM_PREFERENCES:
+        parts.append("default: from the preferences")
+    elif option.type is bool:
+        parts.append(f"default: {'on' if default else 'off'}")
+    elif isinstance(default, int | float) and not isinstance(default, bool):
+        parts.append(f"default: {declared.number_text(default)}")
+    elif default:
+        parts.append(f"default: {default}")
+    text = f"{option.help} ({'; '.join(parts)})" if parts else option.help
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def add_option(parser: argparse.ArgumentParser, option: declared.Option, kind: str):
     """The flag of a declared option: --snake-case, also accepted as --snake_case, same help and range."""
     names = dict.fromkeys([option.flag, "--" + option.name])  # one name when they are the same
-    common = {"dest": option.name, "help": option.help}
+    common = {"dest": option.name, "help": help_for(option, kind)}
     if option.type == "loras":
         parser.add_argument(
             "--lora", action="append", type=lora_argument, metavar="PATH[:SCALE]", **common
@@ -53,17 +86,26 @@ def add_option(parser: argparse.ArgumentParser, option: declared.Option):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="blender -c promptscape", description=__doc__.split("\n\n")[0])
+    shown = {"formatter_class": argparse.RawDescriptionHelpFormatter, "epilog": EXIT_CODES}
+    parser = argparse.ArgumentParser(
+        prog="blender -c promptscape", description=__doc__.split("\n\n")[0], **shown
+    )
+    every = argparse.ArgumentParser(add_help=False)
+    every.add_argument("--json", action="store_true", help=JSON_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, (kind, help_text) in JOB_COMMANDS.items():
-        sub = commands.add_parser(command, help=help_text)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[every], **shown)
+
+    for name, (kind, help_text) in JOB_COMMANDS.items():
+        sub = command(name, help_text)
         if kind in declared.GENERATE:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
-                add_option(sub, option)
+                add_option(sub, option, kind)
         if kind in declared.MATERIAL:
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
@@ -72,27 +114,65 @@ def build_parser() -> argparse.ArgumentParser:
             own = {option.name for option in declared.for_kind(kind)}
             for option in declared.for_kind("mesh"):
                 if option.name not in own:  # --server: the same server for both
-                    add_option(sub, option)
+                    add_option(sub, option, "mesh")
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")
         sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
-    export = commands.add_parser("export", help="export the world of a .blend: glb, cube map or depth")
-    export.add_argument("path", help="a .glb file, a folder for the cube faces, or a depth file (.exr)")
+    export = command("export", "export the world of a .blend: glb, cube map or depth")
+    export.add_argument("path", help="a .glb file, a folder for the cube faces, or a depth map (.exr, .png)")
     export.add_argument("--blend", required=True, help="the .blend whose world to export")
     for option in declared.for_kind("export"):
-        add_option(export, option)
-    lines = commands.add_parser("batch", help="many jobs from a JSON Lines file, one .blend per line")
+        add_option(export, option, "export")
+    lines = command("batch", "many jobs from a JSON Lines file, one .blend per line")
     lines.add_argument("file", help='one job a line: {"kind": "world", "prompt": "...", "seed": 3}')
     lines.add_argument("--output-dir", required=True, help="where the .blend files and summary.json go")
     lines.add_argument("--server", help="generate every line on this Promptscape server")
     lines.add_argument("--blend", help="start each line from this .blend (default: an empty file)")
-    selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
+    command("models", "the models, LoRAs, upscalers, depth models and world presets this machine knows")
+    selftest = command("selftest", "check the install with a tiny built-in model")
     selftest.add_argument("--device", choices=declared.BY_NAME["device"].choices, default="auto")
-    download = commands.add_parser(
-        "download", help="fetch a model into the Hugging Face cache (needs online access)"
-    )
+    download = command("download", "fetch a model into the Hugging Face cache (needs --online-mode)")
     download.add_argument("model", help="a Hugging Face model id, such as stabilityai/sdxl-turbo")
     return parser
+
+
+def flush_c_stdout():
+    """Flush Python's and the C library's stdout buffers (Blender prints with C's printf)."""
+    sys.stdout.flush()
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library to ask (Windows)
+        ctypes.CDLL(None).fflush(None)
+
+
+class Results:
+    """Where a command's results go. With --json: one JSON object per line on stdout, and everything else
+    on stderr, Blender's own lines ("Read blend:", "Info: Saved", written by its C code to descriptor 1)
+    included: descriptor 1 points at stderr while the command runs. Without: nothing (stderr says it)."""
+
+    def __init__(self, on: bool):
+        self.on, self._stdout, self._python = on, None, contextlib.redirect_stdout(sys.stderr)
+
+    def __enter__(self):
+        if self.on:
+            flush_c_stdout()
+            self._stdout = os.dup(1)
+            os.dup2(2, 1)
+            self._python.__enter__()  # Blender's reports of operators go through Python's sys.stdout
+        return self
+
+    def __exit__(self, *_exc):
+        if self._stdout is not None:
+            flush_c_stdout()  # what Blender's C code buffered goes to stderr, before stdout is back
+            self._python.__exit__(None, None, None)
+            os.dup2(self._stdout, 1)
+            os.close(self._stdout)
+            self._stdout = None
+
+    def emit(self, result: dict):
+        if self._stdout is None:
+            return
+        data = (json.dumps(result, default=str) + "\n").encode()
+        while data:
+            data = data[os.write(self._stdout, data) :]
 
 
 class ProgressPrinter:
@@ -133,21 +213,21 @@ class ProgressPrinter:
         return [*finished, *(f"{words}{unit} of {total}" for unit in range(min(first, done), done + 1))]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, results: Results) -> int:
     if args.command == "download":
-        return download_model(args.model)
+        return download_model(args.model, results)
     if args.command == "batch":
-        return run_batch(args)
+        return run_batch(args, results)
+    if args.command == "models":
+        return list_models(results)
     if args.command == "selftest":
-        from .generation.setup import self_test
-
-        report = self_test.run(device=args.device)
-        print(report.summary())
-        return 0 if report.ok else 1
+        return self_test(args.device, results)
     if args.command == "export":
         bpy.ops.wm.open_mainfile(filepath=args.blend)
         scene = bpy.context.scene
-        finish(world3d.export_world(scene, scene.world, args.path, format=args.format))
+        task = world3d.export_world(scene, scene.world, args.path, format=args.format)
+        finish(task)
+        results.emit({**records.record(task), "blend": str(Path(args.blend).resolve())})
         return 0
     if args.save and not args.blend:
         raise PromptscapeError("--save writes the result back into the --blend file: give --blend IN.blend")
@@ -165,18 +245,43 @@ def run(args: argparse.Namespace) -> int:
     scratch = output.with_name(f".{output.stem}.promptscape-partial.blend")
     bpy.ops.wm.save_as_mainfile(filepath=str(scratch))
     try:
-        generate(args)
+        made = generate(args)
         bpy.ops.wm.save_as_mainfile(filepath=str(output))
     finally:
         for leftover in (scratch, scratch.with_suffix(".blend1")):
             leftover.unlink(missing_ok=True)
     print(f"promptscape: saved {output}", file=sys.stderr)
+    for task in made:
+        results.emit({**records.record(task), "blend": str(output)})
     return 0
 
 
-def run_batch(args: argparse.Namespace) -> int:
+def self_test(device: str, results: Results) -> int:
+    from .generation.setup import self_test
+
+    report = self_test.run(device=device)
+    print(report.summary())
+    found = {"kind": "selftest", **vars(report)}
+    found["wrap_error"] = None if math.isnan(report.wrap_error) else report.wrap_error
+    results.emit(found)
+    return 0 if report.ok else 1
+
+
+def list_models(results: Results) -> int:
+    """What this machine knows, from the local cache and the upscaler folder; never the network."""
+    from .generation.setup import inventory
+
+    for model in inventory.known(settings.upscaler_folder()):
+        results.emit(model)
+        mark = "downloaded" if model["downloaded"] else "not downloaded"
+        print(f"{model['kind']:<13} {model['name']:<50} {mark:<15} {model['licence']}")
+    return 0
+
+
+def run_batch(args: argparse.Namespace, results: Results) -> int:
     """Every line of the file; exit code 1 when any line failed."""
-    summary = batch.run_batch(Path(args.file), Path(args.output_dir).resolve(), args.server, args.blend)
+    output_dir = Path(args.output_dir).resolve()
+    summary = batch.run_batch(Path(args.file), output_dir, args.server, args.blend, on_line=results.emit)
     for entry in summary["lines"]:
         problem = f": {entry['error']}" if entry.get("error") else ""
         print(f"promptscape: line {entry['line']} {entry['state']}{problem}", file=sys.stderr)
@@ -187,25 +292,38 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def download_model(repo_id: str) -> int:
+def download_model(repo_id: str, results: Results) -> int:
     """Generating never downloads: models are fetched here (or in the preferences), with progress."""
     from .generation.setup import model_catalog
 
+    if not bpy.app.online_access:
+        raise PromptscapeError(
+            f"Downloading needs online access: run blender --online-mode -c promptscape download {repo_id}"
+        )
     download = model_catalog.Download(repo_id, bpy.app.online_access).start()
     shown = -1
-    while not download.wait(1.0):
-        if int(download.fraction * 100) // 10 != shown:
-            shown = int(download.fraction * 100) // 10
-            print(f"promptscape: downloading {repo_id}: {download.fraction:.0%}", file=sys.stderr, flush=True)
+    try:
+        while not download.wait(1.0):
+            if int(download.fraction * 100) // 10 != shown:
+                shown = int(download.fraction * 100) // 10
+                print(
+                    f"promptscape: downloading {repo_id}: {download.fraction:.0%}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        download.cancel()
+        raise
     if download.state != "done":
         raise PromptscapeError(download.message)
     print(f"promptscape: {download.message} into {download.path}", file=sys.stderr)
+    results.emit({"kind": "download", "name": repo_id, "path": str(download.path)})
     return 0
 
 
-def generate(args: argparse.Namespace) -> int:
-    """Start the command's task in the open file, wait for it and apply it; raises on failure."""
-    skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export"}
+def generate(args: argparse.Namespace) -> list[runner.Task]:
+    """Start the command's tasks in the open file, wait for each and apply it; raises on failure."""
+    skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export", "json"}
     stand_in = {option.name for option in declared.for_kind("mesh")}
     own = {option.name for option in declared.for_kind(JOB_COMMANDS[args.command][0])}
     given = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
@@ -222,12 +340,15 @@ def generate(args: argparse.Namespace) -> int:
         task = start.world_from_image(scene, args.path, **options)
     else:
         task = start.material_from_image(scene, args.path, objects, **options)
+    made = [task]
     finish(task)
     if getattr(args, "mesh", False):
-        finish(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
+        made.append(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
+        finish(made[-1])
     if getattr(args, "export", None):
-        finish(world3d.export_world(scene, scene.world, args.export))
-    return 0
+        made.append(world3d.export_world(scene, scene.world, args.export))
+        finish(made[-1])
+    return made
 
 
 def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
@@ -256,19 +377,28 @@ def finish(task) -> object:
 
 
 def main(argv: list[str]) -> int:
-    """Run a command line (without the program name); the exit code is 0 on success, 1 on failure."""
+    """Run a command line (without the program name); the exit code: 0 done, 1 failed, 2 usage, 130
+    interrupted."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help or a usage error: argparse already printed why
         return int(exit_.code or 0)
-    try:
-        return run(args)
-    except (PromptscapeError, OSError) as error:
-        print(f"promptscape: error: {error}", file=sys.stderr)
-        return 1
-    except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
-        print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)
-        return 1
+    with Results(args.json) as results:
+        try:
+            return run(args, results)
+        except (PromptscapeError, OSError) as error:
+            print(f"promptscape: error: {error}", file=sys.stderr)
+            return 1
+        except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
+            print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            for task in runner.tasks():
+                task.cancel()
+            print(
+                "promptscape: interrupted: the job was cancelled; files written stay on disk", file=sys.stderr
+            )
+            return 130
 
 
 _handle = None

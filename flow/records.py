@@ -50,6 +50,10 @@ def record(task) -> dict:
     for name in NUMBERS:
         if str(metadata.get(name, "")).isdigit():
             found[name] = int(metadata[name])
+    factor = str(metadata.get("upscale", "1"))
+    for name in ("width", "height"):  # the files' size: the request's, upscaled
+        if name in found and factor.isdigit():
+            found[name] *= int(factor)
     if metadata.get("model"):
         found["model"] = metadata["model"]
     timings = {**getattr(job, "timings", {}), "apply": task.apply_seconds}

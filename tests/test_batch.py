@@ -18,8 +18,10 @@ def test_a_batch_runs_every_line_and_a_rerun_skips_the_done_ones(cli, tiny_sd, t
     ]
     jobs.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
     out = tmp_path / "results"
-    assert cli.main(["batch", str(jobs), "--output-dir", str(out)]) == 1  # three lines fail
+    assert cli.main(["batch", str(jobs), "--output-dir", str(out), "--json"]) == 1  # three lines fail
+    printed = [json.loads(line) for line in capfd.readouterr().out.splitlines()]  # a result per line
     summary = json.loads((out / "summary.json").read_text())
+    assert printed == summary["lines"]
     assert (summary["total"], summary["done"], summary["failed"]) == (5, 2, 3)
     assert [entry["state"] for entry in summary["lines"]] == ["done", "done", "failed", "failed", "failed"]
     assert "steps" in summary["lines"][2]["error"] and "not JSON" in summary["lines"][3]["error"]

@@ -1,6 +1,10 @@
 """`blender -c promptscape ...`: the command line's code path, exit codes and messages."""
 
 import importlib
+import json
+import os
+import shutil
+from pathlib import Path
 
 import bpy
 
@@ -10,10 +14,15 @@ def test_world_command_saves_the_blend_with_the_new_world(
 ):
     out = tmp_path / "out.blend"
     argv = ["world", "misty pine forest", "--model", str(tiny_sd), "--steps", "3", "--seed", "11"]
-    argv += ["--upscale", "2", "--upscaler", str(tiny_esrgan)]
+    argv += ["--upscale", "2", "--upscaler", str(tiny_esrgan), "--json"]
     code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
-    err = capfd.readouterr().err
+    captured = capfd.readouterr()
+    err = captured.err
     assert code == 0, err
+    (result,) = [json.loads(line) for line in captured.out.splitlines()]  # one result, nothing else
+    assert (result["kind"], result["seed"], result["width"], result["blend"]) == ("world", 11, 256, str(out))
+    assert Path(result["files"]["exr"]).is_absolute() and Path(result["files"]["exr"]).is_file()
+    assert result["timings"]["load"] >= 0 and result["timings"]["upscale"] > 0 and "sun" in result
     lines = [line.removeprefix("promptscape: ") for line in err.splitlines()]
     steps = [line for line in lines if line.startswith("step ")]
     assert steps == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
@@ -60,7 +69,7 @@ def test_failures_exit_non_zero_with_the_reason(cli, tmp_path, capfd, fresh_file
 
 def test_download_needs_online_access_and_says_how(cli, capfd):
     assert cli.main(["download", "stabilityai/sdxl-turbo"]) == 1  # the bpy module runs offline
-    assert "Allow Online Access" in capfd.readouterr().err
+    assert "blender --online-mode -c promptscape download" in capfd.readouterr().err  # the flag, headless
 
 
 def test_a_blend_that_cannot_be_read_is_an_error_line(cli, tmp_path, capfd, fresh_file):
@@ -144,3 +153,52 @@ def test_export_takes_its_format_from_the_name_and_refuses_a_contradiction(
     err = capfd.readouterr().err
     assert "names a depth export, but the format is glb" in err
     assert not list(tmp_path.glob("depth.*"))
+
+
+def test_models_lists_what_this_machine_has(cli, tiny_sd, capfd):
+    """A model in the local Hugging Face cache is listed as downloaded, among the curated ones."""
+    hub = Path(os.environ["HF_HOME"]) / "hub" / "models--promptscape-tests--tiny-sd"
+    snapshot = hub / "snapshots" / ("0" * 40)
+    if not snapshot.is_dir():
+        shutil.copytree(tiny_sd, snapshot)
+        (hub / "refs").mkdir()
+        (hub / "refs" / "main").write_text("0" * 40)
+    assert cli.main(["models", "--json"]) == 0
+    found = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    by_name = {entry["name"]: entry for entry in found}
+    tiny = by_name["promptscape-tests/tiny-sd"]
+    assert (tiny["kind"], tiny["downloaded"], tiny["licence"]) == ("model", True, "see its model card")
+    kinds = {entry["kind"] for entry in found}
+    assert {"model", "upscaler", "depth_model", "world_preset"} <= kinds
+    assert by_name["stabilityai/sdxl-turbo"]["downloaded"] is False
+
+
+def test_ctrl_c_cancels_the_job_and_exits_130_in_one_line(cli, addon, tiny_sd, tmp_path, capfd, monkeypatch):
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+
+    def interrupt(self, task):
+        if getattr(task.job, "step", 0) >= 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.ProgressPrinter, "__call__", interrupt)
+    argv = ["world", "long", "--model", str(tiny_sd), "--steps", "100", "--width", "128", "--height", "64"]
+    assert cli.main([*argv, "--output", str(tmp_path / "out.blend")]) == 130
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and err.count("interrupted") == 1
+    assert not (tmp_path / "out.blend").exists()
+    for task in runner.tasks():  # cancelled: it ends well before its 100 steps
+        assert task.job.wait(60) and task.job.state == "cancelled"
+    runner.tick()
+
+
+def test_selftest_reports_json_with_its_wall_time(cli, capfd):
+    assert cli.main(["selftest", "--device", "cpu", "--json"]) == 0
+    (report,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert report["kind"] == "selftest" and report["ok"] is True and report["seconds"] > 0
+
+
+def test_help_shows_ranges_defaults_and_exit_codes(cli, capsys):
+    assert cli.main(["world", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a whole number from 0 to 2147483647" in text and "default: 7" in text
+    assert "130 interrupted" in text and "--json" in text

@@ -1,6 +1,7 @@
 """A world you can stand in: depth from the tiny depth model, the world mesh, and the exports."""
 
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
 
 
 @GLTF_EXITS_CLEANLY
-def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path):
+def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path, capfd):
     cli = importlib.import_module(addon.__name__ + ".cli")
     out, glb = tmp_path / "out.blend", tmp_path / "world.glb"
     argv = ["world", "a canyon", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
@@ -175,7 +176,12 @@ def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_
     (mesh,) = [obj for obj in bpy.context.scene.objects if obj.get("promptscape_world_mesh")]
     assert len(mesh.data.polygons) > 0
     folder = tmp_path / "faces"
-    assert cli.main(["export", str(folder), "--format", "cubemap", "--blend", str(out)]) == 0
+    capfd.readouterr()
+    assert cli.main(["export", str(folder), "--blend", str(out), "--json"]) == 0  # a folder: the cube map
+    (result,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert result["kind"] == "export" and sorted(result["files"]) == sorted(
+        f"{face}.{ext}" for face in ("px", "nx", "py", "ny", "pz", "nz") for ext in ("exr", "png")
+    )
     assert len(list(folder.glob("*.png"))) == 6
     bpy.ops.wm.read_homefile(use_empty=True)
 
