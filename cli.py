@@ -27,7 +27,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, records, runner, settings, start, world3d
+from .flow import batch, records, runner, settings, start, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.engine import progress
@@ -387,7 +387,7 @@ def main(argv: list[str]) -> int:
         try:
             return run(args, results)
         except (PromptscapeError, OSError) as error:
-            print(f"promptscape: error: {error}", file=sys.stderr)
+            print(f"promptscape: error: {wording.headless(str(error))}", file=sys.stderr)
             return 1
         except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
             print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)

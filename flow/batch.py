@@ -15,7 +15,7 @@ import bpy
 
 from ..generation import options as declared
 from ..generation.errors import InvalidRequest, PromptscapeError
-from . import records, runner, start
+from . import records, runner, start, wording
 from .settings import slug
 
 MAX_LINE = 64 * 1024
@@ -109,7 +109,7 @@ def run_batch(path: Path, output_dir: Path, server: str | None = None, blend: st
                 made = run_line(job, target, blend)
                 entry.update(state="done", seed=made.get("seed"), files=made["files"])
         except (PromptscapeError, OSError, RuntimeError) as error:
-            entry.update(state="failed", error=str(error).strip())
+            entry.update(state="failed", error=wording.headless(str(error).strip()))
         entry["seconds"] = round(time.perf_counter() - started, 2)
         lines.append(entry)
         if on_line is not None:
