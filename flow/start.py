@@ -19,6 +19,7 @@ from ..scene import images, material, world, world_mesh
 from . import remote, runner
 from .settings import (
     SELECT_OBJECTS,
+    blender_path,
     build_request,
     default_options,
     file_stem,
@@ -168,11 +169,13 @@ def material_name(prompt: str) -> str:
 
 
 def image_metadata(path: Path, kind: str) -> dict[str, str]:
+    """What a result made from an image records: the image as an absolute path (image_path)."""
     return {"generator": "Promptscape", "mode": kind, "source_image": str(path), "prompt": Path(path).stem}
 
 
 def world_from_image(scene, path, **overrides) -> runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
+    path = image_path(path)
     options = merge_options(scene, "world_from_image", without_detail(overrides))
     if options["poles"] == "repair":
         raise InvalidRequest(
@@ -193,6 +196,12 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
     convert = world_conversion(pixels, is_hdr, plan, folder, stem, outputs.hdr_options(options))
     job = worker.get_worker().submit_conversion(convert, metadata)
     return runner.start(runner.Task(job, "world", Path(path).name, world_applier(scene, options)))
+
+
+def image_path(path) -> Path:
+    """A source image's path as it is recorded: absolute ("//" is beside the .blend), never relative to
+    the folder Blender happened to be started in."""
+    return Path(blender_path(str(path))).expanduser().resolve()
 
 
 def world_conversion(pixels, is_hdr: bool, plan, folder: Path, stem: str, hdr: outputs.HdrOptions):
@@ -221,6 +230,7 @@ def upscaled_radiance(radiance, job, plan):
 
 def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     """Turn an existing texture image into a PBR material on `objects`, without a model or torch."""
+    path = image_path(path)
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)

@@ -23,7 +23,7 @@ from .settings import (
     upscale_plan,
     without_detail,
 )
-from .start import apply_material, world_applier, world_conversion
+from .start import apply_material, image_path, world_applier, world_conversion
 from .world3d import panorama_of
 
 ALBEDO_SUFFIX = "-albedo.png"
@@ -86,7 +86,7 @@ def start_upscale_material(scene, source, objects=None, **overrides) -> runner.T
             ]
         )
     else:
-        albedo, old_name = Path(source), None
+        albedo, old_name = image_path(source), None
         metadata = {"source_image": str(albedo), "prompt": albedo.stem.removesuffix("-albedo")}
         users = material.objects_to_texture(bpy.context, objects)
         if not users:

@@ -36,7 +36,7 @@ def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
         path = outputs.with_its_sun(Path(bpy.path.abspath(environment.image.filepath)))
         pixels, is_hdr = images.read_pixels(path)
         return pixels, is_hdr, images.metadata_of(source), source.name
-    path = Path(blender_path(source))
+    path = Path(blender_path(source)).expanduser().resolve()  # recorded absolute, never cwd-relative
     pixels, is_hdr = images.read_pixels(path)
     return pixels, is_hdr, {"source_image": str(path), "prompt": path.stem}, path.name
 
