@@ -153,9 +153,9 @@ def apply_material(files, metadata: dict, object_uids: list[int], options: dict,
     )
     slots = [slot for obj in targets for slot in obj.material_slots if replace and slot.name == replace]
     try:
-        for slot in slots:
-            slot.material = made
-        if not slots:
+        if slots:
+            material.replace_in_slots(made, slots)
+        else:
             material.assign(made, targets)
     except Exception:
         material.remove_with_images(made)

@@ -186,6 +186,17 @@ def assign(material, objects) -> list[str]:
     return kept
 
 
+def replace_in_slots(material, slots) -> None:
+    """Put `material` in `slots` (an upscale takes its original's place); a Promptscape material left with
+    no users is removed with its images, as assign() does: its files stay on disk and in the history."""
+    previous = {slot.material for slot in slots}
+    for slot in slots:
+        slot.material = material
+    for old in previous:
+        if old is not None and old != material and old.users == 0 and images.METADATA_KEY in old:
+            remove_with_images(old)
+
+
 def remove_with_images(material):
     """Remove a material of ours and the images only it used."""
     used = [node.image for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeTexImage"]
