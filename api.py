@@ -103,7 +103,8 @@ def generate_world(prompt: str, *, scene=None, wait: bool = True, **options):
 
 
 def generate_material(prompt: str, objects=None, *, scene=None, wait: bool = True, **options):
-    """Generate a seamless PBR material from `prompt` and put it on `objects` (default: the selection)."""
+    """Generate a seamless PBR material from `prompt` and put it on `objects` (objects or their names;
+    default: the selection)."""
     scene = scene or bpy.context.scene
     return _finish(start.start_material(scene, objects, prompt=prompt, **options), wait)
 

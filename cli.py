@@ -239,6 +239,7 @@ def run(args: argparse.Namespace, results: Results) -> int:
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
     output = Path(args.output or args.blend).resolve()
+    new_folders = [folder for folder in (output.parent, *output.parent.parents) if not folder.exists()]
     output.parent.mkdir(parents=True, exist_ok=True)
     # Saved under a scratch name beside OUT first, so the files land in //promptscape/ next to it and the
     # images' paths are relative to it; OUT itself is written only once the result is in the scene.
@@ -250,6 +251,9 @@ def run(args: argparse.Namespace, results: Results) -> int:
     finally:
         for leftover in (scratch, scratch.with_suffix(".blend1")):
             leftover.unlink(missing_ok=True)
+        for folder in new_folders:  # a refused or failed job leaves no empty folders behind
+            with contextlib.suppress(OSError):  # not empty: it holds what the job wrote
+                folder.rmdir()
     print(f"promptscape: saved {output}", file=sys.stderr)
     for task in made:
         results.emit({**records.record(task), "blend": str(output)})

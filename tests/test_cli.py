@@ -125,7 +125,10 @@ def test_what_later_stages_need_is_checked_before_generating(
     history, out = len(runner.history()), tmp_path / "out.blend"
     argv = ["world", "a canyon", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
     missing = str(tmp_path / "no-depth-model")
-    assert cli.main([*argv, "--mesh", "--depth-model", missing, "--output", str(out)]) == 1
+    assert (
+        cli.main([*argv, "--mesh", "--depth-model", missing, "--output", str(tmp_path / "new" / "o.blend")])
+        == 1
+    )
     assert 'depth model "' in capfd.readouterr().err
     assert cli.main([*argv, "--export", str(tmp_path / "world.glb"), "--output", str(out)]) == 1
     assert "add --mesh" in capfd.readouterr().err

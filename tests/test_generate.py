@@ -275,7 +275,7 @@ def test_exposure_strength_and_pack_are_recorded_and_reapplied(api, addon, tiny_
     )
     recorded = world["promptscape"]
     assert (recorded["strength"], recorded["exposure"], recorded["pack"]) == ("2.5", "1", "True")
-    entry = runner.history()[-1]
+    entry = runner.history()[0]  # newest first
     again = start.reapply(entry, new_scene())  # another scene: the sidebar says nothing of these
     assert environment_image(again).packed_file is not None
     assert again["promptscape"]["strength"] == "2.5"
