@@ -141,6 +141,18 @@ def test_the_glb_reimports_with_its_faces_positions_and_texture(api, room_world,
     assert textures and textures[0].image is not None
 
 
+def test_a_glb_export_whose_mesh_was_deleted_while_it_waited_says_so(api, errors, room_world, tmp_path):
+    """The export job finds its scene and mesh again when its turn comes, as the other jobs do."""
+    scene, world = room_world
+    depth = write_exr(tmp_path / "depth.exr", np.repeat(room_distance(directions(128, 256))[..., None], 3, 2))
+    mesh = api.world_mesh(world, depth=str(depth), scene=scene, mesh_resolution=16)
+    job = api.export_world(world, tmp_path / "world.glb", scene=scene, wait=False)
+    bpy.data.objects.remove(mesh)  # while the export waits in the queue
+    with pytest.raises(errors.PromptscapeError, match="deleted meanwhile: nothing was exported"):
+        job.result(timeout=60)
+    assert not (tmp_path / "world.glb").exists()
+
+
 def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
     scene, world = room_world
     folder = Path(api.export_world(world, tmp_path / "cube", format="cubemap", scene=scene))
