@@ -168,9 +168,18 @@ def material_name(prompt: str) -> str:
     return f"PS {words}" if words else "PS Material"
 
 
-def image_metadata(path: Path, kind: str) -> dict[str, str]:
-    """What a result made from an image records: the image as an absolute path (image_path)."""
-    return {"generator": "Promptscape", "mode": kind, "source_image": str(path), "prompt": Path(path).stem}
+def image_metadata(path: Path, kind: str, pixels) -> dict[str, str]:
+    """What a result made from an image records: the image as an absolute path (image_path) and its size
+    (an upscale records its factor beside it)."""
+    height, width = pixels.shape[:2]
+    return {
+        "generator": "Promptscape",
+        "mode": kind,
+        "source_image": str(path),
+        "prompt": Path(path).stem,
+        "width": str(width),
+        "height": str(height),
+    }
 
 
 def world_from_image(scene, path, **overrides) -> runner.Task:
@@ -189,7 +198,7 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
             "already HDR and holds its own light: leave them out (exposure and hdr_width still apply)"
         )
     # An HDR file is a photographed or rendered world: its poles are right as they are.
-    metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
+    metadata = {**image_metadata(path, "world", pixels), "poles": "off" if is_hdr else options["poles"]}
     metadata.update(recorded_settings(options, "world"))
     folder, stem = output_folder(), file_stem("world", Path(path).stem, "image")
     plan = upscale_plan(options, "world_from_image", pixels.shape[1], pixels.shape[0])
@@ -236,7 +245,7 @@ def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
         raise PromptscapeError(SELECT_OBJECTS)
     options = merge_options(scene, "material_from_image", without_detail(overrides))
     pixels, is_hdr = images.read_pixels(Path(path))
-    metadata = {**image_metadata(path, "texture"), **recorded_settings(options, "material")}
+    metadata = {**image_metadata(path, "texture", pixels), **recorded_settings(options, "material")}
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
     uids = [obj.session_uid for obj in targets]
     plan = upscale_plan(options, "material_from_image", pixels.shape[1], pixels.shape[0])

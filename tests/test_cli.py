@@ -37,18 +37,46 @@ def test_world_command_saves_the_blend_with_the_new_world(
     assert image.filepath.startswith("//promptscape/")
 
 
-def test_material_command_on_a_named_object(cli, tiny_sd, tmp_path, fresh_file):
+def test_material_command_on_a_named_object(cli, tiny_sd, tmp_path, capfd, fresh_file):
     bpy.ops.wm.read_homefile(use_empty=True)
     bpy.ops.mesh.primitive_cube_add()
     bpy.context.active_object.name = "Crate"
     source = tmp_path / "in.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(source))
     out = tmp_path / "out.blend"
+    capfd.readouterr()  # Blender's "Saved" line above is the test's, not the command's
     argv = ["material", "old planks", "--object", "Crate", "--model", str(tiny_sd), "--steps", "2"]
-    code = cli.main([*argv, "--width", "64", "--height", "64", "--blend", str(source), "--output", str(out)])
+    code = cli.main(
+        [*argv, "--width", "64", "--height", "64", "--blend", str(source), "--output", str(out), "--json"]
+    )
     assert code == 0
+    (result,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert result["kind"] == "material" and Path(result["files"]["normal"]).is_file() and "sun" not in result
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert bpy.data.objects["Crate"].active_material["promptscape"]["prompt"] == "old planks"
+
+
+def test_from_image_commands_print_their_results_as_json(cli, tmp_path, capfd, fresh_file):
+    from scene_helpers import sky_panorama, write_png
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.name = "Wall"
+    source = tmp_path / "in.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(source))
+    pano = write_png(tmp_path / "sky.png", sky_panorama())
+    out = tmp_path / "out.blend"
+    capfd.readouterr()
+    assert (
+        cli.main(["world-from-image", str(pano), "--blend", str(source), "--output", str(out), "--json"]) == 0
+    )
+    (world,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert world["kind"] == "world" and (world["width"], world["height"]) == (256, 128)
+    assert Path(world["files"]["exr"]).is_file() and world["blend"] == str(out)
+    argv = ["material-from-image", str(pano), "--object", "Wall", "--blend", str(source), "--save", "--json"]
+    assert cli.main(argv) == 0
+    (material,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert material["kind"] == "material" and Path(material["files"]["albedo"]).is_file()
 
 
 def test_help_and_usage_errors(cli, capsys):
