@@ -21,6 +21,7 @@ import ctypes
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -380,6 +381,21 @@ def finish(task) -> object:
     return result
 
 
+@contextlib.contextmanager
+def interruptible():
+    """Ctrl-C raises KeyboardInterrupt while a command runs: `blender -b` only sets a flag on the first one
+    (and kills Blender on the second), which would leave the job running."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread: nothing to install
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: Blender's own C handler, which Python cannot put back
+            signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str]) -> int:
     """Run a command line (without the program name); the exit code: 0 done, 1 failed, 2 usage, 130
     interrupted."""
@@ -387,7 +403,7 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help or a usage error: argparse already printed why
         return int(exit_.code or 0)
-    with Results(args.json) as results:
+    with Results(args.json) as results, interruptible():
         try:
             return run(args, results)
         except (PromptscapeError, OSError) as error:

@@ -4,6 +4,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import bpy
@@ -208,13 +209,19 @@ def test_models_lists_what_this_machine_has(cli, tiny_sd, capfd):
 def test_ctrl_c_cancels_the_job_and_exits_130_in_one_line(cli, addon, tiny_sd, tmp_path, capfd, monkeypatch):
     runner = importlib.import_module(addon.__name__ + ".flow.runner")
 
-    def interrupt(self, task):
-        if getattr(task.job, "step", 0) >= 1:
-            raise KeyboardInterrupt
+    def ctrl_c(self, task):  # a real SIGINT to this process, once the job runs
+        if getattr(task.job, "step", 0) >= 1 and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
 
-    monkeypatch.setattr(cli.ProgressPrinter, "__call__", interrupt)
+    sent = []
+    monkeypatch.setattr(cli.ProgressPrinter, "__call__", ctrl_c)
     argv = ["world", "long", "--model", str(tiny_sd), "--steps", "100", "--width", "128", "--height", "64"]
-    assert cli.main([*argv, "--output", str(tmp_path / "out.blend")]) == 130
+    # As in `blender -b`, whose own handler only sets a flag: the command must put in one that stops it.
+    previous = signal.signal(signal.SIGINT, lambda number, frame: None)
+    try:
+        assert cli.main([*argv, "--output", str(tmp_path / "out.blend")]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capfd.readouterr().err
     assert "Traceback" not in err and err.count("interrupted") == 1
     assert not (tmp_path / "out.blend").exists()
