@@ -17,21 +17,16 @@ else there.
 
 import argparse
 import contextlib
-import ctypes
-import json
 import math
-import os
-import signal
 import sys
 from pathlib import Path
 
 import bpy
 
 from . import api
-from .flow import batch, records, runner, settings, start, wording, world3d
+from .flow import batch, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
-from .generation.engine import progress
 from .generation.errors import PromptscapeError
 
 # Each job command and the kind of job its options are declared for (generation/options.py).
@@ -42,8 +37,6 @@ JOB_COMMANDS = {
     "material-from-image": ("material_from_image", "a material from a texture file"),
 }
 NOT_FLAGS = {"prompt"}  # positional
-NOT_STAGES = ("", progress.DENOISING)  # the stage log's entries that say no more than the state
-ENDED = ("done", "failed", "cancelled")
 
 
 EXIT_CODES = """exit codes:
@@ -137,84 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def flush_c_stdout():
-    """Flush Python's and the C library's stdout buffers (Blender prints with C's printf)."""
-    sys.stdout.flush()
-    with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library to ask (Windows)
-        ctypes.CDLL(None).fflush(None)
-
-
-class Results:
-    """Where a command's results go. With --json: one JSON object per line on stdout, and everything else
-    on stderr, Blender's own lines ("Read blend:", "Info: Saved", written by its C code to descriptor 1)
-    included: descriptor 1 points at stderr while the command runs. Without: nothing (stderr says it)."""
-
-    def __init__(self, on: bool):
-        self.on, self._stdout, self._python = on, None, contextlib.redirect_stdout(sys.stderr)
-
-    def __enter__(self):
-        if self.on:
-            flush_c_stdout()
-            self._stdout = os.dup(1)
-            os.dup2(2, 1)
-            self._python.__enter__()  # Blender's reports of operators go through Python's sys.stdout
-        return self
-
-    def __exit__(self, *_exc):
-        if self._stdout is not None:
-            flush_c_stdout()  # what Blender's C code buffered goes to stderr, before stdout is back
-            self._python.__exit__(None, None, None)
-            os.dup2(self._stdout, 1)
-            os.close(self._stdout)
-            self._stdout = None
-
-    def emit(self, result: dict):
-        if self._stdout is None:
-            return
-        data = (json.dumps(result, default=str) + "\n").encode()
-        while data:
-            data = data[os.write(self._stdout, data) :]
-
-
-class ProgressPrinter:
-    """Prints a line on stderr per change of a job's progress, in the words every surface uses: each
-    denoising step, upscaler tile, detail step or depth view ("upscaling, tile 3 of 8") and each stage.
-
-    It samples the job; what happened between two samples comes from the job's stage log, and units
-    counted between two samples are printed when seen: none is skipped.
-    """
-
-    def __init__(self):
-        self.last: progress.Progress | None = None
-        self.logged = 0  # entries of the job's stage_log already printed
-
-    def __call__(self, task: runner.Task):
-        job = task.job
-        log = getattr(job, "stage_log", [])
-        stages, self.logged = log[self.logged : len(log)], len(log)
-        now = progress.of(job)
-        seen = [progress.Progress("running", stage, 1.0) for stage in stages if stage not in NOT_STAGES]
-        for moment in [*seen, now]:
-            for line in self.lines(moment):
-                print(f"promptscape: {line}", file=sys.stderr, flush=True)
-
-    def lines(self, now: progress.Progress) -> list[str]:
-        last, self.last = self.last, now
-        if last is not None and now.text == last.text:
-            return []
-        counted, before = now.counted(), last.counted() if last is not None else None
-        finished = []  # a new stage means the one counted before it ran to its end
-        if before is not None and (counted is None or counted[0] != before[0]) and now.state not in ENDED:
-            finished = [f"{before[0]}{unit} of {before[2]}" for unit in range(before[1] + 1, before[2] + 1)]
-        if counted is None:
-            return [*finished, now.text]
-        words, done, total = counted
-        same_stage = before is not None and before[0] == words and before[2] == total
-        first = before[1] + 1 if same_stage else 1
-        return [*finished, *(f"{words}{unit} of {total}" for unit in range(min(first, done), done + 1))]
-
-
-def run(args: argparse.Namespace, results: Results) -> int:
+def run(args: argparse.Namespace, results: terminal.Results) -> int:
     if args.command == "download":
         return download_model(args.model, results)
     if args.command == "batch":
@@ -261,7 +177,7 @@ def run(args: argparse.Namespace, results: Results) -> int:
     return 0
 
 
-def self_test(device: str, results: Results) -> int:
+def self_test(device: str, results: terminal.Results) -> int:
     from .generation.setup import self_test
 
     report = self_test.run(device=device)
@@ -272,7 +188,7 @@ def self_test(device: str, results: Results) -> int:
     return 0 if report.ok else 1
 
 
-def list_models(results: Results) -> int:
+def list_models(results: terminal.Results) -> int:
     """What this machine knows, from the local cache and the upscaler folder; never the network."""
     from .generation.setup import inventory
 
@@ -283,7 +199,7 @@ def list_models(results: Results) -> int:
     return 0
 
 
-def run_batch(args: argparse.Namespace, results: Results) -> int:
+def run_batch(args: argparse.Namespace, results: terminal.Results) -> int:
     """Every line of the file; exit code 1 when any line failed."""
     output_dir = Path(args.output_dir).resolve()
     summary = batch.run_batch(Path(args.file), output_dir, args.server, args.blend, on_line=results.emit)
@@ -297,7 +213,7 @@ def run_batch(args: argparse.Namespace, results: Results) -> int:
     return 1 if summary["failed"] else 0
 
 
-def download_model(repo_id: str, results: Results) -> int:
+def download_model(repo_id: str, results: terminal.Results) -> int:
     """Generating never downloads: models are fetched here (or in the preferences), with progress."""
     from .generation.setup import model_catalog
 
@@ -373,27 +289,12 @@ def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
 
 def finish(task) -> object:
     """Wait for a task with a progress line per step, apply it and say so; raises on failure."""
-    printer = ProgressPrinter()
+    printer = terminal.ProgressPrinter()
     runner.wait(task, progress=printer)
     printer(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
     return result
-
-
-@contextlib.contextmanager
-def interruptible():
-    """Ctrl-C raises KeyboardInterrupt while a command runs: `blender -b` only sets a flag on the first one
-    (and kills Blender on the second), which would leave the job running."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    except ValueError:  # not the main thread: nothing to install
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:  # None: Blender's own C handler, which Python cannot put back
-            signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str]) -> int:
@@ -403,7 +304,7 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help or a usage error: argparse already printed why
         return int(exit_.code or 0)
-    with Results(args.json) as results, interruptible():
+    with terminal.Results(args.json) as results, terminal.interruptible():
         try:
             return run(args, results)
         except (PromptscapeError, OSError) as error:

@@ -214,7 +214,8 @@ def test_ctrl_c_cancels_the_job_and_exits_130_in_one_line(cli, addon, tiny_sd, t
             sent.append(os.kill(os.getpid(), signal.SIGINT))
 
     sent = []
-    monkeypatch.setattr(cli.ProgressPrinter, "__call__", ctrl_c)
+    terminal = importlib.import_module(addon.__name__ + ".flow.terminal")
+    monkeypatch.setattr(terminal.ProgressPrinter, "__call__", ctrl_c)
     argv = ["world", "long", "--model", str(tiny_sd), "--steps", "100", "--width", "128", "--height", "64"]
     # As in `blender -b`, whose own handler only sets a flag: the command must put in one that stops it.
     previous = signal.signal(signal.SIGINT, lambda number, frame: None)
