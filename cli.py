@@ -52,17 +52,21 @@ def help_for(option: declared.Option, kind: str) -> str:
     parts = []
     if option.type in (int, float) and not option.choices and option.high is not None:
         parts.append(declared.range_text(option))
-    default = option.default_for(kind)
-    if option.name in settings.FROM_PREFERENCES:
-        parts.append("default: from the preferences")
-    elif option.type is bool:
-        parts.append(f"default: {'on' if default else 'off'}")
-    elif isinstance(default, int | float) and not isinstance(default, bool):
-        parts.append(f"default: {declared.number_text(default)}")
-    elif default:
-        parts.append(f"default: {default}")
+    if "default:" not in option.help:  # else the option says where its default comes from
+        parts += [f"default: {text}"] if (text := default_text(option, kind)) else []
     text = f"{option.help} ({'; '.join(parts)})" if parts else option.help
     return text.replace("%", "%%")  # argparse formats help with %
+
+
+def default_text(option: declared.Option, kind: str) -> str:
+    default = option.default_for(kind)
+    if option.name in settings.FROM_PREFERENCES:
+        return "from the preferences"
+    if option.type is bool:
+        return "on" if default else "off"
+    if isinstance(default, int | float):
+        return declared.number_text(default)
+    return str(default or "")
 
 
 def add_option(parser: argparse.ArgumentParser, option: declared.Option, kind: str):

@@ -129,8 +129,8 @@ OPTIONS = (
            frozenset({"mesh"}), 16, 2048, 1024, sidebar=True),
     Option("split_angle", float, 84.0, "Faces seen more edge-on than this are cut at depth jumps (degrees)",
            frozenset({"mesh"}), 76.0, 89.9, sidebar=True),
-    Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map",
-           EXPORT, choices=("glb", "cubemap", "depth")),
+    Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map "
+           "(default: from the name)", EXPORT, choices=("glb", "cubemap", "depth")),
 )
 # fmt: on
 BY_NAME = {option.name: option for option in OPTIONS}
