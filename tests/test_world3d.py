@@ -75,7 +75,9 @@ def room_world(api, world_file):
 
 def test_the_tiny_depth_model_runs_the_real_estimation_path(api, room_world, tiny_depth):
     scene, world = room_world
-    path = api.world_depth(world, scene=scene, depth_model=str(tiny_depth))
+    job = api.world_depth(world, scene=scene, depth_model=str(tiny_depth), wait=False)
+    path = job.result()
+    assert {"load_depth_model", "depth", "postprocess"} <= set(job.timings)  # the loading is counted
     distance = read_exr(path)[..., 0]
     assert distance.shape == (256, 512) and np.isfinite(distance).all() and distance.min() > 0
     assert distance.max() <= 90.0 and Path(path).with_suffix(".png").is_file()
