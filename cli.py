@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, results: terminal.Results) -> int:
     if args.command == "models":
         return list_models(results)
     if args.command == "selftest":
-        return self_test(args.device, results)
+        return run_self_test(args.device, results)
     if args.command == "export":
         bpy.ops.wm.open_mainfile(filepath=args.blend)
         scene = bpy.context.scene
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace, results: terminal.Results) -> int:
     return 0
 
 
-def self_test(device: str, results: terminal.Results) -> int:
+def run_self_test(device: str, results: terminal.Results) -> int:
     from .generation.setup import self_test
 
     report = self_test.run(device=device)
