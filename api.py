@@ -20,6 +20,7 @@ Errors a user can fix raise `PromptscapeError`.
 import bpy
 
 from .flow import runner, start, upscale, world3d
+from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
@@ -63,11 +64,11 @@ class Generation:
         return {**getattr(self._task.job, "timings", {}), "apply": self._task.apply_seconds}
 
     @property
-    def progress(self) -> tuple[int, int]:
-        """(step, steps) of the denoising loop."""
+    def progress(self) -> progress.Progress:
+        """Where it is: `.text` ("step 3 of 25", "upscaling, tile 2 of 8"), `.fraction`, `.state`; it
+        unpacks as (step, steps) of the current stage."""
         self._poll()
-        job = self._task.job
-        return getattr(job, "step", 0), getattr(job, "steps", 0)
+        return progress.of(self._task.job)
 
     @property
     def done(self) -> bool:
@@ -102,7 +103,8 @@ def generate_world(prompt: str, *, scene=None, wait: bool = True, **options):
 
 
 def generate_material(prompt: str, objects=None, *, scene=None, wait: bool = True, **options):
-    """Generate a seamless PBR material from `prompt` and put it on `objects` (default: the selection)."""
+    """Generate a seamless PBR material from `prompt` and put it on `objects` (objects or their names;
+    default: the selection)."""
     scene = scene or bpy.context.scene
     return _finish(start.start_material(scene, objects, prompt=prompt, **options), wait)
 
@@ -141,9 +143,10 @@ def world_mesh(
     return _finish(task, wait)
 
 
-def export_world(world=None, path=None, format: str = "glb", *, scene=None, wait: bool = True):
+def export_world(world=None, path=None, format: str | None = None, *, scene=None, wait: bool = True):
     """Write a world for game engines and headsets: "glb" (the world mesh with its texture), "cubemap" (six
-    faces px, nx, py, ny, pz, nz into the folder `path`, Blender's axes) or "depth"; returns the path."""
+    faces px, nx, py, ny, pz, nz into the folder `path`, Blender's axes) or "depth" (.exr or .png);
+    returns the path. The format comes from the name; a `format` given must agree with it."""
     scene = scene or bpy.context.scene
     if path is None:
         raise PromptscapeError(

@@ -4,23 +4,27 @@
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
     blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
-    blender -c promptscape export cube/ --format cubemap --blend scene.blend
+    blender -c promptscape export cube/ --blend scene.blend
     blender -c promptscape batch jobs.jsonl --output-dir results [--server URL] [--blend IN]
+    blender -c promptscape models --json
     blender -c promptscape selftest
     blender --online-mode -c promptscape download stabilityai/stable-diffusion-xl-base-1.0
 
-Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Exit code 0 on
-success, 1 on a failure, with the reason on stderr and a progress line per denoising step.
+Flags have the API's names (--negative_prompt or --negative-prompt, --seed, --steps, ...). Progress and
+messages go to stderr; with --json every command prints one JSON object per result on stdout and nothing
+else there.
 """
 
 import argparse
+import contextlib
+import math
 import sys
 from pathlib import Path
 
 import bpy
 
 from . import api
-from .flow import batch, runner, start, world3d
+from .flow import batch, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -35,10 +39,40 @@ JOB_COMMANDS = {
 NOT_FLAGS = {"prompt"}  # positional
 
 
-def add_option(parser: argparse.ArgumentParser, option: declared.Option):
+EXIT_CODES = """exit codes:
+  0    done
+  1    a job failed or was refused (the reason is on stderr)
+  2    usage: a flag or value the command line does not take
+  130  interrupted (Ctrl-C): the job is cancelled; files already written stay on disk"""
+JSON_HELP = "print one JSON object per result on stdout (files, seed, timings, ...); all else on stderr"
+
+
+def help_for(option: declared.Option, kind: str) -> str:
+    """An option's help with its range and its default, as --help shows them."""
+    parts = []
+    if option.type in (int, float) and not option.choices and option.high is not None:
+        parts.append(declared.range_text(option))
+    if "default:" not in option.help:  # else the option says where its default comes from
+        parts += [f"default: {text}"] if (text := default_text(option, kind)) else []
+    text = f"{option.help} ({'; '.join(parts)})" if parts else option.help
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def default_text(option: declared.Option, kind: str) -> str:
+    default = option.default_for(kind)
+    if option.name in settings.FROM_PREFERENCES:
+        return "from the preferences"
+    if option.type is bool:
+        return "on" if default else "off"
+    if isinstance(default, int | float):
+        return declared.number_text(default)
+    return str(default or "")
+
+
+def add_option(parser: argparse.ArgumentParser, option: declared.Option, kind: str):
     """The flag of a declared option: --snake-case, also accepted as --snake_case, same help and range."""
     names = dict.fromkeys([option.flag, "--" + option.name])  # one name when they are the same
-    common = {"dest": option.name, "help": option.help}
+    common = {"dest": option.name, "help": help_for(option, kind)}
     if option.type == "loras":
         parser.add_argument(
             "--lora", action="append", type=lora_argument, metavar="PATH[:SCALE]", **common
@@ -50,17 +84,26 @@ def add_option(parser: argparse.ArgumentParser, option: declared.Option):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="blender -c promptscape", description=__doc__.split("\n\n")[0])
+    shown = {"formatter_class": argparse.RawDescriptionHelpFormatter, "epilog": EXIT_CODES}
+    parser = argparse.ArgumentParser(
+        prog="blender -c promptscape", description=__doc__.split("\n\n")[0], **shown
+    )
+    every = argparse.ArgumentParser(add_help=False)
+    every.add_argument("--json", action="store_true", help=JSON_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, (kind, help_text) in JOB_COMMANDS.items():
-        sub = commands.add_parser(command, help=help_text)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[every], **shown)
+
+    for name, (kind, help_text) in JOB_COMMANDS.items():
+        sub = command(name, help_text)
         if kind in declared.GENERATE:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
-                add_option(sub, option)
+                add_option(sub, option, kind)
         if kind in declared.MATERIAL:
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
@@ -69,67 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
             own = {option.name for option in declared.for_kind(kind)}
             for option in declared.for_kind("mesh"):
                 if option.name not in own:  # --server: the same server for both
-                    add_option(sub, option)
+                    add_option(sub, option, "mesh")
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")
         sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
-    export = commands.add_parser("export", help="export the world of a .blend: glb, cube map or depth")
-    export.add_argument("path", help="a .glb file, a folder for the cube faces, or a depth file (.exr)")
+    export = command("export", "export the world of a .blend: glb, cube map or depth")
+    export.add_argument("path", help="a .glb file, a folder for the cube faces, or a depth map (.exr, .png)")
     export.add_argument("--blend", required=True, help="the .blend whose world to export")
     for option in declared.for_kind("export"):
-        add_option(export, option)
-    lines = commands.add_parser("batch", help="many jobs from a JSON Lines file, one .blend per line")
+        add_option(export, option, "export")
+    lines = command("batch", "many jobs from a JSON Lines file, one .blend per line")
     lines.add_argument("file", help='one job a line: {"kind": "world", "prompt": "...", "seed": 3}')
     lines.add_argument("--output-dir", required=True, help="where the .blend files and summary.json go")
     lines.add_argument("--server", help="generate every line on this Promptscape server")
     lines.add_argument("--blend", help="start each line from this .blend (default: an empty file)")
-    selftest = commands.add_parser("selftest", help="check the install with a tiny built-in model")
+    command("models", "the models, LoRAs, upscalers, depth models and world presets this machine knows")
+    selftest = command("selftest", "check the install with a tiny built-in model")
     selftest.add_argument("--device", choices=declared.BY_NAME["device"].choices, default="auto")
-    download = commands.add_parser(
-        "download", help="fetch a model into the Hugging Face cache (needs online access)"
-    )
+    download = command("download", "fetch a model into the Hugging Face cache (needs --online-mode)")
     download.add_argument("model", help="a Hugging Face model id, such as stabilityai/sdxl-turbo")
     return parser
 
 
-class ProgressPrinter:
-    """Prints a line on stderr per denoising step and per change of state, like a log.
-
-    It samples the job, so steps finished between two samples are printed when seen; none is skipped.
-    """
-
-    def __init__(self):
-        self.state = ""
-        self.step = 0
-
-    def __call__(self, task: runner.Task):
-        job = task.job
-        state, step, steps = getattr(job, "state", ""), getattr(job, "step", 0), getattr(job, "steps", 0)
-        for shown in range(self.step + 1, step + 1):
-            print(f"promptscape: step {shown}/{steps}", file=sys.stderr, flush=True)
-        self.step = max(self.step, step)
-        stage = getattr(job, "stage", "")
-        shown = stage if state == "running" and stage != "generating" else state
-        if shown != self.state and shown != "running":
-            print(f"promptscape: {shown}", file=sys.stderr, flush=True)
-        self.state = shown
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, results: terminal.Results) -> int:
     if args.command == "download":
-        return download_model(args.model)
+        return download_model(args.model, results)
     if args.command == "batch":
-        return run_batch(args)
+        return run_batch(args, results)
+    if args.command == "models":
+        return list_models(results)
     if args.command == "selftest":
-        from .generation.setup import self_test
-
-        report = self_test.run(device=args.device)
-        print(report.summary())
-        return 0 if report.ok else 1
+        return run_self_test(args.device, results)
     if args.command == "export":
         bpy.ops.wm.open_mainfile(filepath=args.blend)
         scene = bpy.context.scene
-        finish(world3d.export_world(scene, scene.world, args.path, format=args.format or "glb"))
+        task = world3d.export_world(scene, scene.world, args.path, format=args.format)
+        finish(task)
+        results.emit({**records.record(task), "blend": str(Path(args.blend).resolve())})
         return 0
     if args.save and not args.blend:
         raise PromptscapeError("--save writes the result back into the --blend file: give --blend IN.blend")
@@ -141,24 +160,53 @@ def run(args: argparse.Namespace) -> int:
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
     output = Path(args.output or args.blend).resolve()
+    new_folders = [folder for folder in (output.parent, *output.parent.parents) if not folder.exists()]
     output.parent.mkdir(parents=True, exist_ok=True)
     # Saved under a scratch name beside OUT first, so the files land in //promptscape/ next to it and the
     # images' paths are relative to it; OUT itself is written only once the result is in the scene.
     scratch = output.with_name(f".{output.stem}.promptscape-partial.blend")
     bpy.ops.wm.save_as_mainfile(filepath=str(scratch))
     try:
-        generate(args)
+        made = generate(args)
         bpy.ops.wm.save_as_mainfile(filepath=str(output))
     finally:
         for leftover in (scratch, scratch.with_suffix(".blend1")):
             leftover.unlink(missing_ok=True)
+        for folder in new_folders:  # a refused or failed job leaves no empty folders behind
+            with contextlib.suppress(OSError):  # not empty: it holds what the job wrote
+                folder.rmdir()
     print(f"promptscape: saved {output}", file=sys.stderr)
+    for task in made:
+        results.emit({**records.record(task), "blend": str(output)})
     return 0
 
 
-def run_batch(args: argparse.Namespace) -> int:
+def run_self_test(device: str, results: terminal.Results) -> int:
+    from .generation.setup import self_test
+
+    report = self_test.run(device=device)
+    print(report.summary())
+    found = {"kind": "selftest", **vars(report)}
+    found["wrap_error"] = None if math.isnan(report.wrap_error) else report.wrap_error
+    results.emit(found)
+    return 0 if report.ok else 1
+
+
+def list_models(results: terminal.Results) -> int:
+    """What this machine knows, from the local cache and the upscaler folder; never the network."""
+    from .generation.setup import inventory
+
+    for model in inventory.known(settings.upscaler_folder()):
+        results.emit(model)
+        mark = "downloaded" if model["downloaded"] else "not downloaded"
+        print(f"{model['kind']:<13} {model['name']:<50} {mark:<15} {model['licence']}")
+    return 0
+
+
+def run_batch(args: argparse.Namespace, results: terminal.Results) -> int:
     """Every line of the file; exit code 1 when any line failed."""
-    summary = batch.run_batch(Path(args.file), Path(args.output_dir).resolve(), args.server, args.blend)
+    output_dir = Path(args.output_dir).resolve()
+    summary = batch.run_batch(Path(args.file), output_dir, args.server, args.blend, on_line=results.emit)
     for entry in summary["lines"]:
         problem = f": {entry['error']}" if entry.get("error") else ""
         print(f"promptscape: line {entry['line']} {entry['state']}{problem}", file=sys.stderr)
@@ -169,37 +217,46 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def download_model(repo_id: str) -> int:
+def download_model(repo_id: str, results: terminal.Results) -> int:
     """Generating never downloads: models are fetched here (or in the preferences), with progress."""
     from .generation.setup import model_catalog
 
+    if not bpy.app.online_access:
+        raise PromptscapeError(
+            f"Downloading needs online access: run blender --online-mode -c promptscape download {repo_id}"
+        )
     download = model_catalog.Download(repo_id, bpy.app.online_access).start()
     shown = -1
-    while not download.wait(1.0):
-        if int(download.fraction * 100) // 10 != shown:
-            shown = int(download.fraction * 100) // 10
-            print(f"promptscape: downloading {repo_id}: {download.fraction:.0%}", file=sys.stderr, flush=True)
+    try:
+        while not download.wait(1.0):
+            if int(download.fraction * 100) // 10 != shown:
+                shown = int(download.fraction * 100) // 10
+                print(
+                    f"promptscape: downloading {repo_id}: {download.fraction:.0%}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        download.cancel()
+        raise
     if download.state != "done":
         raise PromptscapeError(download.message)
     print(f"promptscape: {download.message} into {download.path}", file=sys.stderr)
+    results.emit({"kind": "download", "name": repo_id, "path": str(download.path)})
     return 0
 
 
-def generate(args: argparse.Namespace) -> int:
-    """Start the command's task in the open file, wait for it and apply it; raises on failure."""
-    skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export"}
+def generate(args: argparse.Namespace) -> list[runner.Task]:
+    """Start the command's tasks in the open file, wait for each and apply it; raises on failure."""
+    skip = {"command", "blend", "output", "save", "prompt", "path", "objects", "mesh", "export", "json"}
     stand_in = {option.name for option in declared.for_kind("mesh")}
     own = {option.name for option in declared.for_kind(JOB_COMMANDS[args.command][0])}
     given = {key: value for key, value in vars(args).items() if key not in skip and value is not None}
     options = {key: value for key, value in given.items() if key in own or key not in stand_in}
     mesh_options = {key: value for key, value in given.items() if key in stand_in}
     scene = bpy.context.scene
-    objects = None
-    if getattr(args, "objects", None):
-        missing = [name for name in args.objects if name not in bpy.data.objects]
-        if missing:
-            raise PromptscapeError(f"No object named {', '.join(missing)} in the file")
-        objects = [bpy.data.objects[name] for name in args.objects]
+    objects = getattr(args, "objects", None)
+    check_later_stages(args, scene, mesh_options)
     if args.command == "world":
         task = start.start_world(scene, prompt=args.prompt, **options)
     elif args.command == "material":
@@ -208,44 +265,65 @@ def generate(args: argparse.Namespace) -> int:
         task = start.world_from_image(scene, args.path, **options)
     else:
         task = start.material_from_image(scene, args.path, objects, **options)
+    made = [task]
     finish(task)
     if getattr(args, "mesh", False):
-        finish(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
+        made.append(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
+        finish(made[-1])
     if getattr(args, "export", None):
-        finish(world3d.export_world(scene, scene.world, args.export, format=export_format(args.export)))
-    return 0
+        made.append(world3d.export_world(scene, scene.world, args.export))
+        finish(made[-1])
+    return made
 
 
-def export_format(path: str) -> str:
-    """What --export writes, from its name: a .glb, a depth map (.exr/.png), else a cube-map folder."""
-    suffix = Path(path).suffix.lower()
-    return "glb" if suffix == ".glb" else "depth" if suffix in (".exr", ".png") else "cubemap"
+def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
+    """What --mesh and --export will need, checked before the first step: a missing depth model or an
+    unwritable export fails in a second, not after minutes of generating."""
+    if getattr(args, "mesh", False):
+        world3d.check_depth(scene, "mesh", mesh_options)
+    if getattr(args, "export", None):
+        target = Path(args.export).resolve()
+        made = world3d.export_format(target)
+        if made in ("glb", "depth") and not args.mesh:
+            what = "the world mesh" if made == "glb" else "the depth map the mesh is made from"
+            raise PromptscapeError(f"--export {Path(args.export).name} writes {what}: add --mesh")
+        if problem := settings.cannot_write(target if made == "cubemap" else target.parent):
+            raise PromptscapeError(f"--export {args.export}: cannot write there ({problem})")
 
 
 def finish(task) -> object:
     """Wait for a task with a progress line per step, apply it and say so; raises on failure."""
-    progress = ProgressPrinter()
-    runner.wait(task, progress=progress)
-    progress(task)
+    printer = terminal.ProgressPrinter()
+    runner.wait(task, progress=printer)
+    printer(task)
     result = api.Generation(task).result()
     print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
     return result
 
 
 def main(argv: list[str]) -> int:
-    """Run a command line (without the program name); the exit code is 0 on success, 1 on failure."""
+    """Run a command line (without the program name); the exit code: 0 done, 1 failed, 2 usage, 130
+    interrupted."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help or a usage error: argparse already printed why
         return int(exit_.code or 0)
-    try:
-        return run(args)
-    except (PromptscapeError, OSError) as error:
-        print(f"promptscape: error: {error}", file=sys.stderr)
-        return 1
-    except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
-        print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)
-        return 1
+    with terminal.Results(args.json) as results, terminal.interruptible():
+        try:
+            return run(args, results)
+        except (PromptscapeError, OSError) as error:
+            print(f"promptscape: error: {wording.headless(str(error))}", file=sys.stderr)
+            return 1
+        except RuntimeError as error:  # Blender's own: a .blend it cannot open or save
+            print(f"promptscape: error: {str(error).strip()}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            for task in runner.tasks():
+                task.cancel()
+            print(
+                "promptscape: interrupted: the job was cancelled; files written stay on disk", file=sys.stderr
+            )
+            return 130
 
 
 _handle = None

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import bpy
 
+from ..generation import options as declared
 from ..generation.errors import InvalidRequest, PromptscapeError
-from . import runner, start
+from . import records, runner, start, wording
 from .settings import slug
 
 MAX_LINE = 64 * 1024
+LINE_KEYS = {"kind", "objects"}  # a line's keys besides the options of its kind
 SWATCH = "Promptscape Swatch"  # carries a material when the line names no objects
 
 
@@ -36,6 +38,13 @@ def parse_line(text: str) -> dict:
         raise InvalidRequest('a line must be a JSON object such as {"prompt": "a foggy harbour"}')
     if job.setdefault("kind", "world") not in ("world", "material"):
         raise InvalidRequest(f"kind must be world or material, not {job['kind']!r}")
+    known = {option.name for option in declared.for_kind(job["kind"])} | LINE_KEYS
+    unknown = sorted(set(job) - known)
+    if unknown:  # refused here in words, never a TypeError that stops the batch
+        raise InvalidRequest(
+            f"{', '.join(map(repr, unknown))} is not an option of a {job['kind']} line; "
+            f"known: {', '.join(sorted(known))}"
+        )
     return job
 
 
@@ -44,14 +53,12 @@ def _targets(names):
         bpy.ops.mesh.primitive_plane_add()
         bpy.context.active_object.name = SWATCH
         return [bpy.context.active_object]
-    missing = [name for name in names if name not in bpy.data.objects]
-    if missing:
-        raise PromptscapeError(f"No object named {', '.join(missing)} in the file")
-    return [bpy.data.objects[name] for name in names]
+    return names  # names: checked where every surface's objects are (scene/material.py)
 
 
-def run_line(job: dict, target: Path, blend: str | None) -> None:
-    """Generate one line into `target`, written under a temporary name and renamed once complete."""
+def run_line(job: dict, target: Path, blend: str | None) -> dict:
+    """Generate one line into `target`, written under a temporary name and renamed once complete; return
+    its record (seed, files, timings: flow/records.py)."""
     job = dict(job)
     kind, objects = job.pop("kind"), job.pop("objects", None)
     if blend:
@@ -73,13 +80,16 @@ def run_line(job: dict, target: Path, blend: str | None) -> None:
             raise PromptscapeError("cancelled")
         bpy.ops.wm.save_as_mainfile(filepath=str(partial))
         os.replace(partial, target)
+        return records.record(task)
     finally:
         for leftover in (partial, partial.with_suffix(".blend1")):
             leftover.unlink(missing_ok=True)
 
 
-def run_batch(path: Path, output_dir: Path, server: str | None = None, blend: str | None = None) -> dict:
-    """Every line of `path`, one after another; the summary (also written as output_dir/summary.json)."""
+def run_batch(path: Path, output_dir: Path, server: str | None = None, blend: str | None = None,
+              on_line=None) -> dict:  # fmt: skip
+    """Every line of `path`, one after another; the summary (also written as output_dir/summary.json).
+    `on_line(entry)` is called as each line ends (the CLI's --json prints it)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for number, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
@@ -96,12 +106,14 @@ def run_batch(path: Path, output_dir: Path, server: str | None = None, blend: st
             if target.exists():
                 entry["state"] = "skipped"
             else:
-                run_line(job, target, blend)
-                entry["state"] = "done"
+                made = run_line(job, target, blend)
+                entry.update(state="done", seed=made.get("seed"), files=made["files"])
         except (PromptscapeError, OSError, RuntimeError) as error:
-            entry.update(state="failed", error=str(error).strip())
+            entry.update(state="failed", error=wording.headless(str(error).strip()))
         entry["seconds"] = round(time.perf_counter() - started, 2)
         lines.append(entry)
+        if on_line is not None:
+            on_line(entry)
     counts = {
         state: sum(entry["state"] == state for entry in lines) for state in ("done", "skipped", "failed")
     }

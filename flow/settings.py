@@ -85,17 +85,32 @@ def output_folder() -> Path:
         folder = Path(bpy.path.abspath(prefs.output_folder))
     else:
         folder = Path(bpy.utils.extension_path_user(preferences.__package__, path="outputs", create=True))
+    problem = cannot_write(folder)
+    if problem:
+        raise PromptscapeError(
+            f"Cannot write to {folder} ({problem}): save the .blend in a writable folder or set "
+            "an Output Folder in Preferences > Add-ons > Promptscape"
+        )
+    return folder  # made by the first file written into it: a refused job leaves no empty folder
+
+
+def cannot_write(folder: Path) -> str:
+    """Why files cannot be written into `folder`, or "" when they can; creates nothing. A folder not made
+    yet is judged by the nearest one above it that exists."""
+    existing = Path(folder)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if existing != Path(folder):
+        return "" if os.access(existing, os.W_OK | os.X_OK) else f"{existing} is read-only"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".promptscape-write-test-{time.monotonic_ns()}"
+        probe = existing / f".promptscape-write-test-{time.monotonic_ns()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise PromptscapeError(
-            f"Cannot write to {folder} ({error.strerror}): save the .blend in a writable folder or set "
-            "an Output Folder in Preferences > Add-ons > Promptscape"
-        ) from None
-    return folder
+        return error.strerror or str(error)
+    return ""
 
 
 def slug(text: str, fallback: str) -> str:

@@ -19,6 +19,7 @@ from ..scene import images, material, world, world_mesh
 from . import remote, runner
 from .settings import (
     SELECT_OBJECTS,
+    blender_path,
     build_request,
     default_options,
     file_stem,
@@ -89,12 +90,14 @@ def start_world(scene, **overrides) -> runner.Task:
     folder = output_folder()
     hdr = outputs.hdr_options(options)
     plan = upscale_plan(options, "world", request.width, request.height)
+    recorded = recorded_settings(options, "world")
 
     def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
         stem = file_stem("world", resolved.prompt, resolved.seed)
         # Upscaled in LDR first: the HDR (and its sun) is made at the final size.
         image = upscale_in_job(image, job, plan)
         # job.metadata: the request with the memory plans that ran and the upscale, as the World gets them.
+        job.metadata.update(recorded)
         return outputs.write_world(image, folder, stem, job.metadata, hdr)
 
     job = _submit(request, options, "world", postprocess, folder, plan)
@@ -121,9 +124,12 @@ def start_material(scene, objects=None, **overrides) -> runner.Task:
     uids = [obj.session_uid for obj in targets]
     plan = upscale_plan(options, "material", request.width, request.height)
 
+    recorded = recorded_settings(options, "material")
+
     def postprocess(image, resolved, job):  # runs in the worker thread: no bpy here
         stem = file_stem("material", resolved.prompt, resolved.seed)
         image = upscale_in_job(image, job, plan)
+        job.metadata.update(recorded)
         return outputs.write_material(image, folder, stem, job.metadata)
 
     def apply(task):
@@ -152,9 +158,9 @@ def apply_material(files, metadata: dict, object_uids: list[int], options: dict,
     )
     slots = [slot for obj in targets for slot in obj.material_slots if replace and slot.name == replace]
     try:
-        for slot in slots:
-            slot.material = made
-        if not slots:
+        if slots:
+            material.replace_in_slots(made, slots)
+        else:
             material.assign(made, targets)
     except Exception:
         material.remove_with_images(made)
@@ -167,12 +173,23 @@ def material_name(prompt: str) -> str:
     return f"PS {words}" if words else "PS Material"
 
 
-def image_metadata(path: Path, kind: str) -> dict[str, str]:
-    return {"generator": "Promptscape", "mode": kind, "source_image": str(path), "prompt": Path(path).stem}
+def image_metadata(path: Path, kind: str, pixels) -> dict[str, str]:
+    """What a result made from an image records: the image as an absolute path (image_path) and its size
+    (an upscale records its factor beside it)."""
+    height, width = pixels.shape[:2]
+    return {
+        "generator": "Promptscape",
+        "mode": kind,
+        "source_image": str(path),
+        "prompt": Path(path).stem,
+        "width": str(width),
+        "height": str(height),
+    }
 
 
 def world_from_image(scene, path, **overrides) -> runner.Task:
     """Turn an existing panorama (LDR or HDR) into the scene's world, without a model or torch."""
+    path = image_path(path)
     options = merge_options(scene, "world_from_image", without_detail(overrides))
     if options["poles"] == "repair":
         raise InvalidRequest(
@@ -186,12 +203,19 @@ def world_from_image(scene, path, **overrides) -> runner.Task:
             "already HDR and holds its own light: leave them out (exposure and hdr_width still apply)"
         )
     # An HDR file is a photographed or rendered world: its poles are right as they are.
-    metadata = {**image_metadata(path, "world"), "poles": "off" if is_hdr else options["poles"]}
+    metadata = {**image_metadata(path, "world", pixels), "poles": "off" if is_hdr else options["poles"]}
+    metadata.update(recorded_settings(options, "world"))
     folder, stem = output_folder(), file_stem("world", Path(path).stem, "image")
     plan = upscale_plan(options, "world_from_image", pixels.shape[1], pixels.shape[0])
     convert = world_conversion(pixels, is_hdr, plan, folder, stem, outputs.hdr_options(options))
     job = worker.get_worker().submit_conversion(convert, metadata)
     return runner.start(runner.Task(job, "world", Path(path).name, world_applier(scene, options)))
+
+
+def image_path(path) -> Path:
+    """A source image's path as it is recorded: absolute ("//" is beside the .blend), never relative to
+    the folder Blender happened to be started in."""
+    return Path(blender_path(str(path))).expanduser().resolve()
 
 
 def world_conversion(pixels, is_hdr: bool, plan, folder: Path, stem: str, hdr: outputs.HdrOptions):
@@ -220,12 +244,13 @@ def upscaled_radiance(radiance, job, plan):
 
 def material_from_image(scene, path, objects=None, **overrides) -> runner.Task:
     """Turn an existing texture image into a PBR material on `objects`, without a model or torch."""
+    path = image_path(path)
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)
     options = merge_options(scene, "material_from_image", without_detail(overrides))
     pixels, is_hdr = images.read_pixels(Path(path))
-    metadata = image_metadata(path, "texture")
+    metadata = {**image_metadata(path, "texture", pixels), **recorded_settings(options, "material")}
     folder, stem = output_folder(), file_stem("material", Path(path).stem, "image")
     uids = [obj.session_uid for obj in targets]
     plan = upscale_plan(options, "material_from_image", pixels.shape[1], pixels.shape[0])
@@ -247,12 +272,13 @@ def reapply(entry: runner.HistoryEntry, scene, objects=None):
     """Apply a result from the history again: to `scene`'s world, as its world mesh, or as a new material on
     `objects`. Depths and exports are files only: there is nothing to apply."""
     if entry.kind == "world":
-        options = default_options(scene, "world")
+        options = {**default_options(scene, "world"), **settings_recorded(entry.metadata)}
         return world.apply_world(
             scene,
             entry.outputs.exr,
             entry.metadata,
             options["strength"],
+            options["pack"],
             sun_lamp=options["sun_lamp"],
             sunless_path=getattr(entry.outputs, "sunless_exr", None),
         )
@@ -263,5 +289,28 @@ def reapply(entry: runner.HistoryEntry, scene, objects=None):
     targets = material.objects_to_texture(bpy.context, objects)
     if not targets:
         raise PromptscapeError(SELECT_OBJECTS)
-    options = default_options(scene, "material")
+    options = {**default_options(scene, "material"), **settings_recorded(entry.metadata)}
     return apply_material(entry.outputs, entry.metadata, [obj.session_uid for obj in targets], options)
+
+
+# What shapes a result beyond its request, recorded with it (files, the World, the history): nothing is
+# applied that is not recorded, and applying it again from the history repeats it.
+RECORDED = {"world": ("exposure", "strength", "pack"), "material": ("pack",)}
+
+
+def recorded_settings(options: dict, kind: str) -> dict[str, str]:
+    return {
+        name: f"{options[name]:g}" if isinstance(options[name], float) else str(options[name])
+        for name in RECORDED[kind]
+    }
+
+
+def settings_recorded(metadata: dict) -> dict:
+    """The recorded settings back as options (results made before they were recorded have none)."""
+    found = {}
+    for name in ("exposure", "strength"):
+        if name in metadata:
+            found[name] = float(metadata[name])
+    if "pack" in metadata:
+        found["pack"] = metadata["pack"] == "True"
+    return found

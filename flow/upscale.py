@@ -23,7 +23,7 @@ from .settings import (
     upscale_plan,
     without_detail,
 )
-from .start import apply_material, world_applier, world_conversion
+from .start import apply_material, image_path, world_applier, world_conversion
 from .world3d import panorama_of
 
 ALBEDO_SUFFIX = "-albedo.png"
@@ -78,11 +78,15 @@ def start_upscale_material(scene, source, objects=None, **overrides) -> runner.T
         if source.node_tree is None:
             raise InvalidRequest(f"The material {source.name!r} has no nodes: pick a Promptscape material")
         albedo, old_name, metadata = albedo_of(source), source.name, images.metadata_of(source)
-        users = objects or [
-            obj for obj in bpy.data.objects if any(slot.material == source for slot in obj.material_slots)
-        ]
+        users = (
+            material.objects_to_texture(bpy.context, objects)
+            if objects
+            else [
+                obj for obj in bpy.data.objects if any(slot.material == source for slot in obj.material_slots)
+            ]
+        )
     else:
-        albedo, old_name = Path(source), None
+        albedo, old_name = image_path(source), None
         metadata = {"source_image": str(albedo), "prompt": albedo.stem.removesuffix("-albedo")}
         users = material.objects_to_texture(bpy.context, objects)
         if not users:

@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from .. import preferences
-from ..generation.engine import worker, world_depth
+from ..generation.engine import depth_estimator, worker, world_depth
 from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
 from ..generation.imaging import depth as depth_maps
 from ..generation.imaging import image_files, outputs, projection
@@ -36,7 +36,7 @@ def panorama_of(source) -> tuple[np.ndarray, bool, dict, str]:
         path = outputs.with_its_sun(Path(bpy.path.abspath(environment.image.filepath)))
         pixels, is_hdr = images.read_pixels(path)
         return pixels, is_hdr, images.metadata_of(source), source.name
-    path = Path(blender_path(source))
+    path = Path(blender_path(source)).expanduser().resolve()  # recorded absolute, never cwd-relative
     pixels, is_hdr = images.read_pixels(path)
     return pixels, is_hdr, {"source_image": str(path), "prompt": path.stem}, path.name
 
@@ -52,10 +52,11 @@ def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
     The depth files are written in the worker; the World gets the path, a mesh job puts the mesh in.
     """
     kind = "mesh" if mesh else "depth"
-    options = merge_options(scene, kind, overrides)
+    options = check_depth(scene, kind, overrides)
     pixels, is_hdr, metadata, label = panorama_of(source)
     given = options.get("depth") or ""
     supplied = images.read_pixels(Path(blender_path(given))) if given else None
+    depth_model = blender_path(options["depth_model"])  # bpy: here on the main thread, not in work()
     metadata = {**metadata, "mode": kind, "camera_height": f"{options['camera_height']:g}"}
     folder, stem = output_folder(), file_stem("world", metadata.get("prompt", label), "depth")
     device = preferences.get().device
@@ -67,8 +68,7 @@ def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
             found = depth_maps.depth_from_image(values, metres, options["camera_height"])
         else:
             display = display_srgb(pixels, is_hdr)
-            source = blender_path(options["depth_model"])
-            found = world_depth.estimate(display, source, device, options["camera_height"], job)
+            found = world_depth.estimate(display, depth_model, device, options["camera_height"], job)
         return world_depth.write(found, job, folder, stem, metadata, shape)
 
     if options["server"] and supplied is None:  # a depth map of one's own needs no model: it stays here
@@ -94,6 +94,16 @@ def start_depth(scene, source, mesh: bool = False, **overrides) -> runner.Task:
     return runner.start(runner.Task(job, kind, label, apply))
 
 
+def check_depth(scene, kind: str, overrides: dict) -> dict:
+    """The checked options of a depth or mesh job; the depth model it will run must be there (a server
+    finds its own; a depth map of one's own needs none). Before any work: a `--mesh` after a generation
+    fails here, not after the world has been made."""
+    options = merge_options(scene, kind, overrides)
+    if not options["server"] and not options.get("depth"):
+        depth_estimator.check_source(blender_path(options["depth_model"]))
+    return options
+
+
 def remote_depth(kind: str, options: dict, pixels, is_hdr: bool, metadata: dict, folder: Path, stem: str):
     """The depth (and mesh) job on the server `options["server"]` names: the panorama goes as the 8-bit
     sRGB picture the depth model sees; the files and the mesh's arrays come back (flow/remote.py)."""
@@ -110,8 +120,9 @@ def export_world(scene, source, path, **overrides) -> runner.Task:
     """Write a world for other tools: `format` "glb" (the world mesh, with its texture), "cubemap" (six faces
     px, nx, py, ny, pz, nz as EXR and PNG into the folder `path`) or "depth" (the depth map as EXR and
     16-bit PNG). Nothing in the scene changes."""
-    options = merge_options(scene, "export", overrides)
     target = Path(blender_path(str(path)))
+    overrides = {**overrides, "format": export_format(target, overrides.get("format"))}
+    options = merge_options(scene, "export", overrides)
     if options["format"] == "glb":
         return _export_glb(scene, source, target)
     if options["format"] == "depth":
@@ -138,6 +149,28 @@ def export_world(scene, source, path, **overrides) -> runner.Task:
     return runner.start(runner.Task(job, "export", label, lambda task: target))
 
 
+EXPORT_SUFFIXES = {".glb": "glb", ".exr": "depth", ".png": "depth", "": "cubemap"}
+
+
+def export_format(path, given: str | None = None) -> str:
+    """What an export writes, from its name: a .glb file, a depth map (.exr, .png) or a folder (no
+    extension) for the cube faces. A `given` format must agree with the name; a name that says neither
+    is refused, never written under another extension."""
+    inferred = EXPORT_SUFFIXES.get(Path(path).suffix.lower())
+    if inferred is None:
+        raise InvalidRequest(
+            f"{Path(path).name}: export to a .glb file, a depth map (.exr or .png) or a folder without an "
+            "extension (the cube map's faces)"
+        )
+    if given and given != inferred:
+        named = {"glb": "a .glb name", "depth": "a .exr or .png name", "cubemap": "a folder name"}[given]
+        raise InvalidRequest(
+            f"{Path(path).name} names a {inferred} export, but the format is {given}: give {named}, or "
+            "leave the format out to take it from the name"
+        )
+    return inferred
+
+
 def _export_depth(source, target: Path) -> runner.Task:
     if not isinstance(source, bpy.types.World) or not source.get(DEPTH_KEY):
         raise InvalidRequest("This world has no depth map yet: run World Depth (api.world_depth) first")
@@ -159,12 +192,16 @@ def _export_glb(scene, source, target: Path) -> runner.Task:
     mesh = mesh_writer.find_world_mesh(scene)
     if mesh is None:
         raise InvalidRequest("This scene has no world mesh yet: run World Mesh (api.world_mesh) first")
-    target = target if target.suffix.lower() == ".glb" else target.with_suffix(".glb")
+    scene_uid, mesh_uid = scene.session_uid, mesh.session_uid
 
     def work(job):  # nothing to compute off the main thread: the exporter reads the scene
         return target
 
-    def apply(task):
+    def apply(task):  # after a wait in the queue: the scene and mesh are found again, not kept
+        scene = next((s for s in bpy.data.scenes if s.session_uid == scene_uid), None)
+        mesh = next((o for o in bpy.data.objects if o.session_uid == mesh_uid), None)
+        if scene is None or mesh is None or mesh.name not in scene.objects:
+            raise PromptscapeError("The scene or its world mesh was deleted meanwhile: nothing was exported")
         target.parent.mkdir(parents=True, exist_ok=True)
         selected = [obj for obj in scene.objects if obj.select_get()]
         try:  # the exporter's "selection" is the objects' own select state

@@ -26,6 +26,9 @@ MATERIAL = frozenset({"material", "material_from_image"})
 DEPTH = frozenset({"depth", "mesh"})
 EXPORT = frozenset({"export"})
 KINDS = GENERATE | WORLD | MATERIAL | DEPTH | EXPORT
+# Characters of a prompt: a server's limit too, far above what any supported text encoder reads (77 or
+# 512 tokens); a longer one would be stored whole in every file header and cut by the tokenizer anyway.
+MAX_TEXT = 2000
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Option:
     help: str
     kinds: frozenset
     low: float | None = None  # the hard range: outside it a value is an error
-    high: float | None = None
+    high: float | None = None  # for text: the most characters
     soft_high: float | None = None  # where the sidebar's slider stops (typing more is allowed)
     choices: tuple = ()
     sidebar: bool = False  # stored on the scene and drawn in the sidebar (the scene's value is the default)
@@ -79,8 +82,8 @@ def check_upscaled_size(factor: int, width: int, height: int, target: str) -> No
 MAX_DETAIL = 0.6  # beyond it the detail pass draws new things in each window instead of detail
 # fmt: off
 OPTIONS = (
-    Option("prompt", str, "", "What to generate, in words", G, sidebar=True),
-    Option("negative_prompt", str, "", "What to keep out of the image", G, sidebar=True),
+    Option("prompt", str, "", "What to generate, in words", G, high=MAX_TEXT, sidebar=True),
+    Option("negative_prompt", str, "", "What to keep out of the image", G, high=MAX_TEXT, sidebar=True),
     Option("seed", int, None, "Same seed and prompt give the same image (unset: random)", G, 0, MAX_SEED),
     Option("steps", int, None, "Denoising steps: more is slower and finer (unset: the model's own, 25 for "
            "SD and SDXL, 8 Z-Image, 4 FLUX.2 klein, 50 Qwen-Image)", G, 1, MAX_STEPS, sidebar=True,
@@ -142,8 +145,8 @@ OPTIONS = (
            frozenset({"mesh"}), 16, 2048, 1024, sidebar=True),
     Option("split_angle", float, 84.0, "Faces seen more edge-on than this are cut at depth jumps (degrees)",
            frozenset({"mesh"}), 76.0, 89.9, sidebar=True),
-    Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map",
-           EXPORT, choices=("glb", "cubemap", "depth")),
+    Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map "
+           "(default: from the name)", EXPORT, choices=("glb", "cubemap", "depth")),
 )
 # fmt: on
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -191,6 +194,11 @@ def _checked(option: Option, value):
             value = os.fspath(value)
         if not isinstance(value, str):
             raise InvalidRequest(f"{option.name} must be text, not {value!r}")
+        if option.high is not None and len(value) > option.high:
+            raise InvalidRequest(
+                f"{option.name} is {len(value)} characters long; the most is {number_text(option.high)} "
+                "(more than any text encoder reads): shorten it"
+            )
         if option.choices:
             value = _choice(option, value)
         return value
@@ -204,10 +212,26 @@ def _checked(option: Option, value):
             f"{option.name} must be one of {', '.join(map(str, option.choices))}, not {value!r}"
         )
     if not math.isfinite(value) or not _in_range(option, value):
-        raise InvalidRequest(
-            f"{option.name} must be a number from {option.low:g} to {option.high:g}, not {value!r}"
-        )
+        raise InvalidRequest(f"{option.name} must be {range_text(option)}, not {value!r}")
     return value
+
+
+def number_text(value) -> str:
+    """A limit as people write it: 2147483647, not 2.14748e+09; 0.5, not 0.500000."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
+
+
+def range_text(option: Option) -> str:
+    """ "a number from 0 to 2147483647", "a whole number from 1 to 150", "at least 0", for messages and
+    --help."""
+    what = "a whole number" if option.type is int else "a number"
+    if option.low is not None and option.high is not None:
+        return f"{what} from {number_text(option.low)} to {number_text(option.high)}"
+    if option.low is not None:
+        return f"{what} of at least {number_text(option.low)}"
+    if option.high is not None:
+        return f"{what} of at most {number_text(option.high)}"
+    return what
 
 
 def _choice(option: Option, value: str) -> str:

@@ -1,5 +1,7 @@
 """A world you can stand in: its depth, its mesh and its exports, from the sidebar or a script."""
 
+from pathlib import Path
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
@@ -57,9 +59,13 @@ class PROMPTSCAPE_OT_export_world(bpy.types.Operator, ExportHelper):
     )
 
     def execute(self, context):
-        path = self.filepath
+        path = Path(self.filepath)  # the file browser adds .glb: the name follows the format chosen
         if self.format == "cubemap":  # a folder named for the file chosen
-            path = path.removesuffix(self.filename_ext) or path
+            path = path.with_suffix("")
+        elif self.format == "depth" and path.suffix.lower() not in (".exr", ".png"):
+            path = path.with_suffix(".exr")
+        elif self.format == "glb":
+            path = path.with_suffix(".glb")
         scene = context.scene
         return run_task(self, lambda: world3d.export_world(scene, scene.world, path, format=self.format))
 

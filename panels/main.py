@@ -5,6 +5,7 @@ import bpy
 from .. import preferences
 from ..flow import runner, settings, start
 from ..generation import options as declared
+from ..generation.engine import progress
 from ..generation.setup import dependencies, world_presets
 from ..scene import world as world_nodes
 from .previews import live_icon
@@ -13,21 +14,16 @@ TOP = ("prompt", "negative_prompt", "steps", "guidance")  # drawn above the fold
 
 
 def progress_text(task) -> tuple[float, str]:
-    """(fraction, words) describing where a task is: waiting, loading, step i of n with time, ..."""
+    """(fraction, words) describing where a task is, in the words every surface uses (engine/progress.py),
+    with time taken and left while the model denoises and the server's name for a job on a server."""
     job = task.job
-    state = getattr(job, "state", "")
-    step, steps = getattr(job, "step", 0), getattr(job, "steps", 0)
+    now = progress.of(job)
     where = getattr(getattr(job, "server", None), "where", "")  # a job on a Promptscape server
-    on = f" on {where}" if where else ""
-    stage = getattr(job, "stage", "")
-    if state == "running" and stage not in ("", "generating"):  # a stage after denoising: poles, ...
-        return 1.0, stage.capitalize() + on
-    if state == "running" and steps:
+    text = now.text[:1].upper() + now.text[1:]
+    if now.denoising:
         eta = getattr(job, "eta", None)
-        eta_text = f", {eta:.0f} s left" if eta is not None else ""
-        return step / steps, f"Step {step}/{steps}, {getattr(job, 'elapsed', 0.0):.0f} s{eta_text}{on}"
-    words = {"queued": "Waiting", "loading": "Loading model", "postprocessing": "Making HDR and maps"}
-    return (1.0 if state == "postprocessing" else 0.0), words.get(state, state.capitalize()) + on
+        text += f", {getattr(job, 'elapsed', 0.0):.0f} s" + (f", {eta:.0f} s left" if eta is not None else "")
+    return now.fraction, text + (f" on {where}" if where else "")
 
 
 def advanced_options(kind: str) -> list[str]:

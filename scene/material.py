@@ -5,6 +5,7 @@ from pathlib import Path
 
 import bpy
 
+from ..generation.errors import PromptscapeError
 from . import images, nodes
 
 
@@ -20,12 +21,38 @@ class MaterialMaps:
 
 
 def objects_to_texture(context, objects=None) -> list:
-    """The objects a material goes on: the given ones, else the selected, else the active object."""
+    """The objects a material goes on: the given ones (objects or their names), else the selected, else
+    the active object. Given ones that cannot take it are refused by name; the selection is filtered."""
     if objects is None:
-        objects = list(getattr(context, "selected_objects", None) or [])
-        if not objects and getattr(context, "active_object", None) is not None:
-            objects = [context.active_object]
-    return [obj for obj in objects if obj is not None and hasattr(obj.data, "materials") and editable(obj)]
+        found = list(getattr(context, "selected_objects", None) or [])
+        if not found and getattr(context, "active_object", None) is not None:
+            found = [context.active_object]
+        return [obj for obj in found if takes_material(obj)]
+    if isinstance(objects, str | bpy.types.Object):  # one object, as a script often writes it
+        objects = [objects]
+    given = [named_object(entry) for entry in objects]
+    refused = [obj.name for obj in given if not takes_material(obj)]
+    if refused:
+        raise PromptscapeError(
+            f"{', '.join(refused)} cannot take a material (not a mesh, curve or text of this file, or "
+            "linked from another .blend): give mesh objects"
+        )
+    return given
+
+
+def named_object(entry):
+    """An object given as itself or by its name; anything else is refused in words."""
+    if isinstance(entry, bpy.types.Object):
+        return entry
+    if isinstance(entry, str):
+        if entry not in bpy.data.objects:
+            raise PromptscapeError(f"No object named {entry!r} in the file")
+        return bpy.data.objects[entry]
+    raise PromptscapeError(f"objects: give Blender objects or their names, not {entry!r}")
+
+
+def takes_material(obj) -> bool:
+    return obj is not None and hasattr(obj.data, "materials") and editable(obj)
 
 
 def editable(obj) -> bool:
@@ -157,6 +184,17 @@ def assign(material, objects) -> list[str]:
     for previous in replaced:
         remove_with_images(previous)
     return kept
+
+
+def replace_in_slots(material, slots) -> None:
+    """Put `material` in `slots` (an upscale takes its original's place); a Promptscape material left with
+    no users is removed with its images, as assign() does: its files stay on disk and in the history."""
+    previous = {slot.material for slot in slots}
+    for slot in slots:
+        slot.material = material
+    for old in previous:
+        if old is not None and old != material and old.users == 0 and images.METADATA_KEY in old:
+            remove_with_images(old)
 
 
 def remove_with_images(material):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import tomllib
 import zipfile
 
@@ -203,3 +204,22 @@ def test_generation_imports_without_blender_and_without_torch():
         block_imports=("bpy", "torch", "diffusers", "transformers", "huggingface_hub", "peft"),
     )
     assert "IMPORTED" in out and "engine.worker" in out and "imaging.hdr" in out
+
+
+def test_the_zip_leaves_out_what_git_ignores(tmp_path):
+    """`make demo` then `make zip`: the demo's .blend and renders (ignored by git) never reach artists."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("blender_manifest.toml", "__init__.py", "LICENSE", ".gitignore"):
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    subprocess.run(["git", "-C", str(source), "add", "."], check=True)
+    (source / "demo-output").mkdir()
+    (source / "demo-output" / "promptscape-demo.blend").write_bytes(b"BLENDER")
+    (source / "renders").mkdir()  # a generated folder no manifest pattern names
+    (source / "renders" / "view.exr").write_bytes(b"exr")
+    (source / ".gitignore").write_text((source / ".gitignore").read_text() + "renders/\n")
+    (source / "new_module.py").write_text("")  # new, not yet added: still code that ships
+    names = zipfile.ZipFile(blender_tools.build_zip(tmp_path / "dist", source)).namelist()
+    assert "new_module.py" in names and "__init__.py" in names
+    assert not [name for name in names if name.startswith(("demo-output", "renders"))]

@@ -17,6 +17,14 @@ def test_world_from_ldr_panorama_has_real_dynamic_range(api, tmp_path):
     assert scene.world["promptscape"]["source_image"] == str(path)
 
 
+def test_a_relative_source_image_is_recorded_absolute(api, tmp_path, monkeypatch):
+    """A record that depends on the folder Blender was started in is no record: it is stored absolute."""
+    write_png(tmp_path / "meadow.png", sky_panorama())
+    monkeypatch.chdir(tmp_path)
+    world = api.world_from_image("meadow.png", scene=new_scene())
+    assert world["promptscape"]["source_image"] == str(tmp_path.resolve() / "meadow.png")
+
+
 def test_world_from_hdr_file_keeps_its_values(api, tmp_path):
     sky = np.full((32, 64, 3), 0.5, np.float32)
     sky[4, 10] = 5000.0

@@ -257,3 +257,40 @@ def test_a_world_and_a_material_from_a_transformer_family(api, tiny_transformers
     fast = {**FAST, "width": 64, "height": 64}
     material = api.generate_material("bricks", objects=[cube], model=model, guidance=0.0, **fast)
     assert cube.active_material == material and material["promptscape"]["mode"] == "texture"
+
+
+def test_objects_by_name_or_as_objects_and_anything_else_in_words(api, errors, tiny_sd):
+    scene = new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.name = "Crate"
+    camera = bpy.data.objects.new("Lens", bpy.data.cameras.new("Lens"))
+    scene.collection.objects.link(camera)
+    fast = {**FAST, "width": 64, "height": 64}
+    made = api.generate_material("bricks", objects=["Crate"], scene=scene, model=str(tiny_sd), **fast)
+    assert cube.active_material == made
+    for objects, words in ((["Nope"], "No object named 'Nope'"), ([42], "not 42"), ([camera], "Lens cannot")):
+        with pytest.raises(errors.PromptscapeError, match=words):
+            api.generate_material("bricks", objects=objects, scene=scene, model=str(tiny_sd), **fast)
+
+
+def test_a_refused_job_creates_no_folder(api, errors, tiny_sd, tmp_path, fresh_file):
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project.blend"))
+    with pytest.raises(errors.PromptscapeError, match="upscaler"):
+        api.generate_world("sky", model=str(tiny_sd), upscale=2, upscaler=str(tmp_path / "none.pth"), **FAST)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["project.blend"]
+
+
+def test_exposure_strength_and_pack_are_recorded_and_reapplied(api, addon, tiny_sd):
+    start = importlib.import_module(addon.__name__ + ".flow.start")
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+    world = api.generate_world(
+        "lit", scene=new_scene(), model=str(tiny_sd), strength=2.5, exposure=1.0, pack=True, **FAST
+    )
+    recorded = world["promptscape"]
+    assert (recorded["strength"], recorded["exposure"], recorded["pack"]) == ("2.5", "1", "True")
+    entry = runner.history()[0]  # newest first
+    again = start.reapply(entry, new_scene())  # another scene: the sidebar says nothing of these
+    assert environment_image(again).packed_file is not None
+    assert again["promptscape"]["strength"] == "2.5"

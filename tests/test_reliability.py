@@ -92,7 +92,7 @@ def test_empty_prompts_say_what_to_do(mods, tiny_sd, prompt):
 @pytest.mark.parametrize(
     "prompt",
     [
-        "stone " * 2000,  # 12,000 characters: the tokenizer truncates, nothing fails
+        "stone " * 333,  # 1,998 characters, just under the limit: the tokenizer truncates, nothing fails
         "sunset over the sea 🌅🌊 with glowing clouds ☁️",
         "bell\x07tower\x00at\x1bnoon",
         "غروب الشمس فوق الصحراء",  # right-to-left
@@ -102,6 +102,11 @@ def test_unusual_prompts_generate(mods, tiny_sd, prompt):
     world = mods.api.generate_world(prompt, scene=new_scene(), model=str(tiny_sd), **FAST)
     stored = world["promptscape"]["prompt"]
     assert stored and not any(ord(char) < 32 for char in stored)
+
+
+def test_a_prompt_over_the_limit_is_refused_in_words(mods, tiny_sd):
+    with pytest.raises(mods.errors.InvalidRequest, match="prompt is 12000 characters long; the most is 2000"):
+        mods.api.generate_world("stone " * 2000, scene=new_scene(), model=str(tiny_sd), **FAST)
 
 
 def write_truncated_safetensors(path: Path) -> Path:

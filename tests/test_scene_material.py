@@ -105,7 +105,7 @@ def test_a_failure_while_wiring_builds_nothing(addon, writer, maps, monkeypatch)
     assert (len(bpy.data.materials), len(bpy.data.images)) == counts
 
 
-def test_assign_puts_every_slot_back_when_one_object_fails(writer, maps):
+def test_assign_puts_every_slot_back_when_one_object_fails(writer, maps, errors):
     new_scene()
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
@@ -119,4 +119,5 @@ def test_assign_puts_every_slot_back_when_one_object_fails(writer, maps):
     with pytest.raises(AttributeError):
         writer.assign(generated, [cube, plane, empty])
     assert cube.active_material == mine and len(plane.data.materials) == 0
-    assert writer.objects_to_texture(bpy.context, [cube, empty]) == [cube]  # the sidebar never passes it
+    with pytest.raises(errors.PromptscapeError, match="Empty cannot take a material"):  # said, not dropped
+        writer.objects_to_texture(bpy.context, [cube, empty])

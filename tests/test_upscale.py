@@ -118,8 +118,12 @@ def test_upscale_an_existing_world_and_material(api, tiny_esrgan, tmp_path):
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
     old = api.material_from_image(str(texture), objects=[cube])
+    nodes = old.node_tree.nodes
+    old_name, old_images = old.name, {n.image.name for n in nodes if n.bl_idname == "ShaderNodeTexImage"}
     new = api.upscale_material(old, scene=scene, upscaler=str(tiny_esrgan))
-    assert cube.active_material == new and new != old
+    assert cube.active_material == new and new.name != old_name
+    # Replaced the way a new generation replaces one: the old material and its images leave the file.
+    assert old_name not in bpy.data.materials and not old_images & set(bpy.data.images.keys())
     textures = [n.image for n in new.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"]
     albedo = next(image for image in textures if image.filepath.endswith("-albedo.png"))
     assert tuple(albedo.size) == (128, 128)  # the largest factor within 4096x4096: 4

@@ -1,6 +1,7 @@
 """A world you can stand in: depth from the tiny depth model, the world mesh, and the exports."""
 
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def room_world(api, world_file):
 
 def test_the_tiny_depth_model_runs_the_real_estimation_path(api, room_world, tiny_depth):
     scene, world = room_world
-    path = api.world_depth(world, scene=scene, depth_model=str(tiny_depth))
+    job = api.world_depth(world, scene=scene, depth_model=str(tiny_depth), wait=False)
+    path = job.result()
+    assert {"load_depth_model", "depth", "postprocess"} <= set(job.timings)  # the loading is counted
     distance = read_exr(path)[..., 0]
     assert distance.shape == (256, 512) and np.isfinite(distance).all() and distance.min() > 0
     assert distance.max() <= 90.0 and Path(path).with_suffix(".png").is_file()
@@ -140,6 +143,18 @@ def test_the_glb_reimports_with_its_faces_positions_and_texture(api, room_world,
     assert textures and textures[0].image is not None
 
 
+def test_a_glb_export_whose_mesh_was_deleted_while_it_waited_says_so(api, errors, room_world, tmp_path):
+    """The export job finds its scene and mesh again when its turn comes, as the other jobs do."""
+    scene, world = room_world
+    depth = write_exr(tmp_path / "depth.exr", np.repeat(room_distance(directions(128, 256))[..., None], 3, 2))
+    mesh = api.world_mesh(world, depth=str(depth), scene=scene, mesh_resolution=16)
+    job = api.export_world(world, tmp_path / "world.glb", scene=scene, wait=False)
+    bpy.data.objects.remove(mesh)  # while the export waits in the queue
+    with pytest.raises(errors.PromptscapeError, match="deleted meanwhile: nothing was exported"):
+        job.result(timeout=60)
+    assert not (tmp_path / "world.glb").exists()
+
+
 def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
     scene, world = room_world
     folder = Path(api.export_world(world, tmp_path / "cube", format="cubemap", scene=scene))
@@ -164,7 +179,7 @@ def test_cube_faces_look_along_blenders_axes(api, room_world, tmp_path):
 
 
 @GLTF_EXITS_CLEANLY
-def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path):
+def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_depth, tmp_path, capfd):
     cli = importlib.import_module(addon.__name__ + ".cli")
     out, glb = tmp_path / "out.blend", tmp_path / "world.glb"
     argv = ["world", "a canyon", "--model", str(tiny_sd), "--steps", "2", "--width", "128", "--height", "64"]
@@ -175,7 +190,12 @@ def test_the_command_line_makes_a_world_its_mesh_and_a_glb(addon, tiny_sd, tiny_
     (mesh,) = [obj for obj in bpy.context.scene.objects if obj.get("promptscape_world_mesh")]
     assert len(mesh.data.polygons) > 0
     folder = tmp_path / "faces"
-    assert cli.main(["export", str(folder), "--format", "cubemap", "--blend", str(out)]) == 0
+    capfd.readouterr()
+    assert cli.main(["export", str(folder), "--blend", str(out), "--json"]) == 0  # a folder: the cube map
+    (result,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert result["kind"] == "export" and sorted(result["files"]) == sorted(
+        f"{face}.{ext}" for face in ("px", "nx", "py", "ny", "pz", "nz") for ext in ("exr", "png")
+    )
     assert len(list(folder.glob("*.png"))) == 6
     bpy.ops.wm.read_homefile(use_empty=True)
 

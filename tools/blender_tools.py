@@ -9,6 +9,7 @@ Shared by the tests, the demo (the main job) and the benchmarks. As a script it 
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,8 +33,38 @@ def run_blender_ext(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def source_files(source: Path) -> list[str] | None:
+    """The files git tracks in `source`, and new ones it does not ignore; None outside a git checkout.
+
+    What `make demo`, a test or an editor leaves behind (demo-output/, renders, caches) is ignored by git,
+    so the zip never picks it up, whatever its name.
+    """
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            timeout=60,
+        )
+    except OSError:  # no git on this machine
+        return None
+    if done.returncode != 0:
+        return None
+    names = [name for name in done.stdout.decode().split("\0") if name]
+    return [name for name in names if (source / name).is_file()]  # a deleted tracked file is not shipped
+
+
 def build_zip(out_dir: Path, source: Path = ROOT) -> Path:
-    done = run_blender_ext("build", "--source-dir", str(source), "--output-dir", str(out_dir))
+    """The zip of `source` by Blender's builder: from git's files in a checkout, else the whole folder."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    names = source_files(source)
+    with tempfile.TemporaryDirectory(prefix="promptscape-zip-") as staging:
+        if names is not None:
+            for name in names:
+                target = Path(staging, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / name, target)
+            source = Path(staging)
+        done = run_blender_ext("build", "--source-dir", str(source), "--output-dir", str(out_dir))
     if done.returncode != 0:
         raise RuntimeError(f"Blender's builder failed:\n{done.stdout}{done.stderr}")
     (zip_path,) = Path(out_dir).glob("promptscape-*.zip")

@@ -54,16 +54,22 @@ def call_options(
         pipe.scheduler = original
 
 
-def _load_loras(pipe, loras: tuple[LoraSpec, ...], allow_download: bool, allow_pickle: bool) -> list[str]:
+def check_loras(loras: tuple[LoraSpec, ...], allow_download: bool, allow_pickle: bool) -> list:
+    """Where each LoRA loads from, checked without torch: a missing file, a refused pickle or a missing
+    peft is an error when the job is submitted, not after the model has loaded."""
     import importlib.util
 
     for lora in loras:
         suffix = Path(lora.path_or_id).suffix.lower()
         if suffix in PICKLE_SUFFIXES and not allow_pickle:
             raise pickle_refused(f'LoRA "{lora.path_or_id}"', suffix)
-    if importlib.util.find_spec("peft") is None:
+    if loras and importlib.util.find_spec("peft") is None:
         raise missing_dependency("peft", "LoRAs")
-    targets = [_lora_target(lora.path_or_id, allow_download) for lora in loras]
+    return [_lora_target(lora.path_or_id, allow_download) for lora in loras]
+
+
+def _load_loras(pipe, loras: tuple[LoraSpec, ...], allow_download: bool, allow_pickle: bool) -> list[str]:
+    targets = check_loras(loras, allow_download, allow_pickle)
     # With use_safetensors=None diffusers falls back to a pickle file in a folder or repo.
     options = {"local_files_only": not allow_download, "use_safetensors": None if allow_pickle else True}
     names = []

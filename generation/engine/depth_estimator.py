@@ -16,6 +16,30 @@ _cache: dict = {}  # {"key": (source, device), "model": ..., "processor": ...}
 _lock = threading.Lock()
 
 
+NOT_FOUND = (
+    'depth model "{source}" is not a folder or a model in the local Hugging Face cache: '
+    "download it first (blender -c promptscape download ID) or pick a folder"
+)
+
+
+def check_source(source: str) -> None:
+    """Raise ModelNotFound unless `source` is a model folder (config.json) or a Hub id in the local cache:
+    called when a job is submitted, so a missing depth model fails before any generating, not after."""
+    path = Path(source).expanduser()
+    if (path / "config.json").is_file():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return  # the job itself names the missing dependency
+    try:
+        found = None if path.is_dir() else try_to_load_from_cache(source, "config.json")
+    except ValueError:  # not a valid repo id: a path that does not exist
+        found = None
+    if not isinstance(found, str):
+        raise ModelNotFound(NOT_FOUND.format(source=source))
+
+
 def load(source: str, device: str):
     """(model, processor) for `source` on `device`, loaded once and reused."""
     try:
@@ -35,10 +59,7 @@ def load(source: str, device: str):
             except OSError as error:
                 if _has_pickle_weights_only(source):
                     raise pickle_refused(f'depth model "{source}"', ".bin") from None
-                raise ModelNotFound(
-                    f'depth model "{source}" is not a folder or a model in the local Hugging Face cache: '
-                    "download it first (blender -c promptscape download ID) or pick a folder"
-                ) from error
+                raise ModelNotFound(NOT_FOUND.format(source=source)) from error
             _cache.update(key=(source, device), model=model, processor=processor)
         return _cache["model"], _cache["processor"]
 

@@ -373,9 +373,11 @@ def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
     if plan.detail > 0 and getattr(job, "pipe", None) is None:
         raise InvalidRequest(detail.NEEDS_MODEL)
 
-    job.stage = "loading the upscaler"
+    job.stage, job.step, job.steps = "loading the upscaler", 0, 0  # its own units start at its tiles
+    loading = time.perf_counter()
     path = prepare_upscaler(plan.path, plan.allow_pickle)
     upscaler = load_upscaler(path, devices.resolve_device(plan.device))
+    job.timings["load_upscaler"] = time.perf_counter() - loading
     shown = {"at": 0.0}
 
     def on_tile(done, total, partial):

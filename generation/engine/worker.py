@@ -17,8 +17,19 @@ import numpy as np
 
 from ..errors import Cancelled, GenerationFailed, PromptscapeError, missing_dependency
 from ..imaging.poles import repair_poles, window_size
-from . import decoding, devices, families, memory_plan, model_size, models, previews, quantize, token_wrap
-from .call_options import call_options
+from . import (
+    decoding,
+    devices,
+    families,
+    memory_plan,
+    model_size,
+    models,
+    previews,
+    progress,
+    quantize,
+    token_wrap,
+)
+from .call_options import call_options, check_loras
 from .pole_inpaint import model_inpaint
 from .request import GenerationRequest
 from .seamless import seamless
@@ -37,6 +48,8 @@ class _CancelRequested(Exception):
 
 class Job:
     """One submitted request: its state, progress, preview and result, updated by the worker thread."""
+
+    stage = progress.StageLog()  # also kept as `stage_log`, so a sampling log misses no stage
 
     def __init__(self, request: GenerationRequest | None, on_image: Callable | None = None):
         self.request = request  # None for a conversion, which needs no model
@@ -170,6 +183,7 @@ class Worker:
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
         models.resolve_vae(request.vae, request.allow_download)
+        check_loras(request.loras, request.allow_download, request.allow_pickle)
         if self._stopping:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
@@ -266,7 +280,7 @@ class Worker:
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
-                job.state = "postprocessing"
+                job.state, job.stage = "postprocessing", ""  # a stage it runs names itself
                 if job._on_image is not None:
                     # Still in use: the post-processing's detail pass runs the same model (job.pipe).
                     job.pipe, job.model_size = pipe, size

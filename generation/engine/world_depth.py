@@ -5,6 +5,7 @@ a remote job and sends the arrays back in an .npz (numpy arrays only, read witho
 No bpy: the panorama comes in as the sRGB pixels the depth model sees.
 """
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,15 @@ def estimate(
     def progress(done, total):
         job.step, job.steps, job.stage = done, total, f"estimating depth, view {done} of {total}"
 
+    job.stage, job.step, job.steps = "loading the depth model", 0, 0
+    start = time.perf_counter()
     model = depth_estimator.estimator(source, devices.resolve_device(device), check_cancel, progress)
+    job.timings["load_depth_model"] = time.perf_counter() - start
     view = min(VIEW_SIZE, max(64, display.shape[0] // 2))
-    return depth_maps.estimate_world_depth(display, model, view, camera_height)
+    start = time.perf_counter()
+    found = depth_maps.estimate_world_depth(display, model, view, camera_height)
+    job.timings["depth"] = time.perf_counter() - start
+    return found
 
 
 def write(found: depth_maps.WorldDepth, job, folder: Path, stem: str, metadata: dict,

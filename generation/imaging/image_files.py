@@ -35,6 +35,20 @@ def unique_stem(folder: str | os.PathLike, stem: str, suffixes: list[str]) -> tu
         candidate = f"{stem}-{number}"
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (os.umask sets it, which a
+    thread writing at the same moment could see)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: str | os.PathLike, parts) -> Path:
     """Write the byte strings of `parts` to a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
@@ -46,6 +60,8 @@ def _write_atomic(path: str | os.PathLike, parts) -> Path:
                 file.write(part)
             file.flush()
             os.fsync(file.fileno())
+        # mkstemp makes the file 0600; a farm or a shared drive needs what any new file gets (umask).
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

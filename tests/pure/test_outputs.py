@@ -1,5 +1,8 @@
 """The glue the Blender side calls: images in, files out, bad input answered clearly."""
 
+import os
+import stat
+
 import numpy as np
 import OpenEXR
 import pytest
@@ -189,3 +192,15 @@ def test_huge_world(outputs, hdr, tmp_path):
     pixels, _ = read_exr(world.exr)
     assert pixels.shape == (2048, 4096, 3)
     assert world.report["sun_added"] is True and 0.60 <= world.report["light_share"] <= 0.85
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_get_the_mode_the_umask_gives(outputs, hdr, sunny, tmp_path, umask, mode):
+    """A render farm reads what the artist wrote: the temporary file's 0600 must not survive the rename."""
+    old = os.umask(umask)
+    try:
+        world = outputs.write_world(sunny[:128, :256], tmp_path, "meadow", METADATA, hdr.HdrOptions())
+    finally:
+        os.umask(old)
+    for path in (world.exr, world.hdr, world.preview):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
