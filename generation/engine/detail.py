@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import Cancelled, GenerationFailed
 from . import decoding, tiled_vae
 
 OVERLAP = 4  # a window overlaps its neighbours by a quarter of its side
@@ -267,8 +267,10 @@ def vae_tiling(
     try:
         plan = memory_plan.plan_stage(
             job.model_size, width, height, device, precision, budget, request.memory, job.plan.placement,
-            what, window_pixels,
+            what, window_pixels, memory_plan.available_ram_bytes(),
         )  # fmt: skip
+    except memory_plan.NotEnoughRam as error:  # past the RAM the system kills Blender: refuse in words
+        raise GenerationFailed(f"Not enough memory: {error}") from None
     except memory_plan.DoesNotFit:
         return tiled_vae.Tiling(512, wrap_x, wrap_y, "cpu", lean=True)
     job.metadata["detail_memory_plan"] = plan.describe()
