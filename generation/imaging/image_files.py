@@ -216,16 +216,25 @@ def _chain(first: bytes, rest):
 
 
 def _rgbe(rows: np.ndarray) -> bytes:
-    """RGBE bytes of a few rows: a shared exponent from the largest channel, 8-bit mantissas."""
-    data = np.nan_to_num(np.asarray(rows, dtype=np.float32), nan=0.0, posinf=3e38, neginf=0.0)
-    np.maximum(data, 0.0, out=data)
-    peak = data.max(axis=-1)
+    """RGBE bytes of a few rows: a shared exponent from the largest channel, 8-bit mantissas (truncated,
+    as Radiance's own writer does). Radiance is finite and positive as made: then nothing is copied."""
+    data = np.asarray(rows, dtype=np.float32)
+    low, high = data.min(), data.max()
+    if not (np.isfinite(low) and np.isfinite(high) and low >= 0):
+        data = np.nan_to_num(data, nan=0.0, posinf=3e38, neginf=0.0)
+        np.maximum(data, 0.0, out=data)
+    peak = np.maximum(np.maximum(data[..., 0], data[..., 1]), data[..., 2])
     mantissa, exponent = np.frexp(peak)
-    visible = peak > 1e-32
-    scale = np.where(visible, mantissa * 256.0 / np.where(visible, peak, 1.0), 0.0)
+    hidden = peak <= 1e-32
+    scale = mantissa * np.float32(256.0)
+    np.divide(scale, peak, out=scale, where=~hidden)
+    scale[hidden] = 0.0
     rgbe = np.empty((*data.shape[:2], 4), dtype=np.uint8)
-    rgbe[..., :3] = np.clip(data * scale[..., None], 0, 255).astype(np.uint8)
-    rgbe[..., 3] = np.where(visible, np.clip(exponent + 128, 0, 255), 0).astype(np.uint8)
+    rgbe[..., :3] = data * scale[..., None]  # below 256 by construction: mantissa < 1
+    exponent += 128
+    np.clip(exponent, 0, 255, out=exponent)
+    exponent[hidden] = 0
+    rgbe[..., 3] = exponent
     return rgbe.tobytes()
 
 
