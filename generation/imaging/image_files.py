@@ -1,8 +1,10 @@
 """Image writers in numpy + the standard library: OpenEXR float32, Radiance .hdr, PNG 8/16-bit.
 
-Blender's bundled Python has numpy but neither Pillow nor OpenEXR, so these are written by hand. Every
-writer writes to a temporary name in the target folder and renames it into place: a crash or a full disk
-never leaves a half file under the final name. Each file carries the request that made it as metadata.
+Blender's bundled Python has numpy but neither Pillow nor OpenEXR, so these are written by hand (an EXR
+goes through the OpenEXR package instead where it is installed: the same file, written faster). Writers
+stream by chunks or bands of rows, so a large image is not copied whole. Every writer writes to a
+temporary name in the target folder and renames it into place: a crash or a full disk never leaves a half
+file under the final name. Each file carries the request that made it as metadata.
 """
 
 import os
