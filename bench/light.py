@@ -28,7 +28,8 @@ def sky_figures(bench) -> None:
 
     for sky in (*SKIES, *HORIZON_GLOWS, OVERCAST):
         found = truth(sky, bench.quality)
-        f = figures(found, bench.hdr.convert_panorama(photograph(found.radiance)), bench.quality)
+        lamp = bench.hdr.HdrOptions(sun_lamp=True)  # keeps the sun-less radiance the figures measure from
+        f = figures(found, bench.hdr.convert_panorama(photograph(found.radiance), lamp), bench.quality)
         colour = float(np.hypot(*np.subtract(f["chromaticity_ours"], f["chromaticity"])))
         name = f"light {sky.name}"
         bench.row(

@@ -20,7 +20,9 @@ def truths(quality):
 
 def measured(sky, truths, hdr, quality) -> dict:
     found = truths(sky)
-    return figures(found, hdr.convert_panorama(photograph(found.radiance)), quality)
+    # A Sun lamp's conversion keeps the radiance without the sun: the figures measure the sun from it.
+    lamp = hdr.HdrOptions(sun_lamp=True)
+    return figures(found, hdr.convert_panorama(photograph(found.radiance), lamp), quality)
 
 
 ALL_SKIES = (*SKIES, *HORIZON_GLOWS)
