@@ -374,6 +374,19 @@ def plan_stage(
     return choose(candidates, budget_bytes, memory, what, ram_bytes)
 
 
+def maps_in_ram(
+    model: ModelSize, width: int, height: int, precision: str, ram_bytes: int | None, what: str
+) -> Candidate:
+    """The last resort of a stage beyond every plan: 512 px lean tiles, the feature maps in RAM (the
+    device holds one tile's). Its RAM counts as any plan's: raises NotEnoughRam when it does not fit."""
+    pixels = width * height
+    element, _ = decode_bytes(model, precision)
+    ram = LEAN_MAPS_PER_PIXEL * pixels * element + IMAGE_WORK_PER_PIXEL * pixels
+    candidate = Candidate("tiled", 0, 512, "cpu", True, int(ram))
+    choose([candidate], None, "auto", what, ram_bytes)
+    return candidate
+
+
 def estimate_gb(model: ModelSize, width: int, height: int, precision: str = "fp16") -> tuple[float, float]:
     """GB of a CUDA GPU a job needs (with the margin): everything resident, and with the lowest plan."""
     candidates = generation_candidates(model, width, height, "cuda", precision)

@@ -234,3 +234,16 @@ def test_the_ram_reserve_is_stated_and_the_real_figure_is_read(memory_plan):
     assert available is None or available > 0
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         assert available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_the_last_resort_of_a_stage_counts_its_ram_too(memory_plan, sdxl):
+    """Beyond every plan the detail pass keeps lean maps in RAM: for an 8192x4096 SDXL world about 24 GB
+    of float32 maps, which a computer with 16 GB available must refuse rather than be killed."""
+    last = memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", 64 * GB, "adding detail")
+    assert (last.tile, last.storage, last.lean) == (512, "cpu", True)
+    assert 24 * GB <= last.ram_bytes <= memory_plan.ram_budget(64 * GB)
+    with pytest.raises(
+        memory_plan.NotEnoughRam, match=r"adding detail needs about 25\.5 GB .* 16\.0 GB is free"
+    ):
+        memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", 16 * GB, "adding detail")
+    assert memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", None, "adding detail") == last  # unknown RAM
