@@ -1,6 +1,8 @@
 """Post-processing speed: 4096x2048 panorama -> HDR EXR, and 2048x2048 texture -> all PBR maps.
 
-Run with `.venv/bin/python bench/postprocess.py`; a bench runner calls `run()` for the figures. The
+Run with `.venv/bin/python bench/postprocess.py`; a bench runner calls `run()` for the figures.
+`--memory` adds the peak numpy memory of writing an 8192x4096 world (issue 22: <= 4x the float32 image)
+and `--codecs` the EXR codecs side by side (the README's table). The
 target of issue 4 is 1.5 s for each on a 2-core machine. The generation package is loaded straight from
 the source tree (no Blender needed). Stage figures are each stage run on its own, so they overlap the
 totals rather than sum to them exactly. `fft_2048_seconds` times a plain numpy FFT round trip as a
@@ -37,7 +39,13 @@ def load_generation():
         spec.loader.exec_module(module)
     return {
         name: importlib.import_module(f"{PACKAGE}.{name}")
-        for name in ("imaging.hdr", "imaging.pbr", "imaging.image_files", "imaging.sun_finder")
+        for name in (
+            "imaging.hdr",
+            "imaging.pbr",
+            "imaging.image_files",
+            "imaging.sun_finder",
+            "imaging.outputs",
+        )
     }
 
 
@@ -106,9 +114,24 @@ def run() -> dict:
         figures["world_write_exr_zip_seconds"], _ = _seconds(
             files.write_exr, Path(folder) / "zip.exr", result.radiance, {}, "zip", repeat=1
         )
+        # As write_world writes it: ZIP where it pays (this sky's radiance: it does), on a smooth sky too.
+        figures["world_write_exr_auto_seconds"], _ = _seconds(
+            files.write_exr, Path(folder) / "auto.exr", result.radiance, {}, "auto"
+        )
+        smooth = hdr.convert_panorama(smooth_sky()).radiance
+        figures["smooth_sky_write_exr_auto_seconds"], _ = _seconds(
+            files.write_exr, Path(folder) / "smooth.exr", smooth, {}, "auto"
+        )
+        figures["smooth_sky_exr_share_of_raw"] = (Path(folder) / "smooth.exr").stat().st_size / smooth.nbytes
         figures["world_write_hdr_seconds"], _ = _seconds(
             files.write_hdr, Path(folder) / "w.hdr", result.radiance
         )
+        outputs = modules["imaging.outputs"]
+        for lamp in (False, True):
+            key = "world_write_world_sun_lamp_seconds" if lamp else "world_write_world_seconds"
+            figures[key], _ = _seconds(
+                outputs.write_world, panorama, folder, "w", {"prompt": "bench"}, hdr.HdrOptions(sun_lamp=lamp)
+            )
 
         texture = stone_texture()
         maps_seconds, maps = _seconds(pbr.texture_to_pbr, texture)
@@ -130,8 +153,87 @@ def run() -> dict:
     return figures
 
 
+def smooth_sky(width=4096):
+    """A smooth clear sky as a generated world upscaled to 4K is: a 256-wide sky resized up."""
+    hdr = load_generation()["imaging.hdr"]
+    return hdr.resize_panorama(sunny_panorama(256), width)
+
+
+def memory_figures(width=8192) -> dict:
+    """Peak numpy memory (tracemalloc) of writing a world, as a multiple of its float32 image: the world
+    functions whole, the EXR written by the numpy writer (what Blender's Python runs; the OpenEXR
+    package allocates in C++, out of tracemalloc's sight) and the peak RSS growth around it all."""
+    import tracemalloc
+
+    from measure import peak_rss_mb
+
+    modules = load_generation()
+    hdr, outputs = modules["imaging.hdr"], modules["imaging.outputs"]
+    panorama = sunny_panorama(width)
+    image = panorama.nbytes
+    radiance = hdr.panorama_to_hdr(panorama)
+    figures = {"image_mb": image / 2**20}
+    rss_before = peak_rss_mb()
+
+    def peak(function, *args, **kwargs):
+        tracemalloc.start()
+        try:
+            function(*args, **kwargs)
+            return tracemalloc.get_traced_memory()[1] / image
+        finally:
+            tracemalloc.stop()
+
+    with tempfile.TemporaryDirectory() as folder:
+        meta = {"prompt": "bench"}
+        figures["write_world_x"] = peak(outputs.write_world, panorama, folder, "w", meta)
+        lamp = hdr.HdrOptions(sun_lamp=True)
+        figures["write_world_sun_lamp_x"] = peak(outputs.write_world, panorama, folder, "l", meta, lamp)
+        figures["write_world_hdr_x"] = peak(outputs.write_world_hdr, radiance, folder, "h", meta)
+        figures["to_display_x"] = peak(hdr.to_display, radiance)
+        exr = modules["imaging.image_files"].write_exr
+        figures["numpy_exr_zip_x"] = peak(
+            exr, Path(folder) / "n.exr", radiance, meta, "zip", use_openexr=False
+        )
+    figures["peak_rss_growth_mb"] = peak_rss_mb() - rss_before
+    return figures
+
+
+def codec_figures() -> list[tuple[str, str, float, float]]:
+    """(image, codec, seconds, size / raw float32) at 4096x2048, each the best of 2: the OpenEXR package's
+    lossless codecs on all cores and the numpy writer's ZIP, on a smooth sky and a detailed world."""
+    import os
+
+    import OpenEXR
+
+    modules = load_generation()
+    hdr, files = modules["imaging.hdr"], modules["imaging.image_files"]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.exr"
+        for name, ldr in (("smooth sky", smooth_sky()), ("detailed", sunny_panorama())):
+            radiance = hdr.panorama_to_hdr(ldr)
+            for codec in ("NO", "ZIP", "ZIPS", "PIZ", "RLE"):
+                header = {
+                    "compression": getattr(OpenEXR, f"{codec}_COMPRESSION"),
+                    "type": OpenEXR.scanlineimage,
+                }
+                exr = OpenEXR.File(header, {"RGB": radiance}, num_threads=os.cpu_count() or 1)
+                seconds, _ = _seconds(exr.write, str(path))
+                rows.append((name, f"OpenEXR {codec}", seconds, path.stat().st_size / radiance.nbytes))
+            for codec in ("zip", "none"):
+                seconds, _ = _seconds(files.write_exr, path, radiance, {}, codec, use_openexr=False)
+                rows.append((name, f"numpy {codec.upper()}", seconds, path.stat().st_size / radiance.nbytes))
+    return rows
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if "--codecs" in sys.argv:
+        for image, codec, seconds, ratio in codec_figures():
+            log.info("  %-11s %-14s %6.2f s  %5.1f%% of raw float32", image, codec, seconds, 100 * ratio)
+    if "--memory" in sys.argv:
+        for name, value in memory_figures().items():
+            log.info("  8192x4096 %-40s %8.2f", name, value)
     figures = run()
     log.info(
         "4096x2048 panorama -> HDR EXR: %.2f s (target %.1f s)",

@@ -156,7 +156,7 @@ def test_a_transformer_world_from_the_command_line_with_the_familys_own_steps(
     code = cli.main([*argv, "--width", "128", "--height", "64", "--device", "cpu", "--output", str(out)])
     err = capfd.readouterr().err
     assert code == 0, err
-    assert "step 8/8" in err  # no --steps: Z-Image Turbo's own 8
+    assert "step 8 of 8" in err  # no --steps: Z-Image Turbo's own 8
     bpy.ops.wm.open_mainfile(filepath=str(out))
     request = bpy.context.scene.world["promptscape"]
     assert (request["steps"], request["guidance"], request["model"]) == ("8", "0", model)

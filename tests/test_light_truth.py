@@ -29,7 +29,8 @@ def truths(quality):
 
 def measured(sky, truths, hdr, quality) -> dict:
     found = truths(sky)
-    result = hdr.convert_panorama(photograph(found.radiance))
+    # A Sun lamp's conversion keeps the radiance without the sun: the figures measure the sun from it.
+    result = hdr.convert_panorama(photograph(found.radiance), hdr.HdrOptions(sun_lamp=True))
     return {**figures(found, result, quality), "sun": result.sun}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import Cancelled, GenerationFailed
 from . import decoding, tiled_vae
 
 OVERLAP = 4  # a window overlaps its neighbours by a quarter of its side
@@ -257,19 +257,29 @@ def vae_tiling(
     """How the detail pass encodes and decodes a width x height image: the tiles the memory planner picks
     for that size with the job's placement, the UNet seeing one window of `window_pixels` at a time;
     beyond every plan, 512-pixel lean tiles with the feature maps in RAM (memory on the device is then
-    one tile's)."""
+    one tile's). Whatever does not fit the computer's RAM is refused in words: past it the system kills
+    Blender."""
     from . import devices, memory_plan
 
     request = job.resolved  # a generation's job: its plan and model size are set before its pipe
     device = devices.resolve_device(request.device)
     precision = devices.resolve_precision(device, request.precision)
     budget, what = devices.memory_budget(device), f"adding detail at {width}x{height}"
+    ram = memory_plan.available_ram_bytes()
     try:
         plan = memory_plan.plan_stage(
             job.model_size, width, height, device, precision, budget, request.memory, job.plan.placement,
-            what, window_pixels,
+            what, window_pixels, ram,
         )  # fmt: skip
+    except memory_plan.NotEnoughRam as error:
+        raise GenerationFailed(f"Not enough memory: {error}") from None
     except memory_plan.DoesNotFit:
-        return tiled_vae.Tiling(512, wrap_x, wrap_y, "cpu", lean=True)
+        plan = None
+    if plan is None:
+        try:
+            last = memory_plan.maps_in_ram(job.model_size, width, height, precision, ram, what)
+        except memory_plan.NotEnoughRam as error:
+            raise GenerationFailed(f"Not enough memory: {error}") from None
+        return tiled_vae.Tiling(last.tile, wrap_x, wrap_y, last.storage, last.lean)
     job.metadata["detail_memory_plan"] = plan.describe()
     return tiled_vae.Tiling(plan.tile or memory_plan.TILES[0], wrap_x, wrap_y, plan.storage, plan.lean)

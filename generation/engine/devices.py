@@ -128,14 +128,7 @@ def _cap_gb() -> float | None:
 
 
 def _available_ram() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return memory_plan.available_ram_bytes()
 
 
 def free_memory() -> None:

@@ -5,8 +5,15 @@ estimate without torch. Plans, most memory first: "full" (everything on the devi
 "tiled" (the decode in wrap-exact tiles), "offload" (model CPU offload, tiles, feature maps in RAM),
 "sequential" (one layer at a time on the device). Later stages (pole inpainting, upscaling, depth)
 describe their own candidates and ask `choose` too.
+
+Every plan also needs the computer's memory (RAM): the weights that offload keeps there, the feature maps
+a tiled pass stores there, everything on a CPU, and the finished image's post-processing. A plan must fit
+both: the device's budget and the available RAM less RAM_RESERVE (`ram_budget`). The caller passes the
+available RAM (`available_ram_bytes` reads it), so tests give it as a figure.
 """
 
+import os
+import sys
 from dataclasses import dataclass, replace
 
 GIB = 2**30
@@ -26,6 +33,12 @@ TILED_MAPS_PER_PIXEL = 512
 LEAN_MAPS_PER_PIXEL = 192
 # With sequential offload one layer's weights are on the device at a time: about 1% of the UNet.
 SEQUENTIAL_SHARE = 0.01
+# RAM a plan leaves free: Blender's own scene and undo steps, other apps, the system. A plan over this is
+# refused in words: past it the system kills Blender, and an unsaved scene is lost.
+RAM_RESERVE_FRACTION = 0.15
+RAM_RESERVE_MIN = 2 * GIB
+# Writing the finished world (HDR, EXR, preview, report) holds about 4 float32 RGB copies of it (bench).
+IMAGE_WORK_PER_PIXEL = 4 * 3 * 4
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class Candidate:
     tile: int | None = None  # decode tile side in pixels; None for a plain decode
     storage: str | None = None  # where whole feature maps of a tiled pass live ("cpu" off the device)
     lean: bool = False  # the tiled pass recomputes its largest maps instead of storing them
+    ram_bytes: int = 0  # estimated peak in the computer's memory (RAM)
 
     @property
     def placement(self) -> str:
@@ -103,6 +117,62 @@ class DoesNotFit(Exception):
     """Even the lowest plan needs more memory than the device has; the message says how much."""
 
 
+class NotEnoughRam(DoesNotFit):
+    """A plan fits the device but none fits the computer's memory (RAM); the message says how much."""
+
+
+def ram_reserve(available_bytes: int) -> int:
+    """The RAM a plan leaves free of `available_bytes`: RAM_RESERVE_FRACTION, at least RAM_RESERVE_MIN."""
+    return int(max(RAM_RESERVE_MIN, RAM_RESERVE_FRACTION * available_bytes))
+
+
+def ram_budget(available_bytes: int | None) -> int | None:
+    """The RAM a plan may use: what is available less `ram_reserve`; None when unknown."""
+    if available_bytes is None:
+        return None
+    return max(0, available_bytes - ram_reserve(available_bytes))
+
+
+def available_ram_bytes() -> int | None:
+    """The computer's available RAM, read cheaply: /proc/meminfo's MemAvailable on Linux, the free pages
+    where os.sysconf knows them, GlobalMemoryStatusEx on Windows; None when none of these answers."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if sys.platform == "win32":
+        return _windows_available_ram()
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _windows_available_ram() -> int | None:
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong)] + [
+            (name, ctypes.c_ulonglong)
+            for name in (
+                "total",
+                "available",
+                "page_total",
+                "page_free",
+                "virtual_total",
+                "virtual_free",
+                "extended",
+            )
+        ]
+
+    status = MemoryStatus(length=ctypes.sizeof(MemoryStatus))
+    ok = ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))
+    return int(status.available) if ok else None
+
+
 def budget(free_bytes: int | None, total_bytes: int | None = None, fraction: float | None = None,
            cap_gb: float | None = None) -> int | None:  # fmt: skip
     """What a job may use: the free memory, capped by the process's memory fraction of the total and by
@@ -120,48 +190,82 @@ def precision_bytes(precision: str) -> int:
     return 4 if precision == "fp32" else 2
 
 
-def choose(candidates, budget_bytes: int | None, memory: str = "auto", what: str = "this job") -> MemoryPlan:
-    """The first candidate (most memory first) whose peak, with margin, fits the budget.
+def choose(
+    candidates,
+    budget_bytes: int | None,
+    memory: str = "auto",
+    what: str = "this job",
+    ram_bytes: int | None = None,
+) -> MemoryPlan:
+    """The first candidate (most memory first) whose peak, with margin, fits the budget and whose RAM fits
+    `ram_budget(ram_bytes)` (`ram_bytes`: the computer's available RAM; None: unknown, not budgeted).
 
-    memory "full" takes the first candidate whatever the budget; "low" skips plans without tiles. With no
-    budget (unknown) the first candidate is taken. Raises DoesNotFit naming needed and available memory.
+    memory "full" takes the first candidate whatever the device budget (the RAM still counts); "low" skips
+    plans without tiles. With no budget (unknown) the first candidate is taken. Raises DoesNotFit naming
+    needed and available memory, NotEnoughRam when plans fit the device but none the RAM.
     """
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
     candidates = list(candidates)
     if memory == "low":
         candidates = [c for c in candidates if c.tile is not None and c.tile <= LOW_TILE]
-    fitting = [
+    on_device = [
         index
         for index, candidate in enumerate(candidates)
         if memory == "full" or budget_bytes is None or candidate.peak_bytes * MARGIN <= budget_bytes
     ]
-    if not fitting:
+    if not on_device:
         lowest = min(candidates, key=lambda c: c.peak_bytes)
         raise DoesNotFit(
             f"{what} needs about {lowest.peak_bytes * MARGIN / GIB:.1f} GB even with the lowest memory plan "
             f"({lowest.name}) but {budget_bytes / GIB:.1f} GB is available: choose a smaller size, a "
             "smaller model, or close other apps using the GPU"
         )
+    ram = ram_budget(ram_bytes)
+    fitting = [index for index in on_device if ram is None or candidates[index].ram_bytes <= ram]
+    if not fitting:
+        leanest = min((candidates[index] for index in on_device), key=lambda c: c.ram_bytes)
+        raise NotEnoughRam(
+            f"{what} needs about {leanest.ram_bytes / GIB:.1f} GB of the computer's memory (RAM) even with "
+            f"the leanest plan ({_name(leanest)}) but {ram_bytes / GIB:.1f} GB is free, of which "
+            f"{ram_reserve(ram_bytes) / GIB:.1f} GB stays for Blender and the system: choose a smaller size "
+            "or close other apps"
+        )
     chosen = candidates[fitting[0]]
+    later = [c for c in candidates[fitting[0] + 1 :] if ram is None or c.ram_bytes <= ram]
     return MemoryPlan(
         chosen.name,
         chosen.peak_bytes,
         budget_bytes,
         chosen.tile,
         chosen.storage,
-        _fallbacks(chosen, candidates[fitting[0] + 1 :]),
+        _fallbacks(chosen, later),
         chosen.placement,
         chosen.lean,
     )
+
+
+def _name(candidate: Candidate) -> str:
+    how = ", ".join(
+        part
+        for part in (f"{candidate.tile} px tiles" if candidate.tile else "", "lean" if candidate.lean else "")
+        if part
+    )
+    return f"{candidate.name} ({how})" if how else candidate.name
+
+
+def _kind(candidate: Candidate) -> tuple[str, bool]:
+    """Plans that differ in what the device holds; a lean pass with its maps in RAM saves RAM, not device
+    memory, so it is no further step after out of memory on the device."""
+    return candidate.name, candidate.lean and candidate.storage is None
 
 
 def _fallbacks(chosen: Candidate, later) -> tuple[Candidate, ...]:
     """After out of memory in a decode: a decode of each later plan, in smaller tiles than the last."""
     found, smallest = [], chosen.tile or LOW_TILE
     for candidate in later:
-        kinds = {(c.name, c.lean) for c in (chosen, *found)}
-        if candidate.tile is None or (candidate.name, candidate.lean) in kinds:
+        kinds = {_kind(c) for c in (chosen, *found)}
+        if candidate.tile is None or _kind(candidate) in kinds:
             continue
         found.append(replace(candidate, tile=max(min(candidate.tile, smallest // 2), TILES[-1])))
         smallest = found[-1].tile
@@ -202,20 +306,34 @@ def generation_candidates(
 
     plain_decode = PLAIN_DECODE_PER_PIXEL * pixels * element
     unet = model.unet * size
-    candidates = [Candidate("full", int(weights + vae_weights + max(denoise, plain_decode)))]
+    # RAM: the finished image's post-processing on every plan; on a CPU the device is the RAM.
+    image_work = IMAGE_WORK_PER_PIXEL * pixels
+
+    def ram(peak: float) -> int:
+        return int(image_work + (peak if device == "cpu" else 0))
+
+    peak = weights + vae_weights + max(denoise, plain_decode)
+    candidates = [Candidate("full", int(peak), ram_bytes=ram(peak))]
     tiles = [tile for tile in TILES if tile < 2 * max(width, height)] or [TILES[-1]]
     for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
         for tile in tiles:
             peak = weights + vae_weights + max(denoise, per_pixel * pixels * element + tiled(tile))
-            candidates.append(Candidate("tiled", int(peak), tile, lean=lean))
+            candidates.append(Candidate("tiled", int(peak), tile, lean=lean, ram_bytes=ram(peak)))
     if device == "cuda" and can_offload:
-        # The VAE stays on the device (it is small); the feature maps of its tiled pass live in RAM.
-        for tile in tiles:
-            peak = max(unet + denoise, model.text_encoders * size) + vae_weights + tiled(tile)
-            candidates.append(Candidate("offload", int(peak), tile, "cpu"))
-        tile = tiles[-1]
-        peak = max(unet * SEQUENTIAL_SHARE + denoise, vae_weights + tiled(tile))
-        candidates.append(Candidate("sequential", int(peak), tile, "cpu"))
+        # The VAE stays on the device (it is small); the feature maps of its tiled pass live in RAM, with
+        # every weight (offload moves each model to the device only while it runs). Lean, the pass keeps
+        # fewer maps there: the plan for a computer whose RAM cannot hold the stored maps of a large image.
+        in_ram = weights_bytes(model, precision) + image_work
+        for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
+            maps = int(in_ram + per_pixel * pixels * element)
+            for tile in tiles:
+                peak = max(unet + denoise, model.text_encoders * size) + vae_weights + tiled(tile)
+                candidates.append(Candidate("offload", int(peak), tile, "cpu", lean, maps))
+        for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
+            tile = tiles[-1]
+            peak = max(unet * SEQUENTIAL_SHARE + denoise, vae_weights + tiled(tile))
+            maps = int(in_ram + per_pixel * pixels * element)
+            candidates.append(Candidate("sequential", int(peak), tile, "cpu", lean, maps))
     return candidates
 
 
@@ -228,10 +346,13 @@ def plan_generation(
     budget_bytes: int | None,
     memory: str = "auto",
     can_offload: bool = True,
+    ram_bytes: int | None = None,
 ) -> MemoryPlan:
-    """The plan for one text-to-image job (see `choose`); raises DoesNotFit before anything loads."""
+    """The plan for one text-to-image job (see `choose`; `ram_bytes` is the computer's available RAM);
+    raises DoesNotFit before anything loads."""
     candidates = generation_candidates(model, width, height, device, precision, can_offload)
-    return choose(candidates, budget_bytes, memory, f"{width}x{height} with {model.family.upper()}")
+    what = f"{width}x{height} with {model.family.upper()}"
+    return choose(candidates, budget_bytes, memory, what, ram_bytes)
 
 
 def plan_stage(
@@ -245,17 +366,31 @@ def plan_stage(
     placement: str,
     what: str,
     denoised_pixels: int | None = None,
+    ram_bytes: int | None = None,
 ) -> MemoryPlan:
     """The plan for a later stage that runs the job's loaded pipeline at another size (pole inpainting,
     the detail pass): the weights stay where the job's plan put them, so only the plans with that
     placement are candidates and what is chosen is how the stage encodes and decodes. `denoised_pixels`
-    as for generation_candidates."""
+    as for generation_candidates, `ram_bytes` as for plan_generation."""
     candidates = [
         candidate
         for candidate in generation_candidates(model, width, height, device, precision, True, denoised_pixels)
         if candidate.placement == placement
     ]
-    return choose(candidates, budget_bytes, memory, what)
+    return choose(candidates, budget_bytes, memory, what, ram_bytes)
+
+
+def maps_in_ram(
+    model: ModelSize, width: int, height: int, precision: str, ram_bytes: int | None, what: str
+) -> Candidate:
+    """The last resort of a stage beyond every plan: 512 px lean tiles, the feature maps in RAM (the
+    device holds one tile's). Its RAM counts as any plan's: raises NotEnoughRam when it does not fit."""
+    pixels = width * height
+    element, _ = decode_bytes(model, precision)
+    ram = LEAN_MAPS_PER_PIXEL * pixels * element + IMAGE_WORK_PER_PIXEL * pixels
+    candidate = Candidate("tiled", 0, 512, "cpu", True, int(ram))
+    choose([candidate], None, "auto", what, ram_bytes)
+    return candidate
 
 
 def estimate_gb(model: ModelSize, width: int, height: int, precision: str = "fp16") -> tuple[float, float]:
@@ -266,7 +401,11 @@ def estimate_gb(model: ModelSize, width: int, height: int, precision: str = "fp1
 
 
 def estimate_text(model: ModelSize, width: int, height: int, precision: str = "fp16") -> str:
-    """What the panel shows before Generate: the whole-pipeline peak and the lowest plan's."""
+    """What the panel shows before Generate: the whole-pipeline peak and the lowest plan's, with the RAM
+    the lowest plan needs (its weights and feature maps, lean)."""
     whole, lowest = estimate_gb(model, width, height, precision)
+    candidates = generation_candidates(model, width, height, "cuda", precision)
+    least = min(candidates, key=lambda c: (c.peak_bytes, c.ram_bytes))
     mark = "" if model.measured else "~"
-    return f"Memory {mark}{whole:.1f} GB whole, {mark}{lowest:.1f} GB lowest"
+    ram = f"{mark}{least.ram_bytes / GIB:.1f} GB RAM"
+    return f"Memory {mark}{whole:.1f} GB whole, {mark}{lowest:.1f} GB lowest (+{ram})"

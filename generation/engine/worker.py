@@ -334,6 +334,7 @@ class Worker:
             plan = memory_plan.plan_stage(
                 size, window, window, device, precision, devices.memory_budget(device), request.memory,
                 job.plan.placement, f"repairing the poles ({window}x{window} windows)",
+                ram_bytes=memory_plan.available_ram_bytes(),
             )  # fmt: skip
         except memory_plan.DoesNotFit as error:
             raise GenerationFailed(f"Not enough memory on {device}: {error}") from None
@@ -506,6 +507,7 @@ def _plan(request: GenerationRequest, size, device: str, precision: str) -> memo
             devices.memory_budget(device),
             request.memory,
             devices.can_offload(),
+            memory_plan.available_ram_bytes(),  # every plan fits the computer's RAM too, or is refused
         )
     except memory_plan.DoesNotFit as error:
         raise GenerationFailed(f"Not enough memory on {device}: {error}") from None

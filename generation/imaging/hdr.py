@@ -39,13 +39,15 @@ CONFIDENT = 0.3
 @dataclass(frozen=True)
 class HdrOptions:
     """How a panorama becomes radiance: exposure in stops, sun "auto" | "on" | "off", sun strength
-    (a multiplier on the fitted sun: 1 = as fitted), and the output width (None keeps the input's)."""
+    (a multiplier on the fitted sun: 1 = as fitted), the output width (None keeps the input's), and
+    whether a Sun lamp will carry the sun (then the radiance without it is kept and written too)."""
 
     exposure: float = 0.0
     sun: str = "auto"
     sun_strength: float = 1.0
     output_width: int | None = None
     poles: str = "blend"  # "blend": rows near the poles blurred into one colour; "off": left as they are
+    sun_lamp: bool = False  # a Sun lamp carries the sun: keep the radiance without it too (one more image)
 
     def __post_init__(self):
         if self.poles not in ("blend", "off"):
@@ -86,7 +88,7 @@ class Sun:
 @dataclass(frozen=True)
 class HdrResult:
     """Radiance plus what the conversion did: the LDR it worked from, the sun it added (if any) and the
-    same radiance without that sun (None without one), for a Sun lamp to carry the sun instead."""
+    same radiance without that sun (None without one, or unless asked), for a Sun lamp to carry it."""
 
     radiance: np.ndarray
     ldr: np.ndarray
@@ -97,19 +99,39 @@ class HdrResult:
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     """The exact piecewise inverse of the sRGB transfer function, float32."""
     x = np.asarray(srgb, dtype=np.float32)
-    # In place, one branch at a time: np.where would compute the power for every pixel and copy twice.
+    # In place, one branch at a time, a band of rows at a time: np.where would compute the power for
+    # every pixel and copy twice, and a whole-image mask is a quarter image more.
     linear = x + np.float32(0.055)
-    linear /= np.float32(1.055)
-    np.power(linear, np.float32(2.4), out=linear)
-    low = x <= 0.04045
-    linear[low] = x[low] / np.float32(12.92)
+    for source, out in zip(_bands(x), _bands(linear), strict=True):
+        out /= np.float32(1.055)
+        np.power(out, np.float32(2.4), out=out)
+        np.divide(source, np.float32(12.92), out=out, where=source <= 0.04045)
     return linear
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """The sRGB transfer function (for previews), float32, clipped to [0, 1]."""
-    x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * np.float32(12.92), np.float32(1.055) * x ** (1 / 2.4) - 0.055)
+    return _encode_srgb(np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0))
+
+
+def _encode_srgb(x: np.ndarray) -> np.ndarray:
+    """linear_to_srgb of float32 values already in [0, 1], in place, a band of rows at a time (the
+    masks and the power stay a sliver of the image)."""
+    for rows in _bands(x):
+        low = rows <= 0.0031308
+        dark = rows[low] * np.float32(12.92)
+        np.power(rows, np.float32(1 / 2.4), out=rows)
+        rows *= np.float32(1.055)
+        rows -= np.float32(0.055)
+        rows[low] = dark
+    return x
+
+
+def _bands(image: np.ndarray, pixels: int = 2**14):
+    """Views of `image`, a few rows (about `pixels` pixels) at a time: per-pixel work in bands keeps its
+    temporaries a sliver of the image. Images of the same height and width band alike."""
+    rows = max(1, pixels // max(1, image.shape[1] if image.ndim > 1 else 1))
+    return (image[start : start + rows] for start in range(0, image.shape[0], rows))
 
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
@@ -136,8 +158,11 @@ def _resample_axis(image: np.ndarray, size: int, axis: int, wrap: bool) -> np.nd
     shape = [1] * image.ndim
     shape[axis] = size
     out = np.zeros((*image.shape[:axis], size, *image.shape[axis + 1 :]), dtype=np.float32)
+    term = np.empty_like(out)  # one tap at a time into one buffer: two images in memory, not four
     for tap in range(taps):
-        out += np.take(image, index[:, tap], axis=axis) * weight[:, tap].astype(np.float32).reshape(shape)
+        np.take(image, index[:, tap], axis=axis, out=term, mode="clip")  # in range: unbuffered
+        term *= weight[:, tap].astype(np.float32).reshape(shape)
+        out += term
     return out
 
 
@@ -145,8 +170,12 @@ def resize_wrap(image: np.ndarray, height: int, width: int, wrap_y: bool = False
     """Resize HxW(xC) float32 wrapping in x (and in y if asked); values stay within the input's range."""
     image = np.asarray(image, dtype=np.float32)
     low, high = float(image.min()), float(image.max())
-    out = _resample_axis(_resample_axis(image, height, 0, wrap_y), width, 1, True)
-    return np.clip(out, low, high)
+    # The axis that shrinks more first: the intermediate image is the smaller one (a preview of an 8K world).
+    if width / image.shape[1] < height / image.shape[0]:
+        out = _resample_axis(_resample_axis(image, width, 1, True), height, 0, wrap_y)
+    else:
+        out = _resample_axis(_resample_axis(image, height, 0, wrap_y), width, 1, True)
+    return np.clip(out, low, high, out=out if out is not image else None)
 
 
 def resize_panorama(ldr: np.ndarray, width: int) -> np.ndarray:
@@ -179,25 +208,32 @@ def blend_seam(ldr: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def clean_poles(pano: np.ndarray, start_deg: float = 70.0, blur_deg: float = 2.5) -> np.ndarray:
+def clean_poles(
+    pano: np.ndarray, start_deg: float = 70.0, blur_deg: float = 2.5, copy: bool = True
+) -> np.ndarray:
     """Blur rows near the poles around the wrap, more the closer to the pole, so each pole is one colour.
 
     The angular blur grows from 0 at `start_deg` latitude to `blur_deg`; in pixels it is divided by
-    cos(latitude), so the pole rows become their own mean, as a single direction must.
+    cos(latitude), so the pole rows become their own mean, as a single direction must. `copy` False
+    blurs a float32 `pano` in place.
     """
     height, width = pano.shape[:2]
     latitude = np.abs(elevations(height))
     rows = np.nonzero(np.degrees(latitude) > start_deg)[0]
     if rows.size == 0:
         return pano
-    out = pano.astype(np.float32, copy=True)
+    out = pano.astype(np.float32, copy=copy)
     angle = np.radians(blur_deg) * smoothstep(start_deg, 90.0, np.degrees(latitude[rows]))
     sigma = angle / ((2.0 * np.pi / width) * np.maximum(np.cos(latitude[rows]), 1e-9))
-    transfer = np.exp(-2.0 * np.pi**2 * (sigma[:, None] * np.fft.rfftfreq(width)[None, :]) ** 2)
-    # FFT along the last, contiguous axis: along a strided axis numpy's FFT is several times slower.
-    band = np.ascontiguousarray(out[rows].transpose(0, 2, 1))
-    blurred = np.fft.irfft(np.fft.rfft(band, axis=-1) * transfer[:, None, :], n=width, axis=-1)
-    out[rows] = blurred.transpose(0, 2, 1)
+    frequencies = np.fft.rfftfreq(width)[None, :]
+    # A few rows at a time (numpy 1 transforms in complex128: the whole band would be several images),
+    # along the last, contiguous axis: along a strided axis numpy's FFT is several times slower.
+    for first in range(0, rows.size, 8):
+        some = rows[first : first + 8]
+        transfer = np.exp(-2.0 * np.pi**2 * (sigma[first : first + 8, None] * frequencies) ** 2)
+        band = np.ascontiguousarray(out[some].transpose(0, 2, 1))
+        blurred = np.fft.irfft(np.fft.rfft(band, axis=-1) * transfer[:, None, :], n=width)
+        out[some] = blurred.transpose(0, 2, 1)
     return out
 
 
@@ -296,11 +332,12 @@ def _seen_disc(linear: np.ndarray, clipped: np.ndarray, sun: np.ndarray, colour:
 
 
 def _add_sun(
-    linear: np.ndarray, analysis: SkyAnalysis, strength: float, clipped: np.ndarray
+    linear: np.ndarray, analysis: SkyAnalysis, strength: float, clipped: np.ndarray, copy: bool
 ) -> tuple[np.ndarray, Sun | None]:
-    """A copy of `linear` with the sun added: its horizontal irradiance is the clear-sky share (Bird and
-    Hulstrom) of the map's own sky for the fitted turbidity, no more than a clipped disc's unclipped
-    channels show, less for a doubtful direction, times `strength`; its colour the sky model's."""
+    """`linear` (a copy with `copy`, else itself) with the sun added: its horizontal irradiance is the
+    clear-sky share (Bird and Hulstrom) of the map's own sky for the fitted turbidity, no more than a
+    clipped disc's unclipped channels show, less for a doubtful direction, times `strength`; its colour
+    the sky model's."""
     height, width = linear.shape[:2]
     elevation = float(np.arcsin(np.clip(analysis.sun[2], -1.0, 1.0)))
     share = sky_model.sun_share(elevation, analysis.turbidity)
@@ -317,7 +354,7 @@ def _add_sun(
     covered = float((cover * weight[:, None]).sum())
     if covered <= 0:
         return linear, None
-    lit = linear.copy()
+    lit = linear.copy() if copy else linear
     lit[rows] += (cover * (sun_irradiance / covered))[..., None].astype(np.float32) * colour.astype(
         np.float32
     )
@@ -343,14 +380,31 @@ def _raise_sources(linear: np.ndarray, clipped: np.ndarray) -> None:
     upper[clipped[: linear.shape[0] // 2]] *= np.float32(SOURCE_GAIN)
 
 
-def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -> HdrResult:
-    """panorama_to_hdr, also returning the prepared LDR (resized, seam-blended, poles cleaned), the sun
-    and the radiance without it."""
-    ldr = np.clip(finite(np.asarray(ldr_srgb, dtype=np.float32)), 0.0, 1.0)
+def _usable_ldr(ldr_srgb) -> np.ndarray:
+    """float32 sRGB in [0, 1]: the input itself when it already is (no copy of a large image)."""
+    data = np.asarray(ldr_srgb, dtype=np.float32)
+    low, high = float(data.min()), float(data.max())  # NaN and Inf show in these, without a mask
+    if np.isfinite(low) and np.isfinite(high) and low >= 0.0 and high <= 1.0:
+        return data
+    return np.clip(finite(data, posinf=1.0), 0.0, 1.0)  # +Inf is as bright as it gets: white
+
+
+def convert_panorama(
+    ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions(), overwrite: bool = False
+) -> HdrResult:
+    """panorama_to_hdr, also returning the prepared LDR (resized, seam-blended, poles cleaned; the input
+    itself when none of that changed it: read only), the sun, and with `options.sun_lamp` the radiance
+    without it. Works in float32 and in place on its own copies: an image or two beside the input.
+    `overwrite`: the caller hands a float32 `ldr_srgb` over, to be prepared in place (one copy fewer)."""
+    source = None if overwrite else ldr_srgb
+    ldr = _usable_ldr(ldr_srgb)
     if options.output_width and options.output_width != ldr.shape[1]:
         ldr = resize_panorama(ldr, options.output_width)
     ldr = blend_seam(ldr)
-    ldr = np.clip(clean_poles(ldr) if options.poles == "blend" else ldr, 0.0, 1.0)
+    if options.poles == "blend":
+        ldr = clean_poles(ldr, copy=source is not None and np.may_share_memory(ldr, source))
+        if source is None or not np.may_share_memory(ldr, source):  # the blur rings a little past [0, 1]
+            np.clip(ldr, 0.0, 1.0, out=ldr)
     height = ldr.shape[0]
     linear = srgb_to_linear(ldr)
     clipped = ldr >= CLIPPED
@@ -361,11 +415,14 @@ def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -
     if analysis.sun is not None:
         _fill_from_sky(linear, clipped, analysis)
         np.maximum(linear, floor, out=linear)
-        lit, sun = _add_sun(linear, analysis, options.sun_strength, clipped)
-        if sun is not None:
-            linear, sunless = lit, linear
+        lit, sun = _add_sun(linear, analysis, options.sun_strength, clipped, copy=options.sun_lamp)
+        del clipped
+        if sun is not None and options.sun_lamp:
+            sunless = linear
+        linear = lit
     else:
         _raise_sources(linear, clipped)
+        del clipped
         np.maximum(linear, floor, out=linear)
     gain = np.float32(2.0**options.exposure)
     if gain != 1:
@@ -374,7 +431,7 @@ def convert_panorama(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -
             sunless *= gain
         if sun is not None:
             sun = replace(sun, strength=sun.strength * float(gain))
-    return HdrResult(radiance=linear.astype(np.float32, copy=False), ldr=ldr, sun=sun, sunless=sunless)
+    return HdrResult(radiance=linear, ldr=ldr, sun=sun, sunless=sunless)
 
 
 def panorama_to_hdr(ldr_srgb: np.ndarray, options: HdrOptions = HdrOptions()) -> np.ndarray:
@@ -395,13 +452,20 @@ class DisplayEncoding:
 
 def to_display(radiance: np.ndarray) -> tuple[np.ndarray, DisplayEncoding]:
     """Radiance exposed so the upper half's median is mid grey, rolled off (x / (1 + x)) and sRGB-encoded:
-    invertible, with the sun near 1 instead of clipped."""
-    data = np.maximum(np.asarray(radiance, dtype=np.float64), 0.0)
-    key = 0.18 / max(float(np.median(data[: max(1, data.shape[0] // 2)] @ LUMA)), 1e-12)
-    exposed = data * key
-    rolled = exposed / (1.0 + exposed)
-    encoding = DisplayEncoding(key, float(rolled.min()), float(rolled.max()))
-    return linear_to_srgb(rolled.astype(np.float32)), encoding
+    invertible, with the sun near 1 instead of clipped. float32, one new image (the result)."""
+    data = np.asarray(radiance, dtype=np.float32)
+    upper = data[: max(1, data.shape[0] // 2)]
+    sky = np.empty(upper.shape[:2], dtype=np.float32)
+    for band, lum in zip(_bands(upper), _bands(sky), strict=True):
+        np.matmul(np.maximum(band, 0.0), LUMA, out=lum)
+    key = 0.18 / max(float(np.median(sky, overwrite_input=True)), 1e-12)
+    del sky
+    out = np.maximum(data, 0.0)
+    for band in _bands(out):
+        band *= np.float32(key)
+        band /= band + np.float32(1.0)
+    encoding = DisplayEncoding(key, float(out.min()), float(out.max()))
+    return _encode_srgb(out), encoding
 
 
 def from_display(display: np.ndarray, encoding: DisplayEncoding) -> np.ndarray:

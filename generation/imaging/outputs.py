@@ -17,7 +17,7 @@ from ..errors import InvalidImage
 from . import image_files
 from .hdr import HdrOptions, convert_panorama, resize_panorama, resize_wrap, to_display
 from .pbr import texture_to_pbr
-from .quality import lit_shadow_ratio, material_report, world_report
+from .quality import material_report, world_report
 
 __all__ = [
     "HdrOptions",
@@ -100,27 +100,32 @@ def _rgb(image, what: str) -> np.ndarray:
 
 def _ldr(image, what: str) -> np.ndarray:
     """sRGB float32 in [0, 1] from 8/16-bit integers or floats; floats above 1 are read as 8- or 16-bit
-    values stored as float; NaN becomes 0 and +Inf 1."""
+    values stored as float; NaN becomes 0 and +Inf 1. One float32 copy, then everything in place."""
     data = _rgb(image, what)
-    if data.dtype == np.uint8:
-        return data.astype(np.float32) / 255.0
-    if data.dtype == np.uint16:
-        return data.astype(np.float32) / 65535.0
     if not np.issubdtype(data.dtype, np.number):
         raise InvalidImage(f"{what}: pixel values must be numbers, not {data.dtype}")
+    integer = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(data.dtype)
     data = data.astype(np.float32)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        log.warning("%s: %d NaN/Inf values replaced (NaN and -Inf by 0, +Inf by 1)", what, int(bad.sum()))
-        data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=0.0)
+    if integer is not None:
+        data /= np.float32(integer)
+        return data
+    if not _all_finite(data):
+        bad = data.size - int(np.count_nonzero(np.isfinite(data)))
+        log.warning("%s: %d NaN/Inf values replaced (NaN and -Inf by 0, +Inf by 1)", what, bad)
+        np.nan_to_num(data, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     peak = float(data.max()) if data.size else 0.0
     if peak > 1.0 + 1e-3:
         scale = 255.0 if peak <= 255.0 + 1e-3 else 65535.0
         log.warning(
             "%s: values up to %g read as %d-bit values stored as float", what, peak, 8 if scale == 255 else 16
         )
-        data = data / np.float32(scale)
-    return np.clip(data, 0.0, 1.0)
+        data /= np.float32(scale)
+    return np.clip(data, 0.0, 1.0, out=data)
+
+
+def _all_finite(data: np.ndarray) -> bool:
+    """NaN and Inf show in the minimum or maximum: a check without a mask the size of the image."""
+    return not data.size or bool(np.isfinite(data.min()) and np.isfinite(data.max()))
 
 
 def _check_panorama(data: np.ndarray, what: str) -> None:
@@ -140,7 +145,8 @@ def _preview(ldr: np.ndarray) -> np.ndarray:
     height, width = ldr.shape[:2]
     if width <= PREVIEW_WIDTH:
         return ldr
-    return resize_wrap(ldr, max(1, round(height * PREVIEW_WIDTH / width)), PREVIEW_WIDTH, wrap_y=True)
+    # A world wraps in x only: wrapping in y would mix the ground into the sky at the top and bottom rows.
+    return resize_wrap(ldr, max(1, round(height * PREVIEW_WIDTH / width)), PREVIEW_WIDTH)
 
 
 SUNLESS_SUFFIX = "-sunless.exr"  # beside `{stem}.exr`: the radiance without its sun, for a Sun lamp world
@@ -164,20 +170,23 @@ def hdr_options(options: dict) -> HdrOptions:
         sun_strength=options["sun_strength"],
         output_width=options.get("hdr_width") or None,
         poles="blend" if options["poles"] == "blend" else "off",  # a repair is the worker's, before this
+        sun_lamp=bool(options.get("sun_lamp", False)),  # the sun-less EXR is written only for a Sun lamp
     )
 
 
 def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None = None) -> WorldOutputs:
     """Turn an sRGB equirectangular panorama (HxWx3 in [0, 1], rows top first) into `{stem}.exr`,
-    `{stem}.hdr` and `{stem}-preview.png` in `folder`, each carrying `metadata`. Raises InvalidImage when
-    the image is not 2:1 or cannot be read as an image."""
+    `{stem}.hdr` and `{stem}-preview.png` in `folder` (and `{stem}-sunless.exr` for a Sun lamp with a sun
+    found), each carrying `metadata`. Raises InvalidImage when the image is not 2:1 or cannot be read as
+    an image. Peak memory is about 3 float32 copies of the world (4 with a Sun lamp): see bench."""
     hdr = hdr or HdrOptions()
     ldr = _ldr(image, "The panorama")
     _check_panorama(ldr, "The panorama")
     width = hdr.output_width or ldr.shape[1] + ldr.shape[1] % 2
     if ldr.shape[1] != width or ldr.shape[0] * 2 != width:
         ldr = resize_panorama(ldr, width)
-    result = convert_panorama(ldr, hdr)
+    result = convert_panorama(ldr, hdr, overwrite=True)
+    del ldr  # result.ldr is it, or its prepared copy: the input goes now
 
     def report():
         found = world_report(result.ldr, result.radiance, sun_added=result.sun is not None)
@@ -189,7 +198,8 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
             found["sun_turbidity"] = sun.turbidity
             found["sun_temperature_k"] = sun.temperature
             found["sun_confidence"] = sun.confidence
-            found["lit_shadow_ratio"] = lit_shadow_ratio(result.radiance, result.sunless)
+            # E(map) / E(map without the sun), from the share the sun was added with: no sun-less copy.
+            found["lit_shadow_ratio"] = 1.0 / (1.0 - sun.irradiance_share)
         return found
 
     files = _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report, result.sunless)
@@ -202,9 +212,9 @@ def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=No
     text = {str(k): str(v) for k, v in (metadata or {}).items()}
     # numpy, zlib and file writes release the GIL: the files and the report are made side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        # ZIP: a smooth sky (an upscaled 8K one above all) deflates to about half of raw float32 (bench).
+        # ZIP where it pays: a sky deflates to about 60% of raw float32, fine noise hardly at all (README).
         writes = [
-            pool.submit(image_files.write_exr, exr, radiance, text, compression="zip"),
+            pool.submit(image_files.write_exr, exr, radiance, text, compression="auto"),
             pool.submit(image_files.write_hdr, hdr_path, radiance, text),
             pool.submit(lambda: image_files.write_png(preview, _preview(ldr), 8, text)),
         ]
@@ -235,20 +245,22 @@ def write_world_hdr(
     """Write an image that is already HDR radiance (from an EXR or HDR file) as a world: scaled by
     2**exposure and resampled to `output_width` when given, otherwise as it is. NaN and negative values
     become a tiny positive floor, +Inf the largest finite value."""
-    data = _rgb(radiance, "The HDR panorama").astype(np.float32)
+    data = _rgb(radiance, "The HDR panorama").astype(np.float32)  # our copy, worked on in place from here
     _check_panorama(data, "The HDR panorama")
-    finite = np.isfinite(data)
-    top = float(data[finite].max()) if finite.any() else 1.0
-    if not finite.all():
-        log.warning("The HDR panorama: %d NaN/Inf values replaced", int((~finite).sum()))
-    data = np.nan_to_num(data, nan=0.0, posinf=max(top, 1.0), neginf=0.0)
-    positive = data[data > 0]
-    floor = max(float(positive.min()), 1e-9) if positive.size else 1e-9
-    data = np.maximum(data, np.float32(floor))
+    if not _all_finite(data):
+        valid = np.isfinite(data)
+        top = float(data.max(where=valid, initial=-np.inf)) if valid.any() else 1.0
+        log.warning("The HDR panorama: %d NaN/Inf values replaced", data.size - int(np.count_nonzero(valid)))
+        del valid
+        np.nan_to_num(data, copy=False, nan=0.0, posinf=max(top, 1.0), neginf=0.0)
+    least = float(data.min(where=data > 0, initial=np.inf))
+    floor = np.float32(max(least, 1e-9) if np.isfinite(least) else 1e-9)
+    np.maximum(data, floor, out=data)
     if exposure:
         data *= np.float32(2.0**exposure)
     if output_width and output_width != data.shape[1]:
-        data = np.maximum(resize_wrap(data, output_width // 2, output_width), np.float32(floor))
+        data = resize_wrap(data, output_width // 2, output_width)
+        np.maximum(data, floor, out=data)
     ldr = display_srgb(data)
     return _write_world_files(data, ldr, folder, stem, metadata, lambda: world_report(None, data))
 

@@ -50,19 +50,59 @@ def cap_weight(angle_from_pole_deg: np.ndarray) -> np.ndarray:
 
 
 def _sun_keepout(pano: np.ndarray, directions: np.ndarray, pole_axis: np.ndarray) -> np.ndarray:
-    """Weight 0 within SUN_MARGIN_DEG of any clipped pixel of the cap, else 1 (per panorama pixel)."""
-    keep = np.ones(pano.shape[:2], dtype=np.float32)
-    cap = directions @ pole_axis > np.cos(np.radians(90.0 - CAP_LATITUDE + FEATHER_DEG))
-    clipped = cap & (pano.min(axis=-1) >= SUN_LEVEL)
-    if not clipped.any():
+    """Weight 0 within SUN_MARGIN_DEG of any clipped pixel of the cap, else 1 (per panorama pixel).
+
+    Linear in the pixels: a clipped row dilates, wrapping in x, into each row within the margin's angle
+    by the widest column offset whose pixel centres are still within the margin (the spherical law of
+    cosines, about margin / cos(latitude) columns), so it marks exactly the pixels an angular test would."""
+    height, width = pano.shape[:2]
+    keep = np.ones((height, width), dtype=np.float32)
+    # The cap is a band of rows around the pole axis (z): one pixel per row decides.
+    cap_rows = np.nonzero(
+        directions[:, 0] @ pole_axis > np.cos(np.radians(90.0 - CAP_LATITUDE + FEATHER_DEG))
+    )[0]
+    clipped = np.zeros((height, width), dtype=bool)
+    clipped[cap_rows] = pano[cap_rows].min(axis=-1) >= SUN_LEVEL
+    sources = np.nonzero(clipped.any(axis=1))[0]
+    if sources.size == 0:
         return keep
-    suns = directions[clipped]
-    near = np.cos(np.radians(SUN_MARGIN_DEG))
-    rows = np.nonzero(cap.any(axis=1))[0]
-    for row in rows:  # only the cap's rows, a few percent of the image
-        closeness = directions[row] @ suns.T
-        keep[row] = np.where(closeness.max(axis=1) >= near, 0.0, 1.0)
+    latitude = np.pi * (0.5 - (np.arange(height) + 0.5) / height)
+    margin = np.radians(SUN_MARGIN_DEG)
+    reach = int(np.ceil(margin * height / np.pi)) + 1  # rows farther apart than the margin never meet
+    for row in cap_rows:
+        near = sources[np.abs(sources - row) <= reach]
+        if near.size == 0:
+            continue
+        blocked = np.zeros(width, dtype=bool)
+        for source in near:
+            columns = _reach_in_columns(latitude[row], latitude[source], margin, width)
+            if columns >= 0:
+                blocked |= _dilate_wrapped(clipped[source], columns)
+        keep[row, blocked] = 0.0
     return keep
+
+
+def _reach_in_columns(lat_a: float, lat_b: float, margin: float, width: int) -> int:
+    """The largest column offset k at which pixel centres at latitudes a and b are within `margin`
+    (cos d = sin a sin b + cos a cos b cos(2 pi k / W)); -1 when no offset is, width // 2 when all are."""
+    across = np.cos(lat_a) * np.cos(lat_b)
+    needed = np.cos(margin) - np.sin(lat_a) * np.sin(lat_b)
+    if across <= 1e-12 or needed / across <= -1.0:
+        return width // 2 if needed <= across else -1
+    if needed / across > 1.0:
+        return -1
+    return min(int(np.floor(np.arccos(needed / across) * width / (2.0 * np.pi) + 1e-9)), width // 2)
+
+
+def _dilate_wrapped(row: np.ndarray, columns: int) -> np.ndarray:
+    """Columns within `columns` of a True one, around the wrap: a running count over the row padded
+    with its own ends."""
+    width = row.size
+    if columns >= width // 2:
+        return np.full(width, row.any())
+    padded = np.concatenate([row[width - columns :], row, row[:columns]]).astype(np.int32)
+    count = np.cumsum(padded)
+    return count[2 * columns : 2 * columns + width] - np.concatenate([[0], count[: width - 1]]) > 0
 
 
 def repair_poles(pano: np.ndarray, inpaint: Inpaint, poles=POLES) -> PoleRepair:

@@ -106,9 +106,10 @@ class PoleUniformity:
 
 def pole_uniformity(pano: np.ndarray) -> PoleUniformity:
     """How uniform the first and last rows are: std(row)/mean(row), worst channel; pass is < 0.02."""
-    data = np.asarray(pano, dtype=np.float64)
+    data = np.asarray(pano)
     if data.ndim == 2:
         data = data[..., None]
+    data = np.asarray(data[[0, -1]], dtype=np.float64)  # only the two rows: no float64 copy of the image
 
     def spread(row: np.ndarray) -> float:
         mean = np.abs(row.mean(axis=0))
@@ -127,7 +128,11 @@ def pole_gradient_ratio(pano: np.ndarray) -> float:
     if data.ndim == 2:
         data = data[..., None]
     latitude = np.degrees(np.abs(elevations(data.shape[0])))
-    gradient = np.abs(data - np.roll(data, 1, axis=1)).mean(axis=(1, 2))
+    # In bands of rows (x[i] - x[i - 1] around the wrap): no image-sized temporaries.
+    bands = (data[first : first + 64] for first in range(0, data.shape[0], 64))
+    gradient = np.concatenate(
+        [np.abs(np.diff(band, axis=1, prepend=band[:, -1:])).mean(axis=(1, 2)) for band in bands]
+    )
     polar = latitude > 85.0
     if not polar.any():
         polar = latitude >= latitude.max()
@@ -185,17 +190,17 @@ def hdr_stats(radiance: np.ndarray) -> HdrStats:
     Daylight sun:sky of about 3:1 reads 0.75. Statistics ignore non-finite values; `finite` reports them.
     """
     data = np.asarray(radiance, dtype=np.float32)
-    all_finite = bool(np.isfinite(data).all())
-    minimum = float(data.min()) if all_finite else float("nan")
+    minimum = float(data.min())  # NaN or Inf shows in the minimum or maximum: no mask of the image
+    all_finite = bool(np.isfinite(minimum) and np.isfinite(data.max()))
+    minimum = minimum if all_finite else float("nan")
     lum = luminance(data if all_finite else finite(data, posinf=0.0))
     height, width = lum.shape
     sky_rows = max(1, height // 2)
     sky = lum[:sky_rows]
     peak = float(lum.max())
     median_sky = float(np.median(sky))
-    low = float(np.percentile(lum, 1))
+    low, top = (float(value) for value in np.percentile(lum, [1, 99.95]))
     stops = float(np.log2(max(peak, 1e-30) / max(low, 1e-30))) if peak > 0 else 0.0
-    top = float(np.percentile(lum, 99.95))
     weights = (pixel_solid_angles(height, width) * np.sin(elevations(height)))[:sky_rows, None]
     irradiance = sky * weights
     total = float(irradiance.sum())
@@ -261,7 +266,8 @@ def albedo_stats(albedo: np.ndarray) -> AlbedoStats:
 def world_report(ldr_srgb: np.ndarray | None, radiance: np.ndarray, sun_added: bool | None = None) -> dict:
     """What a lighting artist wants to know about a world, as plain numbers and flags."""
     stats = hdr_stats(radiance)
-    log_lum = np.log(np.maximum(luminance(finite(radiance, posinf=None)), 1e-12))
+    log_lum = luminance(finite(radiance, posinf=None))
+    np.log(np.maximum(log_lum, 1e-12, out=log_lum), out=log_lum)
     seam_log = seam_ratio(log_lum, axis=1)
     poles = pole_uniformity(radiance)
     report: dict[str, float | bool] = {

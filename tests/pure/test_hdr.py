@@ -52,7 +52,7 @@ def test_options_are_checked(hdr, errors):
 
 
 def test_sunny_sky_gets_a_sun_where_the_sky_shows_it(hdr, quality, sunny):
-    result = hdr.convert_panorama(sunny, hdr.HdrOptions())
+    result = hdr.convert_panorama(sunny, hdr.HdrOptions(sun_lamp=True))
     check_radiance(result.radiance, sunny.shape)
     stats = quality.hdr_stats(result.radiance)
     assert stats.peak_over_median >= 1e4, stats
@@ -78,7 +78,7 @@ def test_sunny_sky_gets_a_sun_where_the_sky_shows_it(hdr, quality, sunny):
 
 
 def test_only_clipped_channels_are_expanded(hdr, sunny):
-    result = hdr.convert_panorama(sunny, hdr.HdrOptions())
+    result = hdr.convert_panorama(sunny, hdr.HdrOptions(sun_lamp=True))
     clipped = result.ldr >= 254 / 255  # what was clipped after the seam blend and the pole clean-up
     linear = hdr.srgb_to_linear(result.ldr)
     np.testing.assert_array_equal(
@@ -88,14 +88,26 @@ def test_only_clipped_channels_are_expanded(hdr, sunny):
 
 
 def test_sun_strength_scales_the_fitted_sun_and_exposure_scales_everything(hdr, quality, sunny):
-    base = hdr.convert_panorama(sunny)
+    base = hdr.convert_panorama(sunny, hdr.HdrOptions(sun_lamp=True))
     strong = hdr.convert_panorama(sunny, hdr.HdrOptions(sun_strength=2.0))
     assert strong.sun.strength == pytest.approx(2.0 * base.sun.strength, rel=1e-4)
     assert strong.sun.irradiance_share > base.sun.irradiance_share + 0.03
-    brighter = hdr.convert_panorama(sunny, hdr.HdrOptions(exposure=1.0))
+    brighter = hdr.convert_panorama(sunny, hdr.HdrOptions(exposure=1.0, sun_lamp=True))
     np.testing.assert_allclose(brighter.radiance, base.radiance * 2.0, rtol=1e-6)
     np.testing.assert_allclose(brighter.sunless, base.sunless * 2.0, rtol=1e-6)
     assert brighter.sun.strength == pytest.approx(2.0 * base.sun.strength, rel=1e-5)
+
+
+def test_the_sunless_radiance_is_kept_only_for_a_sun_lamp(hdr, sunny):
+    """Without a Sun lamp the sun is added in place (one image less at 8K); the radiance is the same."""
+    before = sunny.copy()
+    plain = hdr.convert_panorama(sunny)
+    lamp = hdr.convert_panorama(sunny, hdr.HdrOptions(sun_lamp=True))
+    assert plain.sun is not None and plain.sunless is None and lamp.sunless is not None
+    np.testing.assert_array_equal(plain.radiance, lamp.radiance)
+    assert plain.sun == lamp.sun
+    assert (lamp.radiance >= lamp.sunless).all() and (lamp.radiance > lamp.sunless).any()
+    np.testing.assert_array_equal(sunny, before)  # the input is never written to
 
 
 def test_red_low_sun_where_only_red_and_green_clip_is_found(hdr):
@@ -143,7 +155,7 @@ def test_photographed_scene_without_a_sun_keeps_its_light(hdr, quality, make):
 def test_sun_off_and_on(hdr, quality, sunny):
     off = hdr.convert_panorama(sunny, hdr.HdrOptions(sun="off"))
     assert off.sun is None and off.sunless is None
-    forced = hdr.convert_panorama(overcast_sky(WIDTH), hdr.HdrOptions(sun="on"))
+    forced = hdr.convert_panorama(overcast_sky(WIDTH), hdr.HdrOptions(sun="on", sun_lamp=True))
     assert forced.sun is not None and forced.sun.elevation > 0
     assert 0.3 <= quality.sun_share(forced.radiance, forced.sunless) <= 0.95
 
@@ -204,17 +216,29 @@ def test_output_width_resizes_before_the_hdr_step(hdr, quality):
 @pytest.mark.parametrize("value", [0.0, 1.0], ids=["black", "white"])
 @pytest.mark.parametrize("sun", ["auto", "on"])
 def test_flat_panoramas_give_a_defined_result(hdr, quality, value, sun):
-    radiance = hdr.panorama_to_hdr(np.full((64, 128, 3), value, dtype=np.float32), hdr.HdrOptions(sun=sun))
+    result = hdr.convert_panorama(np.full((64, 128, 3), value, dtype=np.float32), hdr.HdrOptions(sun=sun))
+    radiance = result.radiance
     check_radiance(radiance, (64, 128, 3))
     if sun == "auto":  # asked for, a sun may light even a black sky
-        assert quality.hdr_stats(radiance).stops <= 8
+        assert result.sun is None
+        # Black: every value is the floor. White: the clipped sky is a light source (SOURCE_GAIN times the
+        # clip), the clipped ground below is lit, not a light, and stays at 1.
+        upper, lower = (np.unique(half) for half in np.split(radiance, 2))
+        expected = (np.float32(hdr.FLOOR * 1e-4), np.float32(hdr.FLOOR * 1e-4)) if value == 0 else (4.0, 1.0)
+        np.testing.assert_allclose([upper.item(), lower.item()], expected, rtol=1e-6)
 
 
 def test_non_finite_and_tiny_input(hdr):
     ldr = sunny_sky(64)
     ldr[3, 5] = np.nan
-    check_radiance(hdr.panorama_to_hdr(ldr), (32, 64, 3))
-    check_radiance(hdr.panorama_to_hdr(sunny_sky(16)), (8, 16, 3))
+    ldr[4, 9] = np.inf
+    radiance = hdr.panorama_to_hdr(ldr)
+    check_radiance(radiance, (32, 64, 3))
+    # NaN reads as black and +Inf as white: the same radiance as the image with those values.
+    ldr[3, 5], ldr[4, 9] = 0.0, 1.0
+    np.testing.assert_array_equal(radiance, hdr.panorama_to_hdr(ldr))
+    tiny = sunny_sky(16)
+    check_radiance(hdr.panorama_to_hdr(tiny), (8, 16, 3))
 
 
 @pytest.mark.slow
@@ -224,7 +248,7 @@ def test_huge_panorama(hdr, quality):
     ldr = np.empty((height, width, 3), dtype=np.float32)
     ldr[:] = (0.3 + 0.5 * rows) * np.array([0.6, 0.75, 1.0], dtype=np.float32)
     ldr[height // 4 - 60 : height // 4 + 60, 5000:5120] = 1.0  # a clipped sun at 45 degrees
-    result = hdr.convert_panorama(ldr, hdr.HdrOptions(output_width=4096))
+    result = hdr.convert_panorama(ldr, hdr.HdrOptions(output_width=4096, sun_lamp=True))
     check_radiance(result.radiance, (2048, 4096, 3))
     assert result.sun is not None and result.sun.elevation == pytest.approx(45.0, abs=1.0)
     assert 0.5 <= quality.sun_share(result.radiance, result.sunless) <= 0.95

@@ -1,5 +1,7 @@
 """The memory planner: a pure function of model size, image size, device, precision and budget."""
 
+import os
+
 import pytest
 
 GB = 2**30
@@ -11,6 +13,7 @@ def sdxl(memory_plan):
 
 
 def plan(memory_plan, model, budget_gb, width=2048, height=1024, device="cuda", precision="fp16", **kw):
+    """A job's plan; the RAM is unbudgeted unless `ram_bytes` is given."""
     budget = None if budget_gb is None else int(budget_gb * GB)
     return memory_plan.plan_generation(model, width, height, device, precision, budget, **kw)
 
@@ -166,18 +169,81 @@ def test_a_later_stage_keeps_the_jobs_placement_and_plans_its_own_decode(memory_
 def test_a_stage_in_windows_counts_one_windows_denoise(memory_plan, sdxl):
     """The detail pass over an 8192x4096 SDXL world denoises 1024 px windows, one at a time. Under model
     offload the UNet's activations add to the tiles' peak, so counting a whole 8K image's (13 GB in
-    fp16) would refuse a 12 GB card that one window's fits with 768 px tiles."""
+    fp16) would refuse a 12 GB card that one window's fits with 768 px tiles. Its feature maps live in RAM:
+    stored, 64 GB of float32 maps, which no workstation of 64 GB holds; lean, 24 GB, which it does."""
 
-    def stage(window_pixels):
+    def stage(window_pixels, ram_gb=None):
+        ram = None if ram_gb is None else int(ram_gb * GB)
         return memory_plan.plan_stage(
-            sdxl, 8192, 4096, "cuda", "fp16", 12 * GB, "auto", "offload", "adding detail", window_pixels
+            sdxl, 8192, 4096, "cuda", "fp16", 12 * GB, "auto", "offload", "adding detail", window_pixels, ram
         )
 
     whole = memory_plan.generation_candidates(sdxl, 8192, 4096, "cuda", "fp16")
     windowed = memory_plan.generation_candidates(sdxl, 8192, 4096, "cuda", "fp16", True, 1024 * 1024)
     assert all(w.peak_bytes <= c.peak_bytes for w, c in zip(windowed, whole, strict=True))
-    chosen = stage(1024 * 1024)
-    assert chosen.placement == "offload" and chosen.tile == 768
+    stored = next(c for c in windowed if c.name == "offload" and not c.lean)
+    assert stored.ram_bytes >= 64 * GB  # the maps alone: 512 values per pixel in float32
+    chosen = stage(1024 * 1024, ram_gb=56)  # what a 64 GB workstation has available
+    assert chosen.placement == "offload" and chosen.tile == 768 and chosen.lean and chosen.storage == "cpu"
     assert chosen.peak_bytes * memory_plan.MARGIN <= 12 * GB
+    lean = next(c for c in windowed if c.name == "offload" and c.lean and c.tile == 768)
+    assert lean.ram_bytes <= memory_plan.ram_budget(56 * GB) < stored.ram_bytes
+    with pytest.raises(memory_plan.NotEnoughRam, match=r"needs about [\d.]+ GB of the computer's memory"):
+        stage(1024 * 1024, ram_gb=28)  # a 32 GB workstation: refused in words, not killed by the system
     with pytest.raises(memory_plan.DoesNotFit):  # counted whole, no offload plan fits
         stage(None)
+
+
+def test_every_chosen_plan_fits_the_computers_ram(memory_plan, sdxl):
+    for size in ((2048, 1024), (4096, 2048), (8192, 4096)):
+        for device, budgets in (("cuda", (139, 24, 12, 8, 6)), ("cpu", (None,))):
+            for ram_gb in (8, 16, 32, 64, 128):
+                for budget_gb in budgets:
+                    try:
+                        chosen = plan(
+                            memory_plan, sdxl, budget_gb, *size, device=device, ram_bytes=int(ram_gb * GB)
+                        )
+                    except memory_plan.DoesNotFit:
+                        continue
+                    candidates = memory_plan.generation_candidates(sdxl, *size, device, "fp16")
+                    used = next(
+                        c.ram_bytes
+                        for c in candidates
+                        if (c.name, c.tile, c.lean) == (chosen.name, chosen.tile, chosen.lean)
+                    )
+                    assert used <= memory_plan.ram_budget(ram_gb * GB), (size, device, ram_gb, chosen)
+
+
+def test_offload_keeps_its_weights_in_ram_and_a_cpu_all_of_it(memory_plan, sdxl):
+    candidates = memory_plan.generation_candidates(sdxl, 2048, 1024, "cuda", "fp16")
+    full = candidates[0]
+    offload = next(c for c in candidates if c.name == "offload")
+    assert full.ram_bytes < 1 * GB  # the weights are on the device: RAM holds the image's post-processing
+    assert offload.ram_bytes > memory_plan.weights_bytes(sdxl, "fp16")
+    on_cpu = memory_plan.generation_candidates(sdxl, 2048, 1024, "cpu", "fp32")
+    assert all(c.ram_bytes >= c.peak_bytes for c in on_cpu)
+    with pytest.raises(memory_plan.NotEnoughRam, match="stays for Blender and the system"):
+        plan(memory_plan, sdxl, None, device="cpu", precision="fp32", ram_bytes=8 * GB)
+
+
+def test_the_ram_reserve_is_stated_and_the_real_figure_is_read(memory_plan):
+    assert memory_plan.ram_budget(None) is None
+    assert memory_plan.ram_budget(4 * GB) == 2 * GB  # at least RAM_RESERVE_MIN stays free
+    assert memory_plan.ram_budget(100 * GB) == int(85 * GB)  # 15% of a large machine's
+    available = memory_plan.available_ram_bytes()
+    assert available is None or available > 0
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        assert available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_the_last_resort_of_a_stage_counts_its_ram_too(memory_plan, sdxl):
+    """Beyond every plan the detail pass keeps lean maps in RAM: for an 8192x4096 SDXL world about 24 GB
+    of float32 maps, which a computer with 16 GB available must refuse rather than be killed."""
+    last = memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", 64 * GB, "adding detail")
+    assert (last.tile, last.storage, last.lean) == (512, "cpu", True)
+    assert 24 * GB <= last.ram_bytes <= memory_plan.ram_budget(64 * GB)
+    with pytest.raises(
+        memory_plan.NotEnoughRam, match=r"adding detail needs about 25\.5 GB .* 16\.0 GB is free"
+    ):
+        memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", 16 * GB, "adding detail")
+    assert memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", None, "adding detail") == last  # unknown RAM

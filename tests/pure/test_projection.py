@@ -106,6 +106,47 @@ def test_a_clipped_sun_above_the_cap_survives(poles):
     assert repaired.pano[3, 300, 0] == pytest.approx(0.2)  # the rest of the cap is redrawn
 
 
+def exact_keepout(poles, pano, directions, axis):
+    """The keep-out by its definition: 0 within the margin's angle of a clipped pixel of the cap."""
+    cap = directions @ axis > np.cos(np.radians(90.0 - poles.CAP_LATITUDE + poles.FEATHER_DEG))
+    suns = directions[cap & (pano.min(axis=-1) >= poles.SUN_LEVEL)]
+    closest = np.degrees(np.arccos(np.clip((directions.reshape(-1, 3) @ suns.T).max(axis=1), -1, 1)))
+    angle = closest.reshape(cap.shape)
+    return np.where(cap & (angle <= poles.SUN_MARGIN_DEG), 0.0, 1.0), angle
+
+
+@pytest.mark.parametrize("height", [24, 64, 180])
+def test_the_sun_keepout_is_the_exact_angular_one(poles, projection, height):
+    """The row-by-row dilation marks the pixels the all-pairs angular test marks, up to ties at the
+    margin, near the poles (where a degree spans many columns) and across the wrap."""
+    rng = np.random.default_rng(height)
+    directions = projection.equirect_directions(height, 2 * height, np.float64)
+    pano = rng.random((height, 2 * height, 3)) * 0.5
+    pano[rng.random((height, 2 * height)) < 0.02] = 1.0
+    pano[: height // 10, -1] = 1.0  # at the seam: its keep-out wraps to column 0
+    for axis in ([0, 0, 1.0], [0, 0, -1.0]):
+        axis = np.array(axis)
+        fast = poles._sun_keepout(pano, directions, axis)
+        exact, angle = exact_keepout(poles, pano, directions, axis)
+        differ = fast != exact
+        assert np.abs(angle[differ] - poles.SUN_MARGIN_DEG).max(initial=0.0) < 1e-6
+        assert (fast == 0).any()
+    assert (poles._sun_keepout(pano, directions, np.array([0, 0, 1.0]))[: height // 10, 0] == 0).all()
+
+
+def test_a_clipped_zenith_keeps_the_whole_cap_out(poles, projection):
+    """A blown-out white sky above 70° (overcast, snow): the repair must leave it, in linear time (the
+    bench times 2048x1024)."""
+    pano = np.full((256, 512, 3), 0.4, dtype=np.float32)
+    pano[:28] = 1.0
+    keep = poles._sun_keepout(
+        pano, projection.equirect_directions(256, 512), np.array([0, 0, 1.0], np.float32)
+    )
+    assert (keep[:28] == 0).all() and (keep[28:] == 0).sum() > 0 and (keep[40:] == 1).all()
+    repaired = poles.repair_poles(pano, constant_inpaint((0.2, 0.2, 0.2)), poles=("pz",))
+    assert (repaired.pano[:28] == 1.0).all()
+
+
 def test_a_cancel_inside_the_inpainting_leaves_the_panorama_as_it_was(poles):
     pano = stretched_pole_panorama(256)
     before = pano.copy()
