@@ -22,6 +22,7 @@ from ..generation.engine.detail import NEEDS_MODEL, NEEDS_UPSCALE
 from ..generation.engine.request import GenerationRequest, LoraSpec
 from ..generation.engine.upscaler import UpscalePlan, resolve_upscaler
 from ..generation.errors import InvalidRequest, ModelNotFound, PromptscapeError
+from ..generation.setup import model_catalog
 from ..properties import sidebar_value, size_of
 from . import remote
 
@@ -177,6 +178,8 @@ def memory_estimate(scene) -> str:
     width, height = size_of(props.world_size if world else props.texture_size)
     model = blender_path(preferences.get().model or "")
     size = model_size.estimate_for(model) if model.strip() else memory_plan.FAMILIES["sd"]
+    if size is None:  # not on this computer: a curated model's family is the catalog's to say
+        size = next((entry.size for entry in model_catalog.CURATED if entry.repo_id == model), None)
     if size is None:
         return "GPU memory: known once the model is on this computer (Download Model)"
     precision = "fp32" if preferences.get().precision == "fp32" else "fp16"

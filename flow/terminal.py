@@ -81,8 +81,9 @@ class ProgressPrinter:
         if last is not None and now.text == last.text:
             return []
         counted, before = now.counted(), last.counted() if last is not None else None
-        finished = []  # a new stage means the one counted before it ran to its end
-        if before is not None and (counted is None or counted[0] != before[0]) and now.state not in ENDED:
+        finished = []  # a new stage (or the job done) means the one counted before it ran to its end
+        stopped = now.state in ENDED and now.state != "done"  # a failed or cancelled one did not
+        if before is not None and (counted is None or counted[0] != before[0]) and not stopped:
             finished = [f"{before[0]}{unit} of {before[2]}" for unit in range(before[1] + 1, before[2] + 1)]
         if counted is None:
             return [*finished, now.text]

@@ -255,5 +255,6 @@ def test_selftest_reports_json_with_its_wall_time(cli, capfd):
 def test_help_shows_ranges_defaults_and_exit_codes(cli, capsys):
     assert cli.main(["world", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "a whole number from 0 to 2147483647" in text and "default: 7" in text
+    assert "a whole number from 0 to 2147483647" in text and "default: repair" in text
+    assert "unset: the model's own, 25 for SD and SDXL, 8 Z-Image" in text  # --steps
     assert "130 interrupted" in text and "--json" in text

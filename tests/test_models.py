@@ -327,10 +327,10 @@ def test_free_memory_never_imports_torch(addon):
 def test_try_unload_never_waits_for_a_load_or_a_generation(models, tiny_sd, monkeypatch):
     real_load, loading, release = models.load_pipeline, threading.Event(), threading.Event()
 
-    def slow_load(source, precision, vae=None):
+    def slow_load(source, precision, vae=None, **weights):
         loading.set()
         assert release.wait(60)
-        return real_load(source, precision, vae)
+        return real_load(source, precision, vae, **weights)
 
     monkeypatch.setattr(models, "load_pipeline", slow_load)
     cache = models.PipelineCache()

@@ -64,7 +64,7 @@ def test_same_seed_same_image_other_seed_differs(kind, request, worker, make, ge
     assert np.array_equal(first.image, second.image)
     assert np.abs(first.image - other.image).max() > 1e-3
     assert second.cache_hit and second.timings["load"] == 0.0
-    assert set(first.timings) == {"load", "denoise", "decode", "poles", "postprocess"}
+    assert set(first.timings) == {"load", "encode", "denoise", "decode", "poles"}  # no post-processing asked
     assert_pipeline_clean(worker, gen)
 
 
