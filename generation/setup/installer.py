@@ -41,6 +41,7 @@ PINNED = (
     "peft==0.21.2",  # LoRAs
     "huggingface_hub==2.4.0",
     "tokenizers==0.23.3",
+    "OpenEXR==3.5.3",  # writes a world's EXR in threads, about twice as fast as the numpy writer
 )
 # Where each torch build comes from. "default" is PyPI's: CUDA on Linux, MPS on macOS, CPU on Windows.
 TORCH_BUILDS = {
