@@ -158,13 +158,14 @@ class RemoteJob:
         self.folder, self._stem = Path(folder), stem
         self._upload, self._local_metadata = upload, dict(metadata or {})
         self.id = ""
-        self.state, self.step, self.steps, self.eta = "queued", 0, options.get("steps", 0), None
+        self.state, self.step, self.steps, self.eta = "queued", 0, options.get("steps") or 0, None
         self.stage = ""  # the server's words for a stage after denoising ("repairing poles", ...)
         self.preview = None
         self._preview_text = None
         self.outputs = None
         self.metadata: dict[str, str] = {}
         self.timings: dict[str, float] = {}
+        self._answered = False  # whether the server has answered any call of this job
         self.error: BaseException | None = None
         self.message = ""
         self._started = time.perf_counter()
@@ -215,18 +216,26 @@ class RemoteJob:
         silent_since = time.monotonic()
         while True:
             try:
-                return self.server.call(method, path, body, upload)
+                answer = self.server.call(method, path, body, upload)
+                self._answered = True
+                return answer
             except Refused:
                 raise
             except (OSError, ValueError) as error:
                 quiet = time.monotonic() - silent_since
                 refused = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
-                if quiet >= (min(REFUSED_GRACE, self.server.silence) if refused else self.server.silence):
+                if quiet < (min(REFUSED_GRACE, self.server.silence) if refused else self.server.silence):
+                    self._cancel.wait(POLL_INTERVAL)
+                    continue
+                if not self._answered:  # it never did: an address or a server that is not up
                     raise GenerationFailed(
-                        f"The server {self.server.where} stopped answering ({_reason(error)}) "
-                        f"{quiet:.0f} s ago; the job there is lost and the scene is unchanged"
+                        f"Could not connect to {self.server.where} ({_reason(error)}): check that the "
+                        "Promptscape server runs there and that the address is right; the scene is unchanged"
                     ) from None
-                self._cancel.wait(POLL_INTERVAL)
+                raise GenerationFailed(
+                    f"The server {self.server.where} stopped answering ({_reason(error)}) "
+                    f"{quiet:.0f} s ago; the job there is lost and the scene is unchanged"
+                ) from None
 
     def _submit(self) -> str:
         if self._upload is None:

@@ -8,6 +8,7 @@ folder, a seed that is a path, a redirect to plain http, mesh arrays that do not
 
 import io
 import json
+import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -210,3 +211,14 @@ def test_the_mesh_writer_checks_arrays_before_blender_sees_them(addon):
         assert not mesh.validate(clean_customdata=False)  # nothing left to repair
     finally:
         bpy.data.meshes.remove(mesh)
+
+
+def test_a_server_that_never_answered_says_it_could_not_connect(api, out, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scene = new_scene()
+    with pytest.raises(api.PromptscapeError, match=f"Could not connect to 127.0.0.1:{port}"):
+        api.generate_world("x", scene=scene, server=f"http://127.0.0.1:{port}", model="m", **FAST)
+    assert scene.world is None or "promptscape" not in scene.world
+    only_inside(out, tmp_path)
