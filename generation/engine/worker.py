@@ -464,18 +464,22 @@ def _noting_first_step(job: Job, denoiser):
 
 
 def _postprocess(job: Job, write: Callable[[], object]):
-    """The caller's post-processing, timed: "postprocess" is what its own stages (upscale, detail: they
-    time themselves) leave, so the timings add up to the job's time without counting anything twice."""
+    """The caller's post-processing, timed: its own stages (upscale, detail, and the outputs' HDR or PBR
+    and files) are timed apart, and "postprocess" is what they leave, so the timings add up to the job's
+    time without counting anything twice."""
     before = sum(job.timings.get(stage, 0.0) for stage in _POSTPROCESS_STAGES)
     start = time.perf_counter()
+    outputs = None
     try:
-        return _write_results(write)
+        outputs = _write_results(write)
+        return outputs
     finally:
+        job.timings.update(getattr(outputs, "seconds", None) or {})
         inner = sum(job.timings.get(stage, 0.0) for stage in _POSTPROCESS_STAGES) - before
         job.timings["postprocess"] = time.perf_counter() - start - inner
 
 
-_POSTPROCESS_STAGES = ("upscale", "detail")
+_POSTPROCESS_STAGES = ("load_upscaler", "upscale", "detail", "hdr", "pbr", "files")
 
 
 def _falling_back(job: Job, plan: memory_plan.MemoryPlan, work: Callable, what: str, key: str):

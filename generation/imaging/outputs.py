@@ -7,6 +7,7 @@ earlier result, each carrying the request that made it.
 
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ class WorldOutputs:
     report: dict
     sunless_exr: Path | None = None
     light: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)  # {"hdr": the conversion, "files": the writing}
 
 
 def sun_metadata(sun) -> dict[str, str]:
@@ -81,6 +83,7 @@ class MaterialOutputs:
     ao: Path
     preview: Path
     report: dict
+    seconds: dict = field(default_factory=dict)  # {"pbr": deriving the maps, "files": the writing}
 
 
 def _rgb(image, what: str) -> np.ndarray:
@@ -185,7 +188,9 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
     width = hdr.output_width or ldr.shape[1] + ldr.shape[1] % 2
     if ldr.shape[1] != width or ldr.shape[0] * 2 != width:
         ldr = resize_panorama(ldr, width)
+    start = time.perf_counter()
     result = convert_panorama(ldr, hdr, overwrite=True)
+    converted = time.perf_counter()
     del ldr  # result.ldr is it, or its prepared copy: the input goes now
 
     def report():
@@ -203,7 +208,8 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
         return found
 
     files = _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report, result.sunless)
-    return replace(files, light=sun_metadata(result.sun))
+    seconds = {"hdr": converted - start, "files": time.perf_counter() - converted}
+    return replace(files, light=sun_metadata(result.sun), seconds=seconds)
 
 
 def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=None) -> WorldOutputs:
@@ -274,7 +280,9 @@ def write_material(image, folder, stem: str, metadata: dict) -> MaterialOutputs:
             f"The texture is {texture.shape[1]}x{texture.shape[0]}: a material needs at least "
             f"{MIN_TEXTURE_SIZE}x{MIN_TEXTURE_SIZE} pixels"
         )
+    start = time.perf_counter()
     maps = texture_to_pbr(texture)
+    derived = time.perf_counter()
     names = ["albedo", "normal", "roughness", "height", "ao", "preview"]
     stem, paths = image_files.unique_stem(folder, stem, [f"-{name}.png" for name in names])
     files = dict(zip(names, paths, strict=True))
@@ -295,4 +303,5 @@ def write_material(image, folder, stem: str, metadata: dict) -> MaterialOutputs:
     # zlib releases the GIL: the PNGs deflate in parallel.
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         list(pool.map(lambda job: image_files.write_png(*job, text), jobs))
-    return MaterialOutputs(**files, report=material_report(maps))
+    seconds = {"pbr": derived - start, "files": time.perf_counter() - derived}
+    return MaterialOutputs(**files, report=material_report(maps), seconds=seconds)

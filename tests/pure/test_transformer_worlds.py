@@ -172,3 +172,18 @@ def test_a_transformer_file_replaces_the_models_own_and_a_wrong_one_is_refused(w
         refused.state == "failed"
         and "holds no Z-Image, FLUX.2 klein or Qwen-Image transformer" in refused.message
     )
+
+
+def test_a_jobs_timings_split_every_stage_and_add_up(worker, tmp_path):
+    """Load, text encoding, denoise, decode, HDR and files apart; "postprocess" is what they leave."""
+    outputs, hdr = source_module("imaging.outputs"), source_module("imaging.hdr")
+
+    def write(image, resolved, job):
+        return outputs.write_world(image, tmp_path, "timed", job.metadata, hdr.HdrOptions())
+
+    job = worker.submit(request("zimage"), on_image=write)
+    assert job.wait(300) and job.state == "done", job.message
+    stages = {"load", "encode", "denoise", "decode", "hdr", "files", "postprocess"}
+    assert set(job.timings) == stages and min(job.timings.values()) >= 0
+    assert job.timings["hdr"] > 0 and job.timings["files"] > 0
+    assert sum(job.timings.values()) <= job.elapsed + 1e-3  # disjoint: nothing counted twice
