@@ -42,6 +42,9 @@ PINNED = (
     "huggingface_hub==2.4.0",
     "tokenizers==0.23.3",
     "OpenEXR==3.5.3",  # writes a world's EXR in threads, about twice as fast as the numpy writer
+    "gguf==0.19.0",  # GGUF transformers
+    # 4- and 8-bit transformers on NVIDIA GPUs; Apple Metal has no bitsandbytes (quantize refuses there).
+    "bitsandbytes==0.50.2; platform_system != 'Darwin'",
 )
 # Where each torch build comes from. "default" is PyPI's: CUDA on Linux, MPS on macOS, CPU on Windows.
 TORCH_BUILDS = {

@@ -187,3 +187,29 @@ def test_a_jobs_timings_split_every_stage_and_add_up(worker, tmp_path):
     assert set(job.timings) == stages and min(job.timings.values()) >= 0
     assert job.timings["hdr"] > 0 and job.timings["files"] > 0
     assert sum(job.timings.values()) <= job.elapsed + 1e-3  # disjoint: nothing counted twice
+
+
+def test_a_gguf_transformer_is_known_by_its_tensor_names(tmp_path):
+    """A GGUF file (as quantisations are shared) is read by its tensor names, never its file name."""
+    gguf = pytest.importorskip("gguf")
+    transformer_file = source_module("engine.transformer_file")
+    pipe = source_module("setup.tiny_transformers").build_tiny_pipeline("qwen-image")
+    path = tmp_path / "zimage-q4.gguf"  # named for another family on purpose
+    writer = gguf.GGUFWriter(str(path), "qwen_image")
+    for name, tensor in pipe.transformer.state_dict().items():
+        writer.add_tensor(name, tensor.float().numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert transformer_file.family_of(path) == "qwen-image"
+
+
+def test_four_and_eight_bit_configs_quantise_the_transformer_and_text_encoder():
+    pytest.importorskip("bitsandbytes")
+    quantize = source_module("engine.quantize")
+    assert quantize.pipeline_config("none") is None
+    for mode, backend in (("8bit", "bitsandbytes_8bit"), ("4bit", "bitsandbytes_4bit")):
+        config = quantize.pipeline_config(mode)
+        assert config.quant_backend == backend
+        assert set(config.components_to_quantize) == {"transformer", "text_encoder"}
