@@ -365,8 +365,9 @@ class Worker:
 
         family = families.of_pipeline(pipe)
         generator = torch.Generator(device=device).manual_seed(request.seed)
-        # A transformer's wrap: its latents rolled between steps, or none when its rotary positions are
-        # periodic (rolling as well would only move the image); its VAE wraps by padding, as a UNet's.
+        # A transformer's wrap: its latents rolled between steps, or not at all when its rotary positions
+        # are periodic (the text's positions stay put: rolling would move the image against them). Its
+        # VAE wraps by padding, as a UNet's.
         roll, periodic = None, family.transformer and request.wrap_mode == "periodic"
         if family.transformer:
             roll = token_wrap.TokenRoll.for_image(
