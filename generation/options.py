@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from .engine.memory_plan import MEMORY_MODES
 from .engine.quantize import CHOICES as QUANTIZE
-from .engine.request import DEVICES, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, POLES, PRECISIONS, SCHEDULERS
+from .engine.request import (
+    DEVICES,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    POLES,
+    PRECISIONS,
+    SCHEDULERS,
+    WRAP_MODES,
+)
 from .engine.upscaler import FACTORS as UPSCALE_FACTORS
 from .errors import InvalidRequest
 from .setup.depth_models import DEFAULT as DEFAULT_DEPTH_MODEL
@@ -105,6 +115,10 @@ OPTIONS = (
            "fine-tune or quantisation of a Z-Image, FLUX.2 klein or Qwen-Image model", G, names_a_file=True),
     Option("quantize", str, "auto", "Load a transformer model in 8 or 4 bits to fit an 8-12 GB NVIDIA card "
            "(auto: only as far as the GPU needs; none on the CPU and Apple Metal)", G, choices=QUANTIZE),
+    Option("wrap_mode", str, "roll", "How a transformer model's image wraps: roll (latents rolled between "
+           "steps) or periodic (rotary positions snapped to whole turns: exact, but it changes frequencies "
+           "the model was trained on, so opt-in until measured on real weights); UNet models ignore it",
+           G, choices=WRAP_MODES),
     Option("vae", str, "", "A replacement VAE: id, folder or file (SDXL: madebyollin/sdxl-vae-fp16-fix)", G,
            names_a_file=True),
     Option("server", str, "", "A Promptscape server's URL to generate on (empty: this computer)",

@@ -141,6 +141,7 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         memory=options["memory"],
         vae=vae,
         quantize=options["quantize"],
+        wrap_mode=options["wrap_mode"],
     ).validate()
     hdr = outputs.hdr_options(options) if kind == "world" else None
     upscale = _upscale(options, kind, request, models)

@@ -255,8 +255,11 @@ def test_a_world_and_a_material_from_a_transformer_family(api, tiny_transformers
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
     fast = {**FAST, "width": 64, "height": 64}
-    material = api.generate_material("bricks", objects=[cube], model=model, guidance=0.0, **fast)
+    material = api.generate_material(
+        "bricks", objects=[cube], model=model, guidance=0.0, wrap_mode="periodic", **fast
+    )
     assert cube.active_material == material and material["promptscape"]["mode"] == "texture"
+    assert material["promptscape"]["wrap_mode"] == "periodic"  # exact positions in x and y, recorded
 
 
 def test_objects_by_name_or_as_objects_and_anything_else_in_words(api, errors, tiny_sd):

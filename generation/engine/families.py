@@ -14,6 +14,7 @@ class Family:
     img2img: str | None = None  # the class for img2img-type stages; None: the family has none
     inpaint: str | None = None
     transformer: bool = False  # rotary positions instead of convolutions: wrapped by rolling (token_wrap)
+    rope: str = ""  # how periodic_rope.py makes its rotary positions periodic ("": it cannot)
     packed: bool = False  # its latents travel between steps as 2x2-patch tokens (B, tokens, C)
     steps: int = 25  # the family's own defaults
     guidance: float = 7.0
@@ -29,14 +30,14 @@ FAMILIES = (
            "StableDiffusionXLInpaintPipeline"),
     # Z-Image Turbo: 8 steps without classifier-free guidance (its model card's recommendation).
     Family("zimage", ("ZImagePipeline",), "ZImageImg2ImgPipeline", "ZImageInpaintPipeline",
-           transformer=True, steps=8, guidance=0.0, licence="Apache-2.0"),
+           transformer=True, rope="zimage", steps=8, guidance=0.0, licence="Apache-2.0"),
     # klein is step-distilled: 4 steps, guidance ignored. Its diffusers img2img is a reference-image editor
     # without strength, so img2img-type stages go through its inpainting pipeline.
     Family("flux2-klein", ("Flux2KleinPipeline",), None, "Flux2KleinInpaintPipeline", transformer=True,
-           packed=True, steps=4, guidance=1.0, negative_prompt=False, licence="Apache-2.0"),
+           rope="flux2", packed=True, steps=4, guidance=1.0, negative_prompt=False, licence="Apache-2.0"),
     Family("qwen-image", ("QwenImagePipeline",), "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
-           transformer=True, packed=True, steps=50, guidance=4.0, guidance_argument="true_cfg_scale",
-           licence="Apache-2.0"),
+           transformer=True, rope="qwen-image", packed=True, steps=50, guidance=4.0,
+           guidance_argument="true_cfg_scale", licence="Apache-2.0"),
 )  # fmt: skip
 _BY_CLASS = {
     name: family for family in FAMILIES for name in (*family.pipelines, family.img2img, family.inpaint)
@@ -50,12 +51,17 @@ def named(name: str) -> Family | None:
     return next((family for family in FAMILIES if family.name == name), None)
 
 
-def check_request(family: Family, scheduler: str, width: int, height: int) -> None:
-    """Refuse in words what a transformer family cannot run; UNet families take every request."""
+def check_request(family: Family, scheduler: str, width: int, height: int, wrap_mode: str = "roll") -> None:
+    """Refuse in words what a transformer family cannot run; UNet families take every request (their
+    wrap is exact whatever wrap_mode says)."""
     from ..errors import InvalidRequest
 
     if not family.transformer:
         return
+    if wrap_mode == "periodic" and not family.rope:
+        raise InvalidRequest(
+            f"the rotary positions of {family.name} models cannot be made periodic: set wrap_mode to roll"
+        )
     if scheduler != "default":
         raise InvalidRequest(
             f"{family.name} models run the flow-matching scheduler they ship with: set scheduler to default"

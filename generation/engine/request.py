@@ -22,6 +22,9 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 # Pole treatment of a world: redrawn on the cube by the model, blended rows (no model), or none.
 POLES = ("repair", "blend", "off")
+# How a transformer's image wraps: latents rolled between steps (token_wrap.py) or periodic rotary
+# positions (periodic_rope.py). UNets wrap exactly by padding and ignore it.
+WRAP_MODES = ("roll", "periodic")
 MIN_SIZE, MAX_SIZE = 64, 4096
 MAX_STEPS = 150
 MAX_SEED = 2**31 - 1
@@ -81,6 +84,7 @@ class GenerationRequest:
     vae: str = ""
     quantize: str = "auto"  # transformer families: "8bit" or "4bit" weights (quantize.py)
     transformer: str = ""  # a single-file transformer in place of the model's (transformer_file.py)
+    wrap_mode: str = "roll"  # transformer families: "periodic" rotary positions instead of rolled latents
     allow_download: bool = False
     allow_pickle: bool = False
 
@@ -140,6 +144,7 @@ class GenerationRequest:
             ("poles", POLES),
             ("memory", MEMORY_MODES),
             ("quantize", QUANTIZE),
+            ("wrap_mode", WRAP_MODES),
         ):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"{name} is {getattr(self, name)!r}: use one of {', '.join(allowed)}")
@@ -201,6 +206,7 @@ class GenerationRequest:
             "vae": self.vae,
             "quantize": self.quantize,
             "transformer": self.transformer,
+            "wrap_mode": self.wrap_mode,
         }
         if self.mode == "world":
             fields["poles"] = self.poles

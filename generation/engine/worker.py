@@ -24,6 +24,7 @@ from . import (
     memory_plan,
     model_size,
     models,
+    periodic_rope,
     previews,
     progress,
     quantize,
@@ -259,7 +260,9 @@ class Worker:
             vae = models.resolve_vae(request.vae, request.allow_download)
             job.model_size = size = model_size.size_of(source, vae)
             family = families.named(size.family) or families.FAMILIES[0]
-            families.check_request(family, request.scheduler, request.width, request.height)
+            families.check_request(
+                family, request.scheduler, request.width, request.height, request.wrap_mode
+            )
             request = _with_family_defaults(job, request, family)
             used = quantize.resolve(
                 request.quantize, device, family, size.unet, devices.memory_budget(device)
@@ -362,12 +365,22 @@ class Worker:
 
         family = families.of_pipeline(pipe)
         generator = torch.Generator(device=device).manual_seed(request.seed)
-        # A transformer's wrap: its latents rolled between steps (its VAE wraps by padding, as a UNet's).
-        roll = None
+        # A transformer's wrap: its latents rolled between steps, or not at all when its rotary positions
+        # are periodic (the text's positions stay put: rolling would move the image against them). Its
+        # VAE wraps by padding, as a UNet's.
+        roll, periodic = None, family.transformer and request.wrap_mode == "periodic"
         if family.transformer:
             roll = token_wrap.TokenRoll.for_image(
-                family.packed, request.width, request.height, request.steps, request.wrap_x, request.wrap_y
+                family.packed, request.width, request.height, request.steps, request.wrap_x and not periodic,
+                request.wrap_y,
+            )  # fmt: skip
+        positions = (
+            periodic_rope.periodic_rope(
+                pipe.transformer, family.rope, roll.rows, roll.columns, request.wrap_x, request.wrap_y
             )
+            if periodic
+            else contextlib.nullcontext()
+        )
         last = {"preview": 0.0, "step_end": None}
 
         def on_step_end(pipeline, index, timestep, tensors):
@@ -401,6 +414,7 @@ class Worker:
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
             ),
             seamless(pipe, request.wrap_x, request.wrap_y),
+            positions,
             _noting_first_step(job, _denoiser(pipe)),
         ):
             if family.transformer:  # the pipeline decodes its own latents (packed, shifted, normalised)

@@ -153,6 +153,7 @@ def test_metadata(make, request_module):
         "vae",
         "quantize",  # the value used, once the worker has resolved it
         "transformer",
+        "wrap_mode",  # roll or periodic: how a transformer's image wrapped
     }
     assert all(isinstance(value, str) for value in meta.values())
     assert "poles" not in make(mode="texture", width=64, height=64).validate().to_metadata()
