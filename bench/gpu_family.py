@@ -45,15 +45,18 @@ class FamilyPass(Pass):
             self.torch.cuda.synchronize()
 
     def warm_up(self, model, width, height):
-        """One step through the worker at this size: kernels chosen, memory pools grown."""
+        """One step through the worker at this size (kernels chosen, memory pools grown); None, said in a
+        row, when it failed."""
         steps, self.steps = self.steps, 1
         try:
             job = self.job(model, width, height, mode="image")
         finally:
             self.steps = steps
-        if job.state != "done":
-            raise RuntimeError(f"warm-up at {width}x{height} failed: {job.message}")
-        return job
+        if job.state == "done":
+            return job
+        self.emit(f"{self.family} {width}x{height} warm-up failed: {job.message[:60]}", 0, "")
+        print(f"  {job.message[:300]}", flush=True)
+        return None
 
     def bare_denoise(self, pipe, request) -> float:
         """The bare pipeline's denoising seconds, measured as the worker measures its own: from the first
@@ -86,6 +89,8 @@ class FamilyPass(Pass):
         (so the same placement and quantisation), after one warm-up step."""
         size = f"{width}x{height}"
         warm = self.warm_up(model, width, height)
+        if warm is None:
+            return
         request = dataclasses.replace(warm.resolved, steps=self.steps)
         source = source_module("engine.models").resolve_source(model)
         pipe, _, hit = self.worker.get_worker().cache.get(
