@@ -5,6 +5,8 @@ Each number below is marked: "published" where it was checked against the model'
 diffusers' class defaults, which are that config) and its parameter count, "estimate" where it was not.
 The shapes that decide cost (widths, depths, heads, vocabularies) are all published; the estimates are
 scheduler shifts and VAE factors, which change no shape and no cost.
+Checked on the CPU (2026-12): at full depth in bf16 with the residual outputs scaled, klein's transformer
+(one step at 256x128) and Qwen3-4B (its hidden states 9, 18, 27 and -2) give finite outputs.
 """
 
 from contextlib import contextmanager
