@@ -7,6 +7,8 @@ CUDA is available. Random full-size weights from the published configs, so nothi
     python bench/gpu.py                               # SDXL in fp16: 2048x1024 and 4096x2048 worlds
     python bench/gpu.py --kind sd --sizes 1024x512
     python bench/gpu.py --device cpu --tiny --sizes 256x128 --steps 2   # a smoke test of the pass itself
+    python bench/gpu.py --family qwen-image           # one transformer family per call (bench/gpu_family.py)
+    python bench/gpu.py --device cpu --tiny --family zimage --sizes 256x128 --steps 2
 """
 
 import argparse
@@ -253,14 +255,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--kind", default="sdxl", choices=("sd", "sdxl"))
+    parser.add_argument("--family", choices=("zimage", "flux2-klein", "qwen-image"),
+                        help="a transformer family instead of --kind: its world (the first size) and its "
+                        "material (the world's height squared), 3 timed steps unless --steps")  # fmt: skip
     parser.add_argument("--sizes", nargs="*", default=["2048x1024", "4096x2048"])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None, help="20 for --kind, 3 for --family")
     parser.add_argument("--tiny", action="store_true", help="the tiny model: checks the pass, not the GPU")
-    parser.add_argument("--budget", type=float, default=480, help="seconds after which no section starts")
+    parser.add_argument("--budget", type=float, help="seconds after which no section starts (default 480; "
+                        "per family with --family)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sizes = [tuple(map(int, size.split("x"))) for size in args.sizes]
-    rows = gpu_pass(args.device, args.kind, sizes, args.steps, args.tiny, budget=args.budget)
+    if args.family:
+        from gpu_family import BUDGET, family_pass
+
+        budget = args.budget or BUDGET[args.family]
+        rows = family_pass(args.family, args.device, sizes[0], args.steps or 3, args.tiny, budget=budget)
+    else:
+        rows = gpu_pass(args.device, args.kind, sizes, args.steps or 20, args.tiny, budget=args.budget or 480)
     out = Path(os.environ.get("OUT") or ROOT / ".cache" / "bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(rows, indent=2))

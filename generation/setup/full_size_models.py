@@ -78,14 +78,15 @@ def text_configs(kind: str, ids: dict) -> list:
     return configs
 
 
-def scale_residual_outputs(model, factor: float = RESIDUAL_SCALE) -> int:
-    """Scale the weights of every residual branch's output layer; return how many were scaled."""
+def scale_residual_outputs(model, factor: float = RESIDUAL_SCALE, outputs=_RESIDUAL_OUTPUTS) -> int:
+    """Scale the weights of every residual branch's output layer (module names ending in `outputs`);
+    return how many were scaled."""
     import torch
 
     count = 0
     with torch.no_grad():
         for name, module in model.named_modules():
-            if name.endswith(_RESIDUAL_OUTPUTS) and getattr(module, "weight", None) is not None:
+            if name.endswith(outputs) and getattr(module, "weight", None) is not None:
                 module.weight.mul_(factor)
                 if module.bias is not None:
                     module.bias.mul_(factor)
