@@ -258,3 +258,25 @@ def test_help_shows_ranges_defaults_and_exit_codes(cli, capsys):
     assert "a whole number from 0 to 2147483647" in text and "default: repair" in text
     assert "unset: the model's own, 25 for SD and SDXL, 8 Z-Image" in text  # --steps
     assert "130 interrupted" in text and "--json" in text
+
+
+def test_steps_finished_between_two_samples_are_all_printed(addon, capsys):
+    """A fast model denoises between two samples of the CLI: the worker's stage log still names each step."""
+    from types import SimpleNamespace
+
+    terminal = importlib.import_module(addon.__name__ + ".flow.terminal")
+    printer = terminal.ProgressPrinter()
+    job = SimpleNamespace(state="loading", stage="", step=0, steps=3, stage_log=[])
+    printer(SimpleNamespace(job=job))
+    job.stage_log += ["generating", "step 3 of 3", "repairing poles", ""]  # all between two samples
+    job.state, job.stage, job.step = "done", "", 3
+    printer(SimpleNamespace(job=job))
+    lines = [line.removeprefix("promptscape: ") for line in capsys.readouterr().err.splitlines()]
+    assert lines == [
+        "loading the model",
+        "step 1 of 3",
+        "step 2 of 3",
+        "step 3 of 3",
+        "repairing poles",
+        "done",
+    ]

@@ -61,6 +61,12 @@ class Progress:
         return (match["words"], int(match["done"]), int(match["total"])) if match else None
 
 
+def steps_done(steps: int) -> str:
+    """The stage a finished denoising leaves in a job's stage log ("step 25 of 25"): a log that sampled
+    none of its steps (a fast model between two samples) still names each of them."""
+    return f"step {steps} of {steps}"
+
+
 def of(job) -> Progress:
     """The progress of `job`: anything with `state` and optionally `stage`, `step` and `steps`."""
     state = getattr(job, "state", "") or ""

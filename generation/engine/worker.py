@@ -425,6 +425,7 @@ class Worker:
                 denoised = time.perf_counter()
                 image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
+        job.stage = progress.steps_done(job.steps)
         encoded = job._denoise_started or denoised
         job.timings.update(encode=encoded - start, denoise=denoised - encoded, decode=end - denoised)
         image = np.asarray(image, dtype=np.float32)
