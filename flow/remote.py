@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -223,11 +224,13 @@ class RemoteJob:
                 raise
             except (OSError, ValueError) as error:
                 quiet = time.monotonic() - silent_since
-                refused = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
+                reason = getattr(error, "reason", error)
+                refused = isinstance(reason, ConnectionRefusedError)
                 if quiet < (min(REFUSED_GRACE, self.server.silence) if refused else self.server.silence):
                     self._cancel.wait(POLL_INTERVAL)
                     continue
-                if not self._answered:  # it never did: an address or a server that is not up
+                # Never reached: a server that is not up, or an address that leads nowhere.
+                if not self._answered and (refused or isinstance(reason, socket.gaierror)):
                     raise GenerationFailed(
                         f"Could not connect to {self.server.where} ({_reason(error)}): check that the "
                         "Promptscape server runs there and that the address is right; the scene is unchanged"

@@ -489,12 +489,21 @@ def _postprocess(job: Job, write: Callable[[], object]):
         outputs = _write_results(write)
         return outputs
     finally:
-        job.timings.update(getattr(outputs, "seconds", None) or {})
+        job.timings.update(getattr(outputs, "stage_seconds", None) or {})
         inner = sum(job.timings.get(stage, 0.0) for stage in _POSTPROCESS_STAGES) - before
         job.timings["postprocess"] = time.perf_counter() - start - inner
 
 
-_POSTPROCESS_STAGES = ("load_upscaler", "upscale", "detail", "hdr", "pbr", "files")
+_POSTPROCESS_STAGES = (
+    "load_upscaler",
+    "upscale",
+    "detail",
+    "load_depth_model",
+    "depth",
+    "hdr",
+    "pbr",
+    "files",
+)
 
 
 def _falling_back(job: Job, plan: memory_plan.MemoryPlan, work: Callable, what: str, key: str):

@@ -48,7 +48,7 @@ class WorldOutputs:
     report: dict
     sunless_exr: Path | None = None
     light: dict = field(default_factory=dict)
-    seconds: dict = field(default_factory=dict)  # {"hdr": the conversion, "files": the writing}
+    stage_seconds: dict = field(default_factory=dict)  # {"hdr": the conversion, "files": the writing}
 
 
 def sun_metadata(sun) -> dict[str, str]:
@@ -83,7 +83,7 @@ class MaterialOutputs:
     ao: Path
     preview: Path
     report: dict
-    seconds: dict = field(default_factory=dict)  # {"pbr": deriving the maps, "files": the writing}
+    stage_seconds: dict = field(default_factory=dict)  # {"pbr": deriving the maps, "files": the writing}
 
 
 def _rgb(image, what: str) -> np.ndarray:
@@ -209,7 +209,7 @@ def write_world(image, folder, stem: str, metadata: dict, hdr: HdrOptions | None
 
     files = _write_world_files(result.radiance, result.ldr, folder, stem, metadata, report, result.sunless)
     seconds = {"hdr": converted - start, "files": time.perf_counter() - converted}
-    return replace(files, light=sun_metadata(result.sun), seconds=seconds)
+    return replace(files, light=sun_metadata(result.sun), stage_seconds=seconds)
 
 
 def _write_world_files(radiance, ldr, folder, stem, metadata, report, sunless=None) -> WorldOutputs:
@@ -304,4 +304,4 @@ def write_material(image, folder, stem: str, metadata: dict) -> MaterialOutputs:
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         list(pool.map(lambda job: image_files.write_png(*job, text), jobs))
     seconds = {"pbr": derived - start, "files": time.perf_counter() - derived}
-    return MaterialOutputs(**files, report=material_report(maps), seconds=seconds)
+    return MaterialOutputs(**files, report=material_report(maps), stage_seconds=seconds)
