@@ -39,7 +39,7 @@ from world3d import world3d  # noqa: E402  (bench/, beside this file)
 
 import blender_tools  # noqa: E402
 
-SIZE = {"width": 512, "height": 256, "steps": 20, "seed": 3}
+SIZE = {"width": 512, "height": 256, "steps": 20, "guidance": 7.0, "seed": 3}
 REPEATS = 7
 
 
@@ -93,8 +93,8 @@ def generation_overhead(bench: Bench, model: str, device: str, precision: str, l
         import torch
 
         generator = torch.Generator(device=device).manual_seed(SIZE["seed"])
-        pipe(prompt="a bench sky", num_inference_steps=SIZE["steps"], guidance_scale=7.0, width=SIZE["width"],
-             height=SIZE["height"], generator=generator, output_type="np")  # fmt: skip
+        pipe(prompt="a bench sky", num_inference_steps=SIZE["steps"], guidance_scale=SIZE["guidance"],
+             width=SIZE["width"], height=SIZE["height"], generator=generator, output_type="np")  # fmt: skip
 
     # Like the worker, one long-lived thread: a new thread per call pays for a new OpenMP team each time.
     bare_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
