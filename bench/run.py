@@ -283,6 +283,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu-model", help="a real model id or folder for the CUDA pass (fp16)")
     parser.add_argument("--skip-vae-memory", action="store_true", help="leave out the full-size VAE's RAM")
+    parser.add_argument(
+        "--vae-4k", action="store_true", help="add the 4096x2048 lean VAE decode (about 12 min)"
+    )
     parser.add_argument("--skip-poles", action="store_true", help="leave out the pole repair cost")
     args = parser.parse_args()
     bench = Bench()
@@ -301,7 +304,9 @@ def main() -> int:
         bench, bench.addon_name, ROOT / ".cache" / "tiny-models", Path(tempfile.mkdtemp(prefix="bench-3d-"))
     )
     if not args.skip_vae_memory:
-        vae_memory.cpu_pass(bench.row)
+        vae_memory.cpu_pass(
+            bench.row, (*vae_memory.CASES, vae_memory.CASE_4K) if args.vae_4k else vae_memory.CASES
+        )
     upscale_rows(bench, bench.addon_name, Path(tempfile.mkdtemp(prefix="bench-upscale-")))
     if not args.skip_poles:
         pole_cost(bench.row)
