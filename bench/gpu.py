@@ -210,6 +210,21 @@ class Pass:
         self.worker.get_worker().cache.unload()
 
 
+def run_sections(bench: Pass, sections, deadline: float, budget: float, remove: str | None, label: str = ""):
+    """Each (name, section, arguments) unless past the deadline (said, never silently skipped); then stop the
+    worker and delete `remove`, the full-size model's folder (gigabytes of random weights: never kept)."""
+    try:
+        for name, section, arguments in sections:
+            if time.monotonic() > deadline:
+                print(f"{label}{name}: skipped, past the {budget:.0f} s budget", flush=True)
+                continue
+            section(*arguments)
+    finally:
+        bench.worker.shutdown_worker()
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
+
+
 def build_model(kind: str, tiny: bool, device: str) -> str:
     """A folder of the full-size (or tiny) random pipeline: the worker loads models from folders."""
     if tiny:
@@ -238,16 +253,7 @@ def gpu_pass(device="cuda", kind="sdxl", sizes=((2048, 1024), (4096, 2048)), ste
     sections.append(("pole repair", bench.poles, (model, *sizes[0])))
     if device == "cuda":
         sections.append(("smaller cards", bench.caps, (model, *sizes[0])))
-    try:
-        for name, section, arguments in sections:
-            if time.monotonic() > deadline:
-                print(f"{name}: skipped, past the {budget:.0f} s budget", flush=True)
-                continue
-            section(*arguments)
-    finally:
-        bench.worker.shutdown_worker()
-        if not tiny:  # a full-size SDXL folder is several GB of random weights: not worth keeping
-            shutil.rmtree(model, ignore_errors=True)
+    run_sections(bench, sections, deadline, budget, None if tiny else model)
     return bench.rows
 
 

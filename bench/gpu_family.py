@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpu import GB, Pass
+from gpu import GB, Pass, run_sections
 from measure import print_row
 from vae_memory import ROOT, source_module
 
@@ -193,14 +193,5 @@ def family_pass(family: str, device="cuda", world=(2048, 1024), steps=3, tiny=Fa
     if device == "cuda":
         cap, targets = CAPS[family]
         sections.append((f"under {cap} GB", bench.capped, (model, cap, targets)))
-    try:
-        for name, section, arguments in sections:
-            if time.monotonic() > deadline:
-                print(f"{family} {name}: skipped, past the {budget:.0f} s budget", flush=True)
-                continue
-            section(*arguments)
-    finally:
-        bench.worker.shutdown_worker()
-        if not tiny:  # tens of GB of random weights: never kept
-            shutil.rmtree(model, ignore_errors=True)
+    run_sections(bench, sections, deadline, budget, None if tiny else model, f"{family} ")
     return bench.rows
