@@ -164,6 +164,7 @@ def build_request(options: dict, mode: str) -> GenerationRequest:
     fields = {name: options[name] for name in REQUEST_OPTIONS if name in options}
     fields["loras"] = lora_specs(fields["loras"])
     fields["model"] = blender_path(fields["model"])
+    fields["transformer"] = blender_path(fields.get("transformer", ""))  # a file beside the .blend too
     prefs = preferences.get()
     # Never a download as a side effect of Generate: models come from Download Model, with its progress.
     request = GenerationRequest(**fields, mode=mode, allow_download=False, allow_pickle=prefs.allow_pickle)

@@ -16,6 +16,9 @@ def preset(addon, tiny_sd, tmp_path, monkeypatch):
     tiny_models = importlib.import_module(addon.__name__ + ".generation.setup.tiny_models")
     cache_repo("promptscape-test/tiny-base", tiny_sd)
     cache_repo("promptscape-test/tiny-360-lora", tiny_models.write_tiny_lora(tiny_sd, tmp_path).parent)
+    # As a finished Download Model does: the next question scans the cache again (a scan younger than
+    # 5 s, from an earlier test, would not see these repos yet).
+    importlib.import_module(addon.__name__ + ".generation.setup.model_catalog").forget_cache_scan()
     tiny = presets.WorldPreset(
         "tiny-360", "Tiny 360", "promptscape-test/tiny-360-lora", "promptscape-test/tiny-base",
         "qxj 360 panorama", 256, 128, "test only",
