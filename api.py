@@ -19,7 +19,7 @@ Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import runner, start, upscale, world3d
+from .flow import edits, runner, start, upscale, world3d
 from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
@@ -29,6 +29,7 @@ __all__ = [
     "export_world",
     "generate_material",
     "generate_world",
+    "inpaint_world",
     "material_from_image",
     "upscale_material",
     "upscale_world",
@@ -169,3 +170,13 @@ def upscale_material(material, objects=None, *, scene=None, wait: bool = True, *
     tiling, normal_strength, height_mode, pack."""
     scene = scene or bpy.context.scene
     return _finish(upscale.start_upscale_material(scene, material, objects, **options), wait)
+
+
+def inpaint_world(world_or_path=None, prompt: str = "", *, scene=None, wait: bool = True, **options):
+    """Redraw one region of a world (default: the scene's) or a panorama file from `prompt` and make the
+    result the world of `scene`; returns the World. The region is `mask=` an equirectangular image (white:
+    redraw) or the cone of `yaw` (azimuth counter-clockwise from +X), `pitch` (elevation) and `angle` (its
+    radius), in degrees. Outside its feathered edge the world is unchanged, bit for bit. Takes the model
+    options of a generation (model, steps, guidance, seed, ...), strength and pack."""
+    scene = scene or bpy.context.scene
+    return _finish(edits.start_inpaint_world(scene, world_or_path, prompt, **options), wait)

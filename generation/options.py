@@ -8,7 +8,7 @@ line here. No bpy: the Blender side turns an `Option` into a property (propertie
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .engine.memory_plan import MEMORY_MODES
 from .engine.quantize import CHOICES as QUANTIZE
@@ -163,6 +163,59 @@ OPTIONS = (
            "(default: from the name)", EXPORT, choices=("glb", "cubemap", "depth")),
 )
 # fmt: on
+
+# Edits of what exists: remix (img2img of the whole world or texture), a redrawn region of a world and a
+# photo grown into a world. They run the generation's model, so they take its options, and make a world or
+# a material, so they take what shapes one; a redrawn region keeps the input's light and exposure.
+REMIX = frozenset({"remix_world", "remix_material"})
+EDIT_WORLDS = frozenset({"remix_world", "inpaint_world", "world_from_photo"})
+EDITS = REMIX | EDIT_WORLDS
+_EDIT_MODEL = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "guidance",
+    "model",
+    "scheduler",
+    "device",
+    "precision",
+    "loras",
+    "memory",
+    "transformer",
+    "quantize",
+    "wrap_mode",
+    "vae",
+)
+_EDITS_TAKE = {
+    **dict.fromkeys(_EDIT_MODEL, EDITS),
+    **dict.fromkeys(("strength", "pack"), EDIT_WORLDS),
+    **dict.fromkeys(
+        ("exposure", "sun", "sun_strength", "sun_lamp", "poles"),
+        frozenset({"remix_world", "world_from_photo"}),
+    ),
+    **dict.fromkeys(("tiling", "normal_strength", "height_mode"), frozenset({"remix_material"})),
+}
+_REGION = frozenset({"inpaint_world"})
+_AIMED = frozenset({"inpaint_world", "world_from_photo"})
+_PHOTO = frozenset({"world_from_photo"})
+OPTIONS = (
+    *(replace(option, kinds=option.kinds | _EDITS_TAKE.get(option.name, frozenset())) for option in OPTIONS),
+    Option("remix_strength", float, 0.5, "How much a remix changes the input: 0 keeps it, 1 redraws it "
+           "whole", REMIX, 0.0, 1.0),
+    Option("mask", str, "", "The region to redraw, painted on the world's equirectangular layout (white: "
+           "redraw; grey edges: feather); empty: the cone of yaw, pitch and angle", _REGION,
+           names_a_file=True),
+    Option("yaw", float, 0.0, "Where it looks: azimuth counter-clockwise from +X, in degrees (the sun "
+           "report's convention)", _AIMED, -360.0, 360.0),
+    Option("pitch", float, 0.0, "Where it looks: elevation above the horizon, in degrees", _AIMED,
+           -90.0, 90.0),
+    Option("angle", float, 20.0, "The region's radius in degrees (its edge is feathered a sixth wider)",
+           _REGION, 0.0, 54.0),
+    Option("fov", float, 60.0, "The photo's horizontal field of view in degrees", _PHOTO, 10.0, 170.0,
+           label="Field of View"),
+)  # fmt: skip
+KINDS = KINDS | EDITS
 BY_NAME = {option.name: option for option in OPTIONS}
 # Options that name a model or a file, and those still to come, which must be declared with the mark.
 NAMES_A_FILE = tuple(option.name for option in OPTIONS if option.names_a_file)

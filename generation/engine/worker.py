@@ -73,6 +73,7 @@ class Job:
         self.message = ""
         self._on_image = on_image
         self._prepare: Callable | None = None
+        self._edit: Callable | None = None  # an edit's model stage in place of text-to-image (edits.py)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -168,7 +169,11 @@ class Worker:
         return job is not None and job.state in BUSY_STATES
 
     def submit(
-        self, request: GenerationRequest, on_image: Callable | None = None, prepare: Callable | None = None
+        self,
+        request: GenerationRequest,
+        on_image: Callable | None = None,
+        prepare: Callable | None = None,
+        edit: Callable | None = None,
     ) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
 
@@ -180,6 +185,9 @@ class Worker:
         [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
         `job.cancel_requested`); what it returns becomes `job.outputs`. While it runs, `job.pipe` is the
         loaded pipeline (the model cache keeps it), for a pass that needs the model again.
+
+        `edit(worker, job, pipe, request, device)` (an edit of an existing image: remix, a redrawn region)
+        runs in place of text-to-image and returns the image `on_image` gets; no pole repair follows it.
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -189,6 +197,7 @@ class Worker:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
         job._prepare = prepare
+        job._edit = edit
         self._enqueue(job)
         return job
 
@@ -279,8 +288,11 @@ class Worker:
                 if job.cancel_requested:
                     raise _CancelRequested
                 job.state, job.stage = "running", "generating"
-                job.image = self._generate(job, pipe, request, device)
-                if request.mode == "world" and request.poles == "repair":
+                if job._edit is not None:
+                    job.image = job._edit(self, job, pipe, request, device)
+                else:
+                    job.image = self._generate(job, pipe, request, device)
+                if request.mode == "world" and request.poles == "repair" and job._edit is None:
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
                 job.state, job.stage = "postprocessing", ""  # a stage it runs names itself

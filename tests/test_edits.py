@@ -1,0 +1,130 @@
+"""Edits of what exists, on the tiny offline model in real Blender: a redrawn region changes only what it
+was asked to (the EXR bit for bit outside its feathered edge), across the seam and at the zenith too."""
+
+import importlib
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+from scene_helpers import new_scene, read_exr, write_png
+
+TINY = {"steps": 2, "seed": 3, "device": "cpu"}
+HEIGHT, WIDTH = 64, 128  # the smallest world a model draws
+
+
+@pytest.fixture(scope="module")
+def gen(addon):
+    class Modules:
+        worker = importlib.import_module(f"{addon.__name__}.generation.engine.worker")
+        errors = importlib.import_module(f"{addon.__name__}.generation.errors")
+
+    return Modules
+
+
+def world_exr(world) -> Path:
+    return Path(bpy.path.abspath(world.node_tree.nodes["Promptscape Environment"].image.filepath))
+
+
+@pytest.fixture(scope="module")
+def source_world(api, tiny_sd):
+    """A 128x64 world made by Promptscape (its EXR is the input every edit starts from)."""
+    scene = new_scene()
+    world = api.generate_world(
+        "a valley", scene=scene, model=str(tiny_sd), width=WIDTH, height=HEIGHT, poles="off", **TINY
+    )
+    return world, world_exr(world)
+
+
+def degrees_from(yaw, pitch):
+    """Great-circle distance (haversine) of every pixel centre of the 128x64 world from (yaw, pitch)."""
+    lat = np.radians(90 - (np.arange(HEIGHT) + 0.5) * 180 / HEIGHT)[:, None]
+    lon = np.radians(180 - (np.arange(WIDTH) + 0.5) * 360 / WIDTH)[None, :]
+    p, y = np.radians(pitch), np.radians(yaw)
+    a = np.sin((lat - p) / 2) ** 2 + np.cos(lat) * np.cos(p) * np.sin((lon - y) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(a, 0, 1))))
+
+
+@pytest.mark.parametrize(
+    "yaw,pitch,angle",
+    [(0, 0, 25), (180, 10, 25), (30, 80, 20)],
+    ids=["middle", "across-the-seam", "touching-the-zenith"],
+)
+def test_a_redrawn_region_leaves_the_rest_bit_for_bit(api, tiny_sd, source_world, yaw, pitch, angle):
+    source, source_path = source_world
+    scene = new_scene()
+    world = api.inpaint_world(
+        source, "a castle on a hill", scene=scene, model=str(tiny_sd), yaw=yaw, pitch=pitch, angle=angle,
+        **TINY,
+    )  # fmt: skip
+    assert scene.world == world and world != source
+    before, after = read_exr(source_path), read_exr(world_exr(world))
+    assert after.shape == before.shape == (HEIGHT, WIDTH, 3)
+    distance = degrees_from(yaw, pitch)
+    # The feather reaches a sixth of the radius, at least two pixels (2.8° each here), beyond the edge.
+    outside = distance > angle + max(angle / 6, 2 * 180 / HEIGHT) + 1e-6
+    assert outside.sum() > 0.5 * outside.size
+    assert np.array_equal(after[outside].view(np.uint32), before[outside].view(np.uint32))
+    inside = distance <= angle
+    assert inside.any() and not np.array_equal(after[inside], before[inside])
+    if yaw == 180:
+        assert inside[:, 0].any() and inside[:, -1].any()
+    if pitch + angle >= 90:
+        assert inside[0].all()
+    record = dict(world["promptscape"])
+    assert record["mode"] == "inpaint" and record["prompt"] == "a castle on a hill"
+    assert float(record["region_yaw_deg"]) == yaw and float(record["region_angle_deg"]) == angle
+    assert record["source_image"] == str(source_path) and record["width"] == str(WIDTH)
+
+
+def test_a_painted_mask_redraws_only_its_white(api, tiny_sd, source_world, tmp_path):
+    _, source_path = source_world
+    mask = np.zeros((HEIGHT, WIDTH, 3))
+    mask[20:26, 10:20] = 1.0
+    path = write_png(tmp_path / "mask.png", mask)
+    world = api.inpaint_world(
+        str(source_path), "a lake", scene=new_scene(), model=str(tiny_sd), mask=path, **TINY
+    )
+    before, after = read_exr(source_path), read_exr(world_exr(world))
+    black = mask[..., 0] == 0
+    assert np.array_equal(after[black].view(np.uint32), before[black].view(np.uint32))
+    assert not np.array_equal(after[~black], before[~black])
+    assert world["promptscape"]["mask"] == str(path.resolve())
+
+
+def test_a_plain_panorama_keeps_its_converted_radiance_outside(api, tiny_sd, tmp_path):
+    rng = np.random.default_rng(0)
+    png = write_png(tmp_path / "plain.png", 0.2 + 0.6 * rng.random((HEIGHT, WIDTH, 3)))
+    converted = read_exr(world_exr(api.world_from_image(str(png), scene=new_scene())))
+    world = api.inpaint_world(str(png), "a tower", scene=new_scene(), model=str(tiny_sd), yaw=-90, **TINY)
+    after = read_exr(world_exr(world))
+    outside = degrees_from(-90, 0) > 20 + 2 * 180 / HEIGHT + 1e-6
+    ratio = after[outside] / converted[outside]
+    assert np.abs(ratio / ratio.mean() - 1).max() < 1e-6  # one exposure factor at most
+
+
+def test_bad_regions_are_refused_in_words_and_the_scene_kept(api, tiny_sd, source_world, tmp_path):
+    source, _ = source_world
+    scene = new_scene()
+    scene.world = source
+    with pytest.raises(api.PromptscapeError, match="no size"):
+        api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), angle=0, **TINY)
+    black = write_png(tmp_path / "black.png", np.zeros((HEIGHT, WIDTH, 3)))
+    with pytest.raises(api.PromptscapeError, match="black everywhere"):
+        api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), mask=black, **TINY)
+    with pytest.raises(api.PromptscapeError, match="not both"):
+        api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), mask=black, yaw=3, **TINY)
+    with pytest.raises(api.PromptscapeError, match="angle must be"):
+        api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), angle=80, **TINY)
+    assert scene.world == source
+
+
+def test_cancel_during_the_redraw_leaves_the_scene(api, tiny_sd, source_world, worker):
+    source, _ = source_world
+    scene = new_scene()
+    scene.world = source
+    worker.step_hook = lambda job, step: job.cancel()
+    generation = api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), wait=False, **TINY)
+    with pytest.raises(api.PromptscapeError, match="cancel"):
+        generation.result(timeout=120)
+    assert generation.state == "cancelled" and scene.world == source
