@@ -31,6 +31,8 @@ __all__ = [
     "generate_world",
     "inpaint_world",
     "material_from_image",
+    "remix_material",
+    "remix_world",
     "upscale_material",
     "upscale_world",
     "world_depth",
@@ -180,3 +182,35 @@ def inpaint_world(world_or_path=None, prompt: str = "", *, scene=None, wait: boo
     options of a generation (model, steps, guidance, seed, ...), strength and pack."""
     scene = scene or bpy.context.scene
     return _finish(edits.start_inpaint_world(scene, world_or_path, prompt, **options), wait)
+
+
+def remix_world(
+    world_or_path=None, prompt: str = "", remix_strength: float = 0.5, *, scene=None, wait=True, **options
+):
+    """Redraw a whole world (default: the scene's) or a panorama file from `prompt` at `remix_strength` (0:
+    kept, converted as World from Image; 1: redrawn whole), seamless around the horizon, and make it the
+    world of `scene`; returns the World. Takes a generation's model and world options (seed, steps, model,
+    exposure, sun, poles, strength, ...)."""
+    scene = scene or bpy.context.scene
+    task = edits.start_remix_world(scene, world_or_path, prompt, remix_strength=remix_strength, **options)
+    return _finish(task, wait)
+
+
+def remix_material(
+    material,
+    prompt: str = "",
+    remix_strength: float = 0.5,
+    objects=None,
+    *,
+    scene=None,
+    wait: bool = True,
+    **options,
+):
+    """Redraw a material's albedo (a Promptscape Material, or a texture file) from `prompt` at
+    `remix_strength`, tiling in x and y, derive its maps again and put the new material where the old one
+    was (or on `objects`); returns the Material. Takes a generation's model and material options."""
+    scene = scene or bpy.context.scene
+    task = edits.start_remix_material(
+        scene, material, prompt, objects, remix_strength=remix_strength, **options
+    )
+    return _finish(task, wait)

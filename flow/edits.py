@@ -9,13 +9,23 @@ import bpy
 import numpy as np
 
 from ..generation.engine import edits, worker
+from ..generation.engine.request import MAX_SIZE, MIN_SIZE
+from ..generation.engine.upscaler import UpscalePlan
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs, region_edit
-from ..generation.imaging.hdr import HdrOptions, convert_panorama
-from ..scene import images, world
+from ..generation.imaging.hdr import HdrOptions, convert_panorama, linear_to_srgb
+from ..scene import images, material, world
 from . import runner
-from .settings import build_request, file_stem, merge_options, output_folder
-from .start import image_path, recorded_settings, world_applier
+from .settings import SELECT_OBJECTS, build_request, file_stem, merge_options, output_folder
+from .start import (
+    apply_material,
+    image_metadata,
+    image_path,
+    recorded_settings,
+    world_applier,
+    world_conversion,
+)
+from .upscale import albedo_of
 
 # Keys of the input's record that describe how it was made, not what it shows: an edit records its own.
 _NOT_INHERITED = ("memory_plan", "poles_memory_plan", "upscale", "upscaler", "detail")
@@ -95,3 +105,105 @@ def start_inpaint_world(scene, source, prompt: str, **overrides) -> runner.Task:
     )
     apply = world_applier(scene, {**options, "sun_lamp": False})
     return runner.start(runner.Task(job, "world", request.prompt, apply))
+
+
+def _model_size(width: int, height: int, what: str) -> None:
+    """A model draws sizes in multiples of 8 from MIN_SIZE: say so for an input it cannot redraw as is."""
+    if width % 8 or height % 8 or min(width, height) < MIN_SIZE or max(width, height) > MAX_SIZE:
+        raise InvalidRequest(
+            f"{what} is {width}x{height}: a remix needs a width and height that are multiples of 8 from "
+            f"{MIN_SIZE} to {MAX_SIZE} pixels; resize it first (or remix_strength=0 converts it as it is)"
+        )
+
+
+def start_remix_world(scene, source, prompt: str, **overrides) -> runner.Task:
+    """Redraw a whole world (default: the scene's) or a panorama file at `remix_strength` (0: converted as
+    World from Image, no model; 1: redrawn whole), wrapped around the horizon, then made HDR as a
+    generated world is (its sun, its poles)."""
+    options = merge_options(scene, "remix_world", {"prompt": prompt, **overrides})
+    path, pixels, is_hdr, inherited = world_source(source or scene.world)
+    strength = options["remix_strength"]
+    height, width = pixels.shape[:2]
+    folder, metadata = output_folder(), {"remix_strength": f"{strength:g}", "source_image": str(path)}
+    if strength == 0:  # no model: World from Image of the input (its default poles too)
+        options["poles"] = "blend" if options["poles"] == "repair" else options["poles"]
+        metadata = {**image_metadata(path, "world", pixels), **metadata, "mode": "remix"}
+        metadata.update(recorded_settings(options, "world"), poles="off" if is_hdr else options["poles"])
+        stem = file_stem("world", inherited.get("prompt", path.stem), "remix")
+        convert = world_conversion(pixels, is_hdr, UpscalePlan(), folder, stem, outputs.hdr_options(options))
+        job = worker.get_worker().submit_conversion(convert, metadata)
+        return runner.start(runner.Task(job, "world", path.name, world_applier(scene, options)))
+    _model_size(width, height, path.name)
+    request = build_request({**options, "width": width, "height": height}, "world")
+    hdr, recorded = outputs.hdr_options(options), recorded_settings(options, "world")
+
+    def postprocess(image, resolved, job):  # worker thread: no bpy here
+        job.metadata.update(metadata, mode="remix", **recorded)
+        stem = file_stem("world", resolved.prompt, resolved.seed)
+        return outputs.write_world(image, folder, stem, job.metadata, hdr)
+
+    job = worker.get_worker().submit(
+        request,
+        on_image=postprocess,
+        prepare=edits.needs_pipeline("img2img", "a remix"),
+        edit=edits.remix_image(lambda: outputs.display_srgb(pixels) if is_hdr else pixels, strength),
+    )
+    return runner.start(runner.Task(job, "world", request.prompt, world_applier(scene, options)))
+
+
+def start_remix_material(scene, source, prompt: str, objects=None, **overrides) -> runner.Task:
+    """Redraw a material's albedo (or a texture file) at `remix_strength`, tiling in x and y, derive its
+    maps again and put the new material where the old one was, or on `objects` (for a file: default the
+    selection). At 0 no model runs: the texture is converted as Material from Image."""
+    if isinstance(source, bpy.types.Material):
+        if source.node_tree is None:
+            raise InvalidRequest(f"The material {source.name!r} has no nodes: pick a Promptscape material")
+        path, old_name = albedo_of(source), source.name
+        users = objects or [
+            obj for obj in bpy.data.objects if any(slot.material == source for slot in obj.material_slots)
+        ]
+    else:
+        path, old_name, users = image_path(source), None, objects
+    targets = material.objects_to_texture(bpy.context, users)
+    if not targets:
+        raise PromptscapeError(SELECT_OBJECTS)
+    options = merge_options(scene, "remix_material", {"prompt": prompt, **overrides})
+    strength = options["remix_strength"]
+    pixels, is_hdr = images.read_pixels(path)
+    height, width = pixels.shape[:2]
+    folder, uids = output_folder(), [obj.session_uid for obj in targets]
+    metadata = {"remix_strength": f"{strength:g}", "source_image": str(path), "mode": "remix"}
+
+    def texture():  # worker thread: radiance rolled off into albedo range, as Material from Image does
+        return linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
+
+    def apply(task):
+        return apply_material(task.job.outputs, task.metadata, uids, options, replace=old_name)
+
+    if strength == 0:
+        metadata = {
+            **image_metadata(path, "texture", pixels),
+            **metadata,
+            **recorded_settings(options, "material"),
+        }
+        stem = file_stem("material", path.stem, "remix")
+        job = worker.get_worker().submit_conversion(
+            lambda job: outputs.write_material(texture(), folder, stem, job.metadata), metadata
+        )
+        return runner.start(runner.Task(job, "material", path.name, apply))
+    _model_size(width, height, path.name)
+    request = build_request({**options, "width": width, "height": height}, "texture")
+    recorded = recorded_settings(options, "material")
+
+    def postprocess(image, resolved, job):  # worker thread: no bpy here
+        job.metadata.update(metadata, **recorded)
+        stem = file_stem("material", resolved.prompt, resolved.seed)
+        return outputs.write_material(image, folder, stem, job.metadata)
+
+    job = worker.get_worker().submit(
+        request,
+        on_image=postprocess,
+        prepare=edits.needs_pipeline("img2img", "a remix"),
+        edit=edits.remix_image(texture, strength),
+    )
+    return runner.start(runner.Task(job, "material", request.prompt, apply))

@@ -189,7 +189,8 @@ _EDIT_MODEL = (
 )
 _EDITS_TAKE = {
     **dict.fromkeys(_EDIT_MODEL, EDITS),
-    **dict.fromkeys(("strength", "pack"), EDIT_WORLDS),
+    **dict.fromkeys(("strength",), EDIT_WORLDS),
+    **dict.fromkeys(("pack",), EDITS),
     **dict.fromkeys(
         ("exposure", "sun", "sun_strength", "sun_lamp", "poles"),
         frozenset({"remix_world", "world_from_photo"}),

@@ -18,6 +18,10 @@ def gen(addon):
     class Modules:
         worker = importlib.import_module(f"{addon.__name__}.generation.engine.worker")
         errors = importlib.import_module(f"{addon.__name__}.generation.errors")
+        edits = importlib.import_module(f"{addon.__name__}.generation.engine.edits")
+        request = importlib.import_module(f"{addon.__name__}.generation.engine.request")
+        decoding = importlib.import_module(f"{addon.__name__}.generation.engine.decoding")
+        tiled_vae = importlib.import_module(f"{addon.__name__}.generation.engine.tiled_vae")
 
     return Modules
 
@@ -128,3 +132,70 @@ def test_cancel_during_the_redraw_leaves_the_scene(api, tiny_sd, source_world, w
     with pytest.raises(api.PromptscapeError, match="cancel"):
         generation.result(timeout=120)
     assert generation.state == "cancelled" and scene.world == source
+
+
+def test_remix_at_strength_zero_is_world_from_image(api, source_world):
+    source, source_path = source_world
+    kept = api.remix_world(source, "ignored", remix_strength=0, scene=new_scene())
+    converted = api.world_from_image(str(source_path), scene=new_scene())
+    assert np.array_equal(read_exr(world_exr(kept)), read_exr(world_exr(converted)))
+    assert kept["promptscape"]["mode"] == "remix" and kept["promptscape"]["remix_strength"] == "0"
+
+
+def test_material_remix_at_strength_zero_is_material_from_image(api, tmp_path):
+    from PIL import Image
+
+    new_scene()
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    png = write_png(tmp_path / "bricks.png", np.random.default_rng(1).random((64, 64, 3)))
+    names = ("Albedo", "Normal", "Height")
+
+    def maps(made):
+        nodes = made.node_tree.nodes
+        return [
+            np.asarray(Image.open(bpy.path.abspath(nodes[f"Promptscape {n}"].image.filepath))) for n in names
+        ]
+
+    kept = api.remix_material(str(png), "ignored", remix_strength=0, objects=[cube])
+    record, remixed = dict(kept["promptscape"]), maps(kept)
+    converted = api.material_from_image(str(png), objects=[cube])
+    for name, a, b in zip(names, remixed, maps(converted), strict=True):
+        assert np.array_equal(a, b), name
+    assert record["mode"] == "remix" and record["remix_strength"] == "0"
+
+
+def test_the_same_seed_gives_the_same_remix(api, tiny_sd, source_world):
+    source, _ = source_world
+    first, second = (
+        api.remix_world(
+            source, "autumn", remix_strength=0.5, scene=new_scene(), model=str(tiny_sd), poles="off", **TINY
+        )
+        for _ in range(2)
+    )
+    a, b = read_exr(world_exr(first)), read_exr(world_exr(second))
+    assert world_exr(first) != world_exr(second) and np.array_equal(a, b)
+    assert not np.array_equal(a, read_exr(world_exr(source)))
+    assert first["promptscape"]["remix_strength"] == "0.5" and first["promptscape"]["mode"] == "remix"
+
+
+def test_a_remix_changes_more_with_more_strength(gen, tiny_sd):
+    """Measured in latent space, from the input's latents (a random-weight model's decoded output cannot
+    show it: its images are all far from the input)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    y, x = np.mgrid[0:64, 0:64] / 64
+    texture = np.stack(
+        [0.5 + 0.3 * np.sin(2 * np.pi * x), 0.5 + 0.3 * np.cos(2 * np.pi * y), 0.4 + 0 * x], -1
+    )
+    known = gen.decoding.encode_image(pipe, texture.astype(np.float32), gen.tiled_vae.Tiling(64, True, True))
+    request = gen.request.GenerationRequest("a wall", steps=4, guidance=7.0, width=64, height=64)
+    change = []
+    for strength in (0.25, 0.5, 0.75, 1.0):
+        generator = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            latents = gen.edits.remix_latents(pipe, known, request, strength, generator)
+        change.append(float((latents - known).abs().mean()))
+    assert change == sorted(change) and change[0] < 0.5 * change[-1], change

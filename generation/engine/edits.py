@@ -1,16 +1,21 @@
 """The model stages of edits: what runs in the worker in place of text-to-image (Worker.submit's `edit`).
 
-A redrawn region is inpainted on its perspective view (imaging/region_edit.py) by the family's inpainting
+A remix is img2img of the whole image at a strength, wrapped as generation wraps. A redrawn region is
+inpainted on its perspective view (imaging/region_edit.py) by the family's inpainting
 pipeline built from the loaded components (pole_inpaint.model_inpaint: no second copy of the weights), in
 the request's steps, with its scheduler and LoRAs; progress, previews and cancel as for a generation.
 """
 
+import math
 import time
 
+import numpy as np
+
 from ..errors import Cancelled, InvalidRequest
-from . import families, previews, progress
+from . import decoding, families, previews, progress, tiled_vae
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
+from .seamless import seamless
 
 
 def needs_pipeline(stage: str, what: str):
@@ -72,6 +77,73 @@ def redraw_region(prepare):
             inpaint = model_inpaint(pipe, request, generator, on_step_end, job.plan, steps=request.steps)
             redrawn = inpaint(edit.image, edit.mask, "region")
         job.timings["denoise"] = time.perf_counter() - start
+        job.stage = progress.steps_done(job.steps)
+        return redrawn
+
+    return run
+
+
+def remix_steps(steps: int, strength: float) -> int:
+    """The schedule's length for img2img at `strength`: the request's steps, or more where fewer than one
+    step would run (diffusers runs int(steps * strength) steps and refuses none)."""
+    return max(steps, math.ceil(1.0 / strength - 1e-9))
+
+
+def remix_latents(pipe, known, request, strength: float, generator, on_step_end=None):
+    """img2img from `known` latents (as the UNet takes them) at `strength` by `pipe`'s components, with
+    the request's prompt, steps, guidance; returns the remixed latents. Wrap and scheduler are the
+    caller's (seamless, call_options)."""
+    from diffusers import AutoPipelineForImage2Image
+
+    remixer = AutoPipelineForImage2Image.from_pipe(pipe)
+    remixer.set_progress_bar_config(disable=True)
+    return remixer(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt or None,
+        image=known,  # latents: not encoded again (and sampled) by the pipeline
+        strength=strength,
+        num_inference_steps=remix_steps(request.steps, strength),
+        guidance_scale=request.guidance,
+        generator=generator,
+        output_type="latent",
+        callback_on_step_end=on_step_end,
+    ).images
+
+
+def remix_image(source, strength: float):
+    """The worker stage of a remix: img2img of the whole panorama or texture `source()` gives (float32
+    (H, W, 3) sRGB in [0, 1], made in the worker thread) at `strength`, wrapped as a generation is (x for
+    worlds, x and y for textures: the UNet and VAE pad circularly, and the input is encoded through the
+    wrap-exact tiles); returns the image."""
+
+    def run(worker, job, pipe, request, device):
+        import torch
+
+        family = families.of_pipeline(pipe)
+        if family.transformer or family.img2img is None:
+            raise InvalidRequest(
+                f"remix runs on SD and SDXL models for now, not {family.name}: choose an SD or SDXL model"
+            )
+        generator = torch.Generator(device=device).manual_seed(request.seed)
+        job.stage = "remixing"
+        job.steps = max(1, int(remix_steps(request.steps, strength) * strength))
+        plan, image = job.plan, np.asarray(source(), dtype=np.float32)
+        start = time.perf_counter()
+        with (
+            call_options(
+                pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
+            ),
+            seamless(pipe, request.wrap_x, request.wrap_y),
+        ):
+            tiling = tiled_vae.Tiling(
+                plan.tile or max(image.shape[:2]), request.wrap_x, request.wrap_y, plan.storage, plan.lean
+            )
+            known = decoding.encode_image(pipe, image, tiling)
+            on_step_end = step_callback(worker, job, family)
+            latents = remix_latents(pipe, known, request, strength, generator, on_step_end)
+            encoded = time.perf_counter()
+            redrawn = worker._decode(job, pipe, latents, request)
+        job.timings.update(denoise=encoded - start, decode=time.perf_counter() - encoded)
         job.stage = progress.steps_done(job.steps)
         return redrawn
 

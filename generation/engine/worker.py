@@ -187,7 +187,8 @@ class Worker:
         loaded pipeline (the model cache keeps it), for a pass that needs the model again.
 
         `edit(worker, job, pipe, request, device)` (an edit of an existing image: remix, a redrawn region)
-        runs in place of text-to-image and returns the image `on_image` gets; no pole repair follows it.
+        runs in place of text-to-image and returns the image `on_image` gets (a world's poles are then
+        repaired as a generation's, when its request says so).
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -292,7 +293,7 @@ class Worker:
                     job.image = job._edit(self, job, pipe, request, device)
                 else:
                     job.image = self._generate(job, pipe, request, device)
-                if request.mode == "world" and request.poles == "repair" and job._edit is None:
+                if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
                 job.state, job.stage = "postprocessing", ""  # a stage it runs names itself
