@@ -37,6 +37,7 @@ __all__ = [
     "upscale_world",
     "world_depth",
     "world_from_image",
+    "world_from_photo",
     "world_mesh",
 ]
 
@@ -213,4 +214,25 @@ def remix_material(
     task = edits.start_remix_material(
         scene, material, prompt, objects, remix_strength=remix_strength, **options
     )
+    return _finish(task, wait)
+
+
+def world_from_photo(
+    path,
+    prompt: str = "",
+    fov: float = 60.0,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    *,
+    scene=None,
+    wait: bool = True,
+    **options,
+):
+    """Grow a photo into a 360° world from `prompt` and make it the world of `scene`; returns the World.
+    The photo lies where an upright camera with horizontal field of view `fov` looking along `yaw`
+    (azimuth counter-clockwise from +X) and `pitch` (elevation), in degrees, sees it; the model paints the
+    rest, seamless around the horizon. Takes a generation's model and world options (width, height, seed,
+    steps, model, exposure, sun, poles, strength, ...)."""
+    scene = scene or bpy.context.scene
+    task = edits.start_world_from_photo(scene, path, prompt, fov=fov, yaw=yaw, pitch=pitch, **options)
     return _finish(task, wait)

@@ -12,8 +12,9 @@ from ..generation.engine import edits, worker
 from ..generation.engine.request import MAX_SIZE, MIN_SIZE
 from ..generation.engine.upscaler import UpscalePlan
 from ..generation.errors import InvalidRequest, PromptscapeError
-from ..generation.imaging import outputs, region_edit
+from ..generation.imaging import outputs, photo_world, region_edit
 from ..generation.imaging.hdr import HdrOptions, convert_panorama, linear_to_srgb
+from ..properties import size_of
 from ..scene import images, material, world
 from . import runner
 from .settings import SELECT_OBJECTS, build_request, file_stem, merge_options, output_folder
@@ -207,3 +208,55 @@ def start_remix_material(scene, source, prompt: str, objects=None, **overrides) 
         edit=edits.remix_image(texture, strength),
     )
     return runner.start(runner.Task(job, "material", request.prompt, apply))
+
+
+def start_world_from_photo(scene, path, prompt: str, **overrides) -> runner.Task:
+    """Grow a photo (a normal perspective picture) into a world: placed where a camera with horizontal
+    field of view `fov` looking along (`yaw`, `pitch`), upright, sees it; the model paints the rest,
+    wrapped around the horizon; inside its footprint the world is the photo (its radiance at the world's
+    exposure)."""
+    options = merge_options(scene, "world_from_photo", {"prompt": prompt, **overrides})
+    path = image_path(path)
+    photo, is_hdr = images.read_pixels(path)
+    photo_world.check_photo(photo, path.name)
+    if is_hdr:  # radiance rolled off into a picture, as Material from Image does
+        photo = linear_to_srgb(photo / (1.0 + photo))
+    if options["width"] is None and options["height"] is None:
+        options["width"], options["height"] = size_of(scene.promptscape.world_size)
+    elif options["height"] is None or options["width"] is None:
+        given = options["width"] or 2 * options["height"]
+        options["width"], options["height"] = given, given // 2
+    yaw, pitch, fov = options["yaw"], options["pitch"], options["fov"]
+    request = build_request(options, "world")
+    folder, hdr = output_folder(), outputs.hdr_options(options)
+    keys = {
+        "photo": str(path),
+        "photo_fov_deg": f"{fov:g}",
+        "photo_yaw_deg": f"{yaw:g}",
+        "photo_pitch_deg": f"{pitch:g}",
+        **recorded_settings(options, "world"),
+    }
+    state = {}
+
+    def prepare():  # worker thread
+        state["placed"] = placed = photo_world.place_photo(
+            photo, request.height, request.width, yaw, pitch, fov
+        )
+        return placed.canvas, placed.paint
+
+    def postprocess(image, resolved, job):  # worker thread: no bpy here
+        job.stage = "keeping the photo"
+        result = convert_panorama(image, hdr)
+        radiance = photo_world.keep_photo(result.radiance, state["placed"], 2.0**hdr.exposure)
+        job.metadata.update(outputs.sun_metadata(result.sun), mode="world_from_photo", **keys)
+        stem = file_stem("world", resolved.prompt, resolved.seed)
+        return outputs.write_world_hdr(radiance, folder, stem, job.metadata)
+
+    job = worker.get_worker().submit(
+        request,
+        on_image=postprocess,
+        prepare=edits.needs_pipeline("inpaint", "growing a photo into a world"),
+        edit=edits.outpaint_world(prepare),
+    )
+    apply = world_applier(scene, {**options, "sun_lamp": False})  # the photo's sun stays in the sky
+    return runner.start(runner.Task(job, "world", request.prompt, apply))

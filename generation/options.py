@@ -192,9 +192,10 @@ _EDITS_TAKE = {
     **dict.fromkeys(("strength",), EDIT_WORLDS),
     **dict.fromkeys(("pack",), EDITS),
     **dict.fromkeys(
-        ("exposure", "sun", "sun_strength", "sun_lamp", "poles"),
-        frozenset({"remix_world", "world_from_photo"}),
+        ("exposure", "sun", "sun_strength", "poles"), frozenset({"remix_world", "world_from_photo"})
     ),
+    **dict.fromkeys(("sun_lamp",), frozenset({"remix_world"})),
+    **dict.fromkeys(("width", "height"), frozenset({"world_from_photo"})),
     **dict.fromkeys(("tiling", "normal_strength", "height_mode"), frozenset({"remix_material"})),
 }
 _REGION = frozenset({"inpaint_world"})

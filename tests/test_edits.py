@@ -199,3 +199,59 @@ def test_a_remix_changes_more_with_more_strength(gen, tiny_sd):
             latents = gen.edits.remix_latents(pipe, known, request, strength, generator)
         change.append(float((latents - known).abs().mean()))
     assert change == sorted(change) and change[0] < 0.5 * change[-1], change
+
+
+def test_a_photo_grows_into_a_world_and_keeps_its_pixels(api, tiny_sd, tmp_path):
+    """A checkerboard photo at yaw 30°, pitch 10°, 60° wide: inside its footprint the world is the photo as
+    an independent pinhole projection (written here) samples it, up to one exposure factor."""
+    yaw, pitch, fov, photo_w, photo_h = 30.0, 10.0, 60.0, 96, 64
+    px, py = np.meshgrid(np.arange(photo_w), np.arange(photo_h))
+    photo = np.where(((px // 12 + py // 12) % 2)[..., None] == 1, [0.8, 0.7, 0.6], [0.2, 0.3, 0.25])
+    path = write_png(tmp_path / "photo.png", photo)
+    photo = np.floor(photo * 255 + 0.5) / 255  # as the 8-bit file holds it
+    height, width = 128, 256
+    world = api.world_from_photo(
+        str(path), "a beach", fov=fov, yaw=yaw, pitch=pitch, width=width, height=height, model=str(tiny_sd),
+        poles="off", **TINY,
+    )  # fmt: skip
+    radiance = read_exr(world_exr(world))
+    # The pinhole: world direction -> camera (forward, left, up) -> photo pixel, bilinear.
+    lat = np.radians(90 - (np.arange(height) + 0.5) * 180 / height)[:, None]
+    lon = np.radians(180 - (np.arange(width) + 0.5) * 360 / width)[None, :]
+    d = np.stack(np.broadcast_arrays(np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)), -1)
+    y, p = np.radians(yaw), np.radians(pitch)
+    forward = np.array([np.cos(p) * np.cos(y), np.cos(p) * np.sin(y), np.sin(p)])
+    left = np.array([-np.sin(y), np.cos(y), 0.0])
+    up = np.cross(forward, left)
+    focal = photo_w / 2 / np.tan(np.radians(fov) / 2)
+    depth = d @ forward
+    x = photo_w / 2 - (d @ left) / depth * focal - 0.5
+    v = photo_h / 2 - (d @ up) / depth * focal - 0.5
+    interior = (depth > 0) & (x > 8) & (x < photo_w - 9) & (v > 8) & (v < photo_h - 9)
+    assert interior.sum() > 500
+    x0, v0 = np.floor(x[interior]).astype(int), np.floor(v[interior]).astype(int)
+    fx, fv = (x[interior] - x0)[:, None], (v[interior] - v0)[:, None]
+    sampled = (photo[v0, x0] * (1 - fx) + photo[v0, x0 + 1] * fx) * (1 - fv) + (
+        photo[v0 + 1, x0] * (1 - fx) + photo[v0 + 1, x0 + 1] * fx
+    ) * fv
+    linear = np.where(sampled <= 0.04045, sampled / 12.92, ((sampled + 0.055) / 1.055) ** 2.4)
+    ratio = radiance[interior] / linear
+    assert np.abs(ratio / ratio.mean() - 1).max() < 1e-4
+    outside = depth < 0
+    assert radiance[outside].std() > 0  # the rest is painted
+    record = dict(world["promptscape"])
+    assert record["mode"] == "world_from_photo" and float(record["photo_fov_deg"]) == fov
+    assert float(record["photo_yaw_deg"]) == yaw and record["photo"] == str(path.resolve())
+
+
+def test_bad_photos_are_refused_in_words(api, tiny_sd, tmp_path):
+    scene = new_scene()
+    small = write_png(tmp_path / "small.png", np.full((40, 80, 3), 0.5))
+    with pytest.raises(api.PromptscapeError, match="at least 64 pixels"):
+        api.world_from_photo(str(small), "x", scene=scene, model=str(tiny_sd), **TINY)
+    photo = write_png(tmp_path / "photo.png", np.full((64, 96, 3), 0.5))
+    with pytest.raises(api.PromptscapeError, match="fov must be a number from 10 to 170"):
+        api.world_from_photo(str(photo), "x", fov=175, scene=scene, model=str(tiny_sd), **TINY)
+    with pytest.raises(api.PromptscapeError, match="remix_strength must be a number from 0 to 1"):
+        api.remix_world(str(photo), "x", remix_strength=1.5, scene=scene, model=str(tiny_sd), **TINY)
+    assert scene.world is None

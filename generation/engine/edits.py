@@ -148,3 +148,61 @@ def remix_image(source, strength: float):
         return redrawn
 
     return run
+
+
+def outpaint_world(source):
+    """The worker stage of a photo grown into a world: `source()` gives the canvas (float32 (H, W, 3) sRGB,
+    the photo placed on it) and where to paint (H, W; 1 = paint); the model inpaints it at strength 1,
+    wrapped around the horizon (its UNet and VAE pad circularly in x), and returns the painted canvas."""
+
+    def run(worker, job, pipe, request, device):
+        import torch
+        from diffusers import AutoPipelineForInpainting
+
+        family = families.of_pipeline(pipe)
+        if family.transformer or family.inpaint is None:
+            raise InvalidRequest(
+                f"growing a photo into a world runs on SD and SDXL models for now, not {family.name}: "
+                "choose an SD or SDXL model"
+            )
+        generator = torch.Generator(device=device).manual_seed(request.seed)
+        job.stage, job.steps = "painting around the photo", request.steps
+        canvas, paint = source()
+        plan = job.plan
+        start = time.perf_counter()
+        with (
+            call_options(
+                pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
+            ),
+            seamless(pipe, request.wrap_x, request.wrap_y),
+        ):
+            painter = AutoPipelineForInpainting.from_pipe(pipe)
+            painter.set_progress_bar_config(disable=True)
+            tiling = tiled_vae.Tiling(
+                plan.tile or max(canvas.shape[:2]), request.wrap_x, request.wrap_y, plan.storage, plan.lean
+            )
+            known = decoding.encode_image(painter, canvas, tiling)
+            unet = pipe.unet
+            hole = torch.from_numpy(paint)[None, None].to(unet.device, unet.dtype)
+            latents = painter(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                image=known,
+                mask_image=hole,
+                masked_image_latents=known,  # unused by a 4-channel UNet; given so it is not encoded again
+                width=request.width,
+                height=request.height,
+                strength=1.0,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=step_callback(worker, job, family),
+            ).images
+            painted = time.perf_counter()
+            image = worker._decode(job, pipe, latents, request)
+        job.timings.update(denoise=painted - start, decode=time.perf_counter() - painted)
+        job.stage = progress.steps_done(job.steps)
+        return image
+
+    return run
