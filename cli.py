@@ -3,6 +3,7 @@
     blender -c promptscape world "misty pine forest at dawn" --blend in.blend --output out.blend --seed 7
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
+    blender -c promptscape inpaint-world WORLD "a castle" --yaw 30 --angle 15 --blend in.blend --save
     blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
     blender -c promptscape export cube/ --blend scene.blend
     blender -c promptscape batch jobs.jsonl --output-dir results [--server URL] [--blend IN]
@@ -24,7 +25,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, records, runner, settings, start, terminal, wording, world3d
+from .flow import batch, edits, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -35,7 +36,12 @@ JOB_COMMANDS = {
     "material": ("material", "generate a seamless PBR material"),
     "world-from-image": ("world_from_image", "a world from a panorama file"),
     "material-from-image": ("material_from_image", "a material from a texture file"),
+    "remix-world": ("remix_world", "redraw a world (a panorama file, or WORLD: the --blend's) at a strength"),
+    "remix-material": ("remix_material", "redraw a texture file (or a material of --blend) at a strength"),
+    "inpaint-world": ("inpaint_world", "redraw one region of a world (a panorama file, or WORLD)"),
+    "world-from-photo": ("world_from_photo", "grow a photo into a 360° world"),
 }
+SCENE_WORLD = "WORLD"  # an edit's path that means the world of the open .blend
 NOT_FLAGS = {"prompt"}  # positional
 
 
@@ -101,10 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
+        if kind in declared.EDITS:  # an edit takes what to start from, then the prompt
+            sub.add_argument("prompt")
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
                 add_option(sub, option, kind)
-        if kind in declared.MATERIAL:
+        if kind in declared.MATERIAL or kind == "remix_material":
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
             sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
@@ -263,6 +271,8 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
         task = start.start_material(scene, objects, prompt=args.prompt, **options)
     elif args.command == "world-from-image":
         task = start.world_from_image(scene, args.path, **options)
+    elif args.command in EDIT_COMMANDS:
+        task = start_edit(args, scene, objects, options)
     else:
         task = start.material_from_image(scene, args.path, objects, **options)
     made = [task]
@@ -274,6 +284,23 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
         made.append(world3d.export_world(scene, scene.world, args.export))
         finish(made[-1])
     return made
+
+
+EDIT_COMMANDS = ("remix-world", "remix-material", "inpaint-world", "world-from-photo")
+
+
+def start_edit(args: argparse.Namespace, scene, objects, options: dict) -> runner.Task:
+    """An edit of the file at `path`, or of the open .blend's world (WORLD) or material (its name)."""
+    if args.command == "world-from-photo":
+        return edits.start_world_from_photo(scene, args.path, args.prompt, **options)
+    if args.command == "remix-material":
+        source = bpy.data.materials.get(args.path) or args.path
+        return edits.start_remix_material(scene, source, args.prompt, objects, **options)
+    source = scene.world if args.path == SCENE_WORLD else args.path
+    if source is None:
+        raise PromptscapeError(f"{args.path}: the .blend has no world; give a panorama file instead")
+    start_world_edit = edits.start_remix_world if args.command == "remix-world" else edits.start_inpaint_world
+    return start_world_edit(scene, source, args.prompt, **options)
 
 
 def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):

@@ -255,3 +255,43 @@ def test_bad_photos_are_refused_in_words(api, tiny_sd, tmp_path):
     with pytest.raises(api.PromptscapeError, match="remix_strength must be a number from 0 to 1"):
         api.remix_world(str(photo), "x", remix_strength=1.5, scene=scene, model=str(tiny_sd), **TINY)
     assert scene.world is None
+
+
+def test_the_command_line_and_the_operators_take_the_same_names(
+    cli, addon, tiny_sd, source_world, tmp_path, capfd, fresh_file
+):
+    import json
+
+    options = importlib.import_module(addon.__name__ + ".generation.options")
+    _, source_path = source_world
+    for kind in options.EDITS:
+        properties = getattr(bpy.ops.promptscape, kind).get_rna_type().properties.keys()
+        assert {option.name for option in options.for_kind(kind)} <= set(properties), kind
+    out = tmp_path / "out.blend"
+    argv = [
+        "inpaint-world",
+        str(source_path),
+        "a castle",
+        "--yaw",
+        "30",
+        "--angle",
+        "15",
+        "--model",
+        str(tiny_sd),
+    ]
+    argv += ["--steps", "2", "--seed", "3", "--device", "cpu", "--output", str(out), "--json"]
+    code = cli.main(argv)
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    (result,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert result["kind"] == "world" and result["seed"] == 3
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    record = bpy.context.scene.world["promptscape"]
+    assert record["mode"] == "inpaint" and record["region_yaw_deg"] == "30"
+    argv = ["remix-world", "WORLD", "autumn", "--remix-strength", "2", "--blend", str(out), "--save"]
+    assert cli.main(argv) == 1 and "remix_strength must be a number from 0 to 1" in capfd.readouterr().err
+    scene = new_scene()
+    result = bpy.ops.promptscape.remix_world(
+        prompt="x", remix_strength=0.0, filepath=str(source_path), model=str(tiny_sd)
+    )
+    assert result == {"FINISHED"} and scene.world["promptscape"]["mode"] == "remix"
