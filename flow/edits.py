@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..generation import options as declared
 from ..generation.engine import edits, worker
 from ..generation.engine.request import MAX_SIZE, MIN_SIZE
 from ..generation.engine.upscaler import UpscalePlan
@@ -17,7 +18,7 @@ from ..generation.imaging.hdr import HdrOptions, convert_panorama, linear_to_srg
 from ..properties import size_of
 from ..scene import images, material, world
 from . import runner
-from .settings import SELECT_OBJECTS, build_request, file_stem, merge_options, output_folder
+from .settings import SELECT_OBJECTS, build_request, file_stem, merge_options, output_folder, parse_loras
 from .start import (
     apply_material,
     image_metadata,
@@ -93,7 +94,15 @@ def start_inpaint_world(scene, source, prompt: str, **overrides) -> runner.Task:
         radiance = region_edit.paste_region(state["radiance"], state["edit"], redrawn)
         keys = region_edit.region_metadata(region, mask_path)
         job.metadata = edit_metadata(
-            inherited, job.metadata, "inpaint", width, height, source_image=str(path), **keys, **recorded
+            inherited,
+            job.metadata,
+            "inpaint",
+            width,
+            height,
+            source_image=str(path),
+            edit="inpaint_world",
+            **keys,
+            **recorded,
         )
         stem = file_stem("world", resolved.prompt, resolved.seed)
         return outputs.write_world_hdr(radiance, folder, stem, job.metadata)
@@ -125,7 +134,8 @@ def start_remix_world(scene, source, prompt: str, **overrides) -> runner.Task:
     path, pixels, is_hdr, inherited = world_source(source or scene.world)
     strength = options["remix_strength"]
     height, width = pixels.shape[:2]
-    folder, metadata = output_folder(), {"remix_strength": f"{strength:g}", "source_image": str(path)}
+    folder = output_folder()
+    metadata = {"remix_strength": f"{strength:g}", "source_image": str(path), "edit": "remix_world"}
     if strength == 0:  # no model: World from Image of the input (its default poles too)
         options["poles"] = "blend" if options["poles"] == "repair" else options["poles"]
         metadata = {**image_metadata(path, "world", pixels), **metadata, "mode": "remix"}
@@ -174,6 +184,7 @@ def start_remix_material(scene, source, prompt: str, objects=None, **overrides) 
     height, width = pixels.shape[:2]
     folder, uids = output_folder(), [obj.session_uid for obj in targets]
     metadata = {"remix_strength": f"{strength:g}", "source_image": str(path), "mode": "remix"}
+    metadata["edit"] = "remix_material"
 
     def texture():  # worker thread: radiance rolled off into albedo range, as Material from Image does
         return linear_to_srgb(pixels / (1.0 + pixels)) if is_hdr else pixels
@@ -231,6 +242,7 @@ def start_world_from_photo(scene, path, prompt: str, **overrides) -> runner.Task
     folder, hdr = output_folder(), outputs.hdr_options(options)
     keys = {
         "photo": str(path),
+        "edit": "world_from_photo",
         "photo_fov_deg": f"{fov:g}",
         "photo_yaw_deg": f"{yaw:g}",
         "photo_pitch_deg": f"{pitch:g}",
@@ -260,3 +272,41 @@ def start_world_from_photo(scene, path, prompt: str, **overrides) -> runner.Task
     )
     apply = world_applier(scene, {**options, "sun_lamp": False})  # the photo's sun stays in the sky
     return runner.start(runner.Task(job, "world", request.prompt, apply))
+
+
+# What an edit's record gives back to its call, besides its source, prompt and the edit's own settings.
+_REPEATED = ("negative_prompt", "seed", "steps", "guidance", "model", "scheduler", "device", "precision",
+             "memory", "vae", "transformer", "quantize", "wrap_mode")  # fmt: skip
+_EDIT_KEYS = {
+    "remix_world": {"remix_strength": "remix_strength"},
+    "remix_material": {"remix_strength": "remix_strength"},
+    "inpaint_world": {"region_yaw_deg": "yaw", "region_pitch_deg": "pitch", "region_angle_deg": "angle"},
+    "world_from_photo": {"photo_fov_deg": "fov", "photo_yaw_deg": "yaw", "photo_pitch_deg": "pitch",
+                         "width": "width", "height": "height"},
+}  # fmt: skip
+
+
+def recorded_edit(metadata: dict) -> tuple[str, str, str, dict]:
+    """(kind, source, prompt, options) of the edit that made a result, from its record: the API function
+    of that name called with them (api.inpaint_world(source, prompt, **options)) makes it again, seed
+    included. Raises ValueError for a record that is not an edit's."""
+    kind = metadata.get("edit", "")
+    if kind not in _EDIT_KEYS:
+        raise ValueError("this result is not an edit (remix, redrawn region or photo world)")
+    options = {}
+    for key, name in [*((name, name) for name in _REPEATED), *_EDIT_KEYS[kind].items()]:
+        if metadata.get(key, "") != "":
+            options[name] = declared.BY_NAME[name].type(metadata[key])
+    if kind == "inpaint_world" and metadata.get("mask"):
+        options = {name: value for name, value in options.items() if name not in ("yaw", "pitch", "angle")}
+        options["mask"] = metadata["mask"]
+    if metadata.get("loras"):
+        options["loras"] = parse_loras(metadata["loras"])
+    source = metadata["photo"] if kind == "world_from_photo" else metadata["source_image"]
+    return kind, source, metadata.get("prompt", ""), options
+
+
+def sidebar_record(metadata: dict) -> dict:
+    """An edit's record as the sidebar's Use Settings reads a generation's: its prompt, seed, steps and
+    guidance for a world or a material."""
+    return {**metadata, "mode": "texture" if metadata.get("edit") == "remix_material" else "world"}

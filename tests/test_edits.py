@@ -295,3 +295,26 @@ def test_the_command_line_and_the_operators_take_the_same_names(
         prompt="x", remix_strength=0.0, filepath=str(source_path), model=str(tiny_sd)
     )
     assert result == {"FINISHED"} and scene.world["promptscape"]["mode"] == "remix"
+
+
+def test_an_edit_is_made_again_from_its_record(api, addon, tiny_sd, source_world):
+    edits = importlib.import_module(addon.__name__ + ".flow.edits")
+    source, _ = source_world
+    first = api.inpaint_world(
+        source, "a ruin", scene=new_scene(), model=str(tiny_sd), yaw=-60, angle=12, **TINY
+    )
+    kind, path, prompt, options = edits.recorded_edit(dict(first["promptscape"]))
+    assert (kind, prompt, options["yaw"], options["angle"], options["seed"]) == (
+        "inpaint_world",
+        "a ruin",
+        -60,
+        12,
+        3,
+    )
+    again = getattr(api, kind)(path, prompt, scene=new_scene(), **options)
+    assert np.array_equal(read_exr(world_exr(first)), read_exr(world_exr(again)))
+    scene = new_scene()
+    scene.world = first
+    with bpy.context.temp_override(scene=scene):
+        assert bpy.ops.promptscape.use_settings(key=-1) == {"FINISHED"}
+    assert scene.promptscape.prompt == "a ruin" and scene.promptscape.seed == 3
