@@ -318,3 +318,13 @@ def test_an_edit_is_made_again_from_its_record(api, addon, tiny_sd, source_world
     with bpy.context.temp_override(scene=scene):
         assert bpy.ops.promptscape.use_settings(key=-1) == {"FINISHED"}
     assert scene.promptscape.prompt == "a ruin" and scene.promptscape.seed == 3
+
+
+def test_a_family_without_the_pipeline_is_refused_in_words(api, tiny_transformers, source_world):
+    source, _ = source_world
+    scene = new_scene()
+    scene.world = source
+    klein = str(tiny_transformers["flux2-klein"])
+    with pytest.raises(api.PromptscapeError, match="flux2-klein models have no img2img pipeline"):
+        api.remix_world(source, "autumn", scene=scene, model=klein, poles="off", **TINY)
+    assert scene.world == source
