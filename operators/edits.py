@@ -2,16 +2,28 @@
 world. Options have the API's names; unset ones take the sidebar's values."""
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 
-from ..flow import edits
+from ..flow import edits, runner
 from .from_image import IMAGE_FILTER
 from .generate import operator_properties, overrides, run_task
 
 SOURCE_HELP = "An image file to start from (empty: the scene's world)"
+KEY = IntProperty(
+    name="Result", description="A result of the History to start from (-1: none)", default=-1, min=-1,
+    options={"SKIP_SAVE"},
+)  # fmt: skip
+
+
+def _history_file(operator, what: str):
+    """The file of the History result the operator's `key` names (the Remix button), or None."""
+    entry = runner.history_entry(operator.key) if operator.key >= 0 else None
+    return getattr(entry.outputs, what, None) if entry is not None else None
 
 
 def _source(operator, context):
+    if (found := _history_file(operator, "exr")) is not None:
+        return str(found)
     return bpy.path.abspath(operator.filepath) if operator.filepath else context.scene.world
 
 
@@ -30,6 +42,7 @@ class PROMPTSCAPE_OT_remix_world(bpy.types.Operator):
     __annotations__ = {
         **operator_properties("remix_world"),
         "filepath": StringProperty(name="Source", description=SOURCE_HELP, subtype="FILE_PATH"),
+        "key": KEY,
     }
 
     def execute(self, context):
@@ -52,12 +65,15 @@ class PROMPTSCAPE_OT_remix_material(bpy.types.Operator):
             name="Source", description="A texture file (empty: the active object's material)",
             subtype="FILE_PATH",
         ),
+        "key": KEY,
     }  # fmt: skip
 
     def execute(self, context):
         prompt, options = _prompt(self, context, "remix_material")
         obj = context.active_object
         source = bpy.path.abspath(self.filepath) if self.filepath else getattr(obj, "active_material", None)
+        if (found := _history_file(self, "albedo")) is not None:
+            source = str(found)
         if source is None:
             self.report({"ERROR"}, "Select an object with a Promptscape material, or give a texture file")
             return {"CANCELLED"}

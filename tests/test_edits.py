@@ -328,3 +328,13 @@ def test_a_family_without_the_pipeline_is_refused_in_words(api, tiny_transformer
     with pytest.raises(api.PromptscapeError, match="flux2-klein models have no img2img pipeline"):
         api.remix_world(source, "autumn", scene=scene, model=klein, poles="off", **TINY)
     assert scene.world == source
+
+
+def test_the_remix_button_of_a_history_result(api, addon, tiny_sd, source_world):
+    runner = importlib.import_module(addon.__name__ + ".flow.runner")
+    _, source_path = source_world
+    scene = new_scene()
+    api.world_from_image(str(source_path), scene=scene)
+    entry = next(entry for entry in runner.history() if entry.kind == "world")
+    assert bpy.ops.promptscape.remix_world(key=entry.key, prompt="x", remix_strength=0.0) == {"FINISHED"}
+    assert scene.world["promptscape"]["source_image"] == str(entry.outputs.exr)
