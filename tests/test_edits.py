@@ -31,12 +31,23 @@ def world_exr(world) -> Path:
 
 
 @pytest.fixture(scope="module")
-def source_world(api, tiny_sd):
+def made_world(api, tiny_sd):
     """A 128x64 world made by Promptscape (its EXR is the input every edit starts from)."""
-    scene = new_scene()
     world = api.generate_world(
-        "a valley", scene=scene, model=str(tiny_sd), width=WIDTH, height=HEIGHT, poles="off", **TINY
+        "a valley", scene=new_scene(), model=str(tiny_sd), width=WIDTH, height=HEIGHT, poles="off", **TINY
     )
+    return {"world": world, "exr": world_exr(world)}
+
+
+@pytest.fixture()
+def source_world(api, made_world):
+    """(World, its EXR): the made world, or after a test opened another file (which removes it) the same
+    EXR applied again."""
+    try:
+        world = made_world["world"]
+        assert world.name
+    except ReferenceError:
+        world = made_world["world"] = api.world_from_image(str(made_world["exr"]), scene=new_scene())
     return world, world_exr(world)
 
 
