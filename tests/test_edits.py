@@ -349,3 +349,15 @@ def test_the_remix_button_of_a_history_result(api, addon, tiny_sd, source_world)
     entry = next(entry for entry in runner.history() if entry.kind == "world")
     assert bpy.ops.promptscape.remix_world(key=entry.key, prompt="x", remix_strength=0.0) == {"FINISHED"}
     assert scene.world["promptscape"]["source_image"] == str(entry.outputs.exr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["zimage", "flux2-klein", "qwen-image"])
+def test_a_region_redrawn_by_each_transformer_family(api, tiny_transformers, source_world, family):
+    source, source_path = source_world
+    model = str(tiny_transformers[family])
+    world = api.inpaint_world(source, "a tower", scene=new_scene(), model=model, yaw=10, angle=20, **TINY)
+    before, after = read_exr(source_path), read_exr(world_exr(world))
+    outside = degrees_from(10, 0) > 20 + 2 * 180 / HEIGHT + 1e-6
+    assert np.array_equal(after[outside].view(np.uint32), before[outside].view(np.uint32))
+    assert not np.array_equal(after[~outside], before[~outside])
