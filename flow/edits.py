@@ -156,7 +156,7 @@ def start_remix_world(scene, source, prompt: str, **overrides) -> runner.Task:
     job = worker.get_worker().submit(
         request,
         on_image=postprocess,
-        prepare=edits.needs_pipeline("img2img", "a remix"),
+        prepare=edits.needs_pipeline("remix", "a remix"),
         edit=edits.remix_image(lambda: outputs.display_srgb(pixels) if is_hdr else pixels, strength),
     )
     return runner.start(runner.Task(job, "world", request.prompt, world_applier(scene, options)))
@@ -215,7 +215,7 @@ def start_remix_material(scene, source, prompt: str, objects=None, **overrides) 
     job = worker.get_worker().submit(
         request,
         on_image=postprocess,
-        prepare=edits.needs_pipeline("img2img", "a remix"),
+        prepare=edits.needs_pipeline("remix", "a remix"),
         edit=edits.remix_image(texture, strength),
     )
     return runner.start(runner.Task(job, "material", request.prompt, apply))

@@ -12,22 +12,29 @@ import time
 import numpy as np
 
 from ..errors import Cancelled, InvalidRequest
-from . import decoding, families, previews, progress, tiled_vae
+from . import decoding, families, previews, progress, tiled_vae, token_wrap
 from .call_options import call_options
 from .pole_inpaint import model_inpaint
 from .seamless import seamless
 
 
+def can_remix(family: families.Family) -> bool:
+    """An img2img pipeline, or a transformer's inpainting pipeline with nothing kept (FLUX.2 klein)."""
+    return family.img2img is not None or (family.transformer and family.inpaint is not None)
+
+
 def needs_pipeline(stage: str, what: str):
     """A `prepare` for Worker.submit: refuses, before the model loads, a family without the pipeline
-    `stage` ("inpaint" or "img2img") that the edit `what` runs."""
+    `stage` ("inpaint", or "remix": img2img) that the edit `what` runs."""
 
     def prepare(job):
         family = families.named(job.model_size.family) if job.model_size is not None else None
-        if family is not None and getattr(family, stage) is None:
+        if family is None:
+            return
+        if not (can_remix(family) if stage == "remix" else getattr(family, stage) is not None):
             raise InvalidRequest(
                 f"{family.name} models have no {stage} pipeline, which {what} needs: choose a model of "
-                "another family (SD, SDXL, Z-Image or Qwen-Image)"
+                "another family"
             )
 
     return prepare
@@ -110,6 +117,54 @@ def remix_latents(pipe, known, request, strength: float, generator, on_step_end=
     ).images
 
 
+def remixed_steps(steps: int, strength: float) -> int:
+    """How many of a schedule's `steps` an img2img at `strength` runs (diffusers' get_timesteps)."""
+    return steps - int(max(steps - steps * strength, 0))
+
+
+def _transformer_remix(worker, job, pipe, family, request, image, strength: float, generator):
+    """A remix on a diffusion transformer: its img2img pipeline (FLUX.2 klein's inpainting pipeline with
+    nothing kept, its img2img being an editor without strength), the latents rolled between steps as a
+    generation's are (token_wrap) and the VAE padded circularly; the pipeline decodes its own latents."""
+    import diffusers
+
+    remixer = getattr(diffusers, family.img2img or family.inpaint).from_pipe(pipe)
+    remixer.set_progress_bar_config(disable=True)
+    steps = remix_steps(request.steps, strength)
+    roll = token_wrap.TokenRoll.for_image(
+        family.packed, request.width, request.height, remixed_steps(steps, strength), request.wrap_x,
+        request.wrap_y,
+    )  # fmt: skip
+    progress_and_cancel = step_callback(worker, job, family)
+
+    def on_step_end(pipeline, index, timestep, tensors):
+        tensors = progress_and_cancel(pipeline, index, timestep, tensors)
+        last = index + 1 >= getattr(pipeline, "num_timesteps", len(roll.schedule))
+        # The last step rolls back home whatever the schedule's length: the pipeline decodes what it gets.
+        tensors["latents"] = roll.after_step(len(roll.schedule) - 1 if last else index, tensors["latents"])
+        return tensors
+
+    height, width = image.shape[:2]
+    kept = {} if family.img2img else {"mask_image": np.ones((1, height, width, 1), dtype=np.float32)}
+    with (
+        call_options(pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle),
+        seamless(pipe, request.wrap_x, request.wrap_y),
+    ):
+        return remixer(
+            prompt=request.prompt,
+            image=image[None],
+            strength=strength,
+            num_inference_steps=steps,
+            width=width,
+            height=height,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+            **kept,
+            **families.guidance_options(family, request),
+        ).images[0]
+
+
 def remix_image(source, strength: float):
     """The worker stage of a remix: img2img of the whole panorama or texture `source()` gives (float32
     (H, W, 3) sRGB in [0, 1], made in the worker thread) at `strength`, wrapped as a generation is (x for
@@ -120,15 +175,18 @@ def remix_image(source, strength: float):
         import torch
 
         family = families.of_pipeline(pipe)
-        if family.transformer or family.img2img is None:
-            raise InvalidRequest(
-                f"remix runs on SD and SDXL models for now, not {family.name}: choose an SD or SDXL model"
-            )
+        if not can_remix(family):
+            raise InvalidRequest(f"{family.name} models have no img2img pipeline for a remix: choose another")
         generator = torch.Generator(device=device).manual_seed(request.seed)
         job.stage = "remixing"
-        job.steps = max(1, int(remix_steps(request.steps, strength) * strength))
+        job.steps = remixed_steps(remix_steps(request.steps, strength), strength)
         plan, image = job.plan, np.asarray(source(), dtype=np.float32)
         start = time.perf_counter()
+        if family.transformer:
+            redrawn = _transformer_remix(worker, job, pipe, family, request, image, strength, generator)
+            job.timings["denoise"] = time.perf_counter() - start
+            job.stage = progress.steps_done(job.steps)
+            return redrawn
         with (
             call_options(
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
