@@ -134,15 +134,28 @@ def test_bad_regions_are_refused_in_words_and_the_scene_kept(api, tiny_sd, sourc
     assert scene.world == source
 
 
-def test_cancel_during_the_redraw_leaves_the_scene(api, tiny_sd, source_world, worker):
+@pytest.mark.parametrize("edit", ["inpaint_world", "remix_world", "world_from_photo"])
+def test_cancel_within_a_step_leaves_the_scene(api, tiny_sd, source_world, worker, tmp_path, edit):
     source, _ = source_world
     scene = new_scene()
     scene.world = source
-    worker.step_hook = lambda job, step: job.cancel()
-    generation = api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), wait=False, **TINY)
+    steps = []
+
+    def cancel_at_first_step(job, step):
+        steps.append(step)
+        job.cancel()
+
+    worker.step_hook = cancel_at_first_step
+    start = api.inpaint_world if edit == "inpaint_world" else api.remix_world
+    given = source
+    if edit == "world_from_photo":
+        start, given = api.world_from_photo, write_png(tmp_path / "photo.png", np.full((64, 64, 3), 0.4))
+    options = {"remix_world": {"remix_strength": 1.0}, "world_from_photo": {"width": WIDTH}}.get(edit, {})
+    options.update(TINY, steps=4)
+    generation = start(given, "x", scene=scene, model=str(tiny_sd), wait=False, **options)
     with pytest.raises(api.PromptscapeError, match="cancel"):
         generation.result(timeout=120)
-    assert generation.state == "cancelled" and scene.world == source
+    assert generation.state == "cancelled" and scene.world == source and steps == [1]
 
 
 def test_remix_at_strength_zero_is_world_from_image(api, source_world):
