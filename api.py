@@ -220,7 +220,7 @@ def remix_material(
 def world_from_photo(
     path,
     prompt: str = "",
-    fov: float = 60.0,
+    fov: float | None = None,
     yaw: float = 0.0,
     pitch: float = 0.0,
     *,
@@ -229,10 +229,12 @@ def world_from_photo(
     **options,
 ):
     """Grow a photo into a 360° world from `prompt` and make it the world of `scene`; returns the World.
-    The photo lies where an upright camera with horizontal field of view `fov` looking along `yaw`
+    The photo lies where an upright camera with horizontal field of view `fov` (None: from the photo's
+    EXIF 35 mm focal length, else 60°) looking along `yaw`
     (azimuth counter-clockwise from +X) and `pitch` (elevation), in degrees, sees it; the model paints the
     rest, seamless around the horizon. Takes a generation's model and world options (width, height, seed,
     steps, model, exposure, sun, poles, strength, ...)."""
     scene = scene or bpy.context.scene
-    task = edits.start_world_from_photo(scene, path, prompt, fov=fov, yaw=yaw, pitch=pitch, **options)
+    given = {"fov": fov} if fov is not None else {}
+    task = edits.start_world_from_photo(scene, path, prompt, yaw=yaw, pitch=pitch, **given, **options)
     return _finish(task, wait)

@@ -29,6 +29,9 @@ from .start import (
 )
 from .upscale import albedo_of
 
+DEFAULT_FOV = 60.0  # degrees: a phone's main camera, about 26 mm equivalent, when the photo does not say
+EXIF_BYTES = 1 << 17  # a JPEG's EXIF block is at most 64 KiB, after at most a JFIF header
+
 # Keys of the input's record that describe how it was made, not what it shows: an edit records its own.
 _NOT_INHERITED = ("memory_plan", "poles_memory_plan", "upscale", "upscaler", "detail")
 
@@ -238,6 +241,10 @@ def start_world_from_photo(scene, path, prompt: str, **overrides) -> runner.Task
         given = options["width"] or 2 * options["height"]
         options["width"], options["height"] = given, given // 2
     yaw, pitch, fov = options["yaw"], options["pitch"], options["fov"]
+    if fov is None:  # the camera's own, where the file says it
+        with open(path, "rb") as file:
+            head = file.read(EXIF_BYTES)
+        fov = photo_world.exif_fov(head, photo.shape[1], photo.shape[0]) or DEFAULT_FOV
     request = build_request(options, "world")
     folder, hdr = output_folder(), outputs.hdr_options(options)
     keys = {

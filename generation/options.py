@@ -214,8 +214,8 @@ OPTIONS = (
            -90.0, 90.0),
     Option("angle", float, 20.0, "The region's radius in degrees (its edge is feathered a sixth wider)",
            _REGION, 0.0, 54.0),
-    Option("fov", float, 60.0, "The photo's horizontal field of view in degrees", _PHOTO, 10.0, 170.0,
-           label="Field of View"),
+    Option("fov", float, None, "The photo's horizontal field of view in degrees (unset: from its EXIF 35 "
+           "mm focal length, else 60)", _PHOTO, 10.0, 170.0, label="Field of View"),
 )  # fmt: skip
 KINDS = KINDS | EDITS
 BY_NAME = {option.name: option for option in OPTIONS}

@@ -379,3 +379,19 @@ def test_a_remix_by_each_transformer_family(api, tiny_transformers, source_world
     )
     a, b = read_exr(world_exr(first)), read_exr(world_exr(second))
     assert np.array_equal(a, b) and not np.array_equal(a, read_exr(source_path))
+
+
+def test_a_photo_without_a_field_of_view_takes_its_exif(api, tiny_sd, tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 50  # a "normal" lens: 50 mm equivalent
+    path = tmp_path / "camera.jpg"
+    Image.new("RGB", (96, 64), (120, 130, 140)).save(path, exif=exif)
+    world = api.world_from_photo(
+        str(path), "a field", scene=new_scene(), model=str(tiny_sd), width=WIDTH, **TINY
+    )
+    across = 43.267 * 96 / np.hypot(96, 64)
+    assert float(world["promptscape"]["photo_fov_deg"]) == pytest.approx(
+        np.degrees(2 * np.arctan(across / 100)), abs=1e-3
+    )

@@ -8,6 +8,8 @@ photo's resampled projection exactly, whatever the outpainting, the pole repair 
 numpy only.
 """
 
+import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,3 +84,41 @@ def keep_photo(radiance: np.ndarray, placed: PhotoCanvas, gain: float) -> np.nda
     # Radiance stays above zero: a black photo pixel becomes the faintest light, not none.
     out[chosen] = np.maximum(photo * w + out[chosen] * (1.0 - w), np.float32(1e-9))
     return out
+
+
+FULL_FRAME_DIAGONAL = 43.267  # mm: what a "35 mm equivalent" focal length is measured against
+
+
+def exif_fov(data: bytes, width: int, height: int) -> float | None:
+    """The horizontal field of view in degrees that a JPEG's EXIF says (its 35 mm equivalent focal length,
+    measured on the full frame's diagonal), or None where it has none. Reads the bytes only; no library."""
+    start = data.find(b"Exif\x00\x00")
+    if not data.startswith(b"\xff\xd8") or start < 0:
+        return None
+    tiff = data[start + 6 :]
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return None
+
+    def entries(offset: int):
+        if offset + 2 > len(tiff):
+            return
+        count = int.from_bytes(tiff[offset : offset + 2], "little" if order == "<" else "big")
+        for index in range(min(count, 512)):
+            entry = tiff[offset + 2 + 12 * index : offset + 14 + 12 * index]
+            if len(entry) == 12:
+                yield struct.unpack(order + "HHI4s", entry)
+
+    first = struct.unpack(order + "I", tiff[4:8])[0]
+    exif = next(
+        (struct.unpack(order + "I", value)[0] for tag, _, _, value in entries(first) if tag == 0x8769), None
+    )
+    if exif is None:
+        return None
+    focal = next(
+        (struct.unpack(order + "H", value[:2])[0] for tag, _, _, value in entries(exif) if tag == 0xA405), 0
+    )
+    if not focal:
+        return None
+    across = FULL_FRAME_DIAGONAL * width / math.hypot(width, height)
+    return math.degrees(2.0 * math.atan(across / (2.0 * focal)))

@@ -50,3 +50,18 @@ def test_a_photo_is_kept_exactly_inside_its_footprint(photo_world, hdr, errors):
     assert np.array_equal(kept[placed.weight == 0], painted[placed.weight == 0])
     with pytest.raises(errors.InvalidImage, match="at least 64 pixels"):
         photo_world.check_photo(np.zeros((63, 200, 3)), "small.png")
+
+
+def test_the_field_of_view_from_a_jpegs_exif(photo_world, tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # FocalLengthIn35mmFilm: a phone's main camera
+    path = tmp_path / "phone.jpg"
+    Image.new("RGB", (400, 300)).save(path, exif=exif)
+    fov = photo_world.exif_fov(path.read_bytes(), 400, 300)
+    # 43.27 mm diagonal, 4:3: 34.61 mm across; 2 atan(17.31 / 26) = 67.3°
+    assert fov == pytest.approx(67.3, abs=0.05)
+    Image.new("RGB", (400, 300)).save(tmp_path / "plain.jpg")
+    assert photo_world.exif_fov((tmp_path / "plain.jpg").read_bytes(), 400, 300) is None
+    assert photo_world.exif_fov(b"not a jpeg", 400, 300) is None
