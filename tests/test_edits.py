@@ -395,3 +395,17 @@ def test_a_photo_without_a_field_of_view_takes_its_exif(api, tiny_sd, tmp_path):
     assert float(world["promptscape"]["photo_fov_deg"]) == pytest.approx(
         np.degrees(2 * np.arctan(across / 100)), abs=1e-3
     )
+
+
+@pytest.mark.slow
+def test_sdxl_redraws_a_region_and_remixes(api, tiny_sdxl, source_world):
+    source, source_path = source_world
+    world = api.inpaint_world(
+        source, "a tower", scene=new_scene(), model=str(tiny_sdxl), yaw=100, angle=15, **TINY
+    )
+    before, after = read_exr(source_path), read_exr(world_exr(world))
+    outside = degrees_from(100, 0) > 15 + 2 * 180 / HEIGHT + 1e-6
+    assert np.array_equal(after[outside].view(np.uint32), before[outside].view(np.uint32))
+    assert not np.array_equal(after[~outside], before[~outside])
+    remixed = api.remix_world(source, "autumn", scene=new_scene(), model=str(tiny_sdxl), poles="off", **TINY)
+    assert not np.array_equal(read_exr(world_exr(remixed)), before)
