@@ -15,6 +15,7 @@ from ..generation.engine.upscaler import UpscalePlan
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.imaging import outputs, photo_world, region_edit
 from ..generation.imaging.hdr import HdrOptions, convert_panorama, linear_to_srgb
+from ..generation.setup import world_presets
 from ..properties import size_of
 from ..scene import images, material, world
 from . import runner
@@ -26,6 +27,7 @@ from .start import (
     recorded_settings,
     world_applier,
     world_conversion,
+    world_preset,
 )
 from .upscale import albedo_of
 
@@ -120,6 +122,15 @@ def start_inpaint_world(scene, source, prompt: str, **overrides) -> runner.Task:
     return runner.start(runner.Task(job, "world", request.prompt, apply))
 
 
+def with_world_preset(options: dict, overrides: dict) -> dict:
+    """A whole world's edit (remix, photo world) takes the world preset as Generate World does, unless a
+    model is given: a model trained on 360° panoramas, its LoRA and trigger words. A redrawn region is a
+    perspective view: the plain model draws it."""
+    if "model" in overrides or (preset := world_preset()) is None:
+        return options
+    return world_presets.apply(preset, options, set(overrides))
+
+
 def _model_size(width: int, height: int, what: str) -> None:
     """A model draws sizes in multiples of 8 from MIN_SIZE: say so for an input it cannot redraw as is."""
     if width % 8 or height % 8 or min(width, height) < MIN_SIZE or max(width, height) > MAX_SIZE:
@@ -134,6 +145,7 @@ def start_remix_world(scene, source, prompt: str, **overrides) -> runner.Task:
     World from Image, no model; 1: redrawn whole), wrapped around the horizon, then made HDR as a
     generated world is (its sun, its poles)."""
     options = merge_options(scene, "remix_world", {"prompt": prompt, **overrides})
+    options = with_world_preset(options, overrides)
     path, pixels, is_hdr, inherited = world_source(source or scene.world)
     strength = options["remix_strength"]
     height, width = pixels.shape[:2]
@@ -230,6 +242,7 @@ def start_world_from_photo(scene, path, prompt: str, **overrides) -> runner.Task
     wrapped around the horizon; inside its footprint the world is the photo (its radiance at the world's
     exposure)."""
     options = merge_options(scene, "world_from_photo", {"prompt": prompt, **overrides})
+    options = with_world_preset(options, overrides)
     path = image_path(path)
     photo, is_hdr = images.read_pixels(path)
     photo_world.check_photo(photo, path.name)

@@ -7,9 +7,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
+import test_world_presets
 from scene_helpers import new_scene, read_exr, write_png
 
 TINY = {"steps": 2, "seed": 3, "device": "cpu"}
+tiny_preset = test_world_presets.preset  # the fixture: a tiny 360 preset in the Hugging Face cache
 HEIGHT, WIDTH = 64, 128  # the smallest world a model draws
 
 
@@ -409,3 +411,15 @@ def test_sdxl_redraws_a_region_and_remixes(api, tiny_sdxl, source_world):
     assert not np.array_equal(after[~outside], before[~outside])
     remixed = api.remix_world(source, "autumn", scene=new_scene(), model=str(tiny_sdxl), poles="off", **TINY)
     assert not np.array_equal(read_exr(world_exr(remixed)), before)
+
+
+def test_a_world_remix_takes_the_360_preset_a_region_does_not(api, tiny_preset, tiny_sd, source_world):
+    source, preset = source_world[0], tiny_preset
+    world = api.remix_world(source, "autumn", remix_strength=0.5, scene=new_scene(), poles="off", **TINY)
+    record = world["promptscape"]
+    assert record["model"] == preset.base and record["loras"] == f"{preset.repo_id}:1"
+    assert record["prompt"] == "qxj 360 panorama, autumn" and record["width"] == str(
+        WIDTH
+    )  # the input's size
+    region = api.inpaint_world(source, "a tower", scene=new_scene(), model=str(tiny_sd), angle=10, **TINY)
+    assert region["promptscape"]["loras"] == ""
