@@ -194,15 +194,14 @@ def test_material_remix_at_strength_zero_is_material_from_image(api, tmp_path):
 def test_the_same_seed_gives_the_same_remix(api, tiny_sd, source_world):
     source, _ = source_world
     first, second = (
-        api.remix_world(
-            source, "autumn", remix_strength=0.5, scene=new_scene(), model=str(tiny_sd), poles="off", **TINY
-        )
+        api.remix_world(source, "autumn", remix_strength=0.5, scene=new_scene(), model=str(tiny_sd), **TINY)
         for _ in range(2)
-    )
+    )  # poles="repair" (the default): the remix's poles are redrawn as a generation's
     a, b = read_exr(world_exr(first)), read_exr(world_exr(second))
     assert world_exr(first) != world_exr(second) and np.array_equal(a, b)
     assert not np.array_equal(a, read_exr(world_exr(source)))
     assert first["promptscape"]["remix_strength"] == "0.5" and first["promptscape"]["mode"] == "remix"
+    assert first["promptscape"]["poles"] == "repair" and "poles_memory_plan" in first["promptscape"]
 
 
 def test_a_remix_changes_more_with_more_strength(gen, tiny_sd):
