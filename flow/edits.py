@@ -40,6 +40,8 @@ _NOT_INHERITED = ("memory_plan", "poles_memory_plan", "upscale", "upscaler", "de
 
 def world_source(source) -> tuple[Path, np.ndarray, bool, dict]:
     """(path, pixels, is_hdr, metadata) of a World made by Promptscape or of a panorama file."""
+    if source is None:
+        raise PromptscapeError("The scene has no world to edit: give a world or a panorama file")
     if isinstance(source, bpy.types.World):
         environment = world.environment_node(source)
         if environment is None or environment.image is None:

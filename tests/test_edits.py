@@ -134,6 +134,8 @@ def test_bad_regions_are_refused_in_words_and_the_scene_kept(api, tiny_sd, sourc
     with pytest.raises(api.PromptscapeError, match="angle must be"):
         api.inpaint_world(source, "x", scene=scene, model=str(tiny_sd), angle=80, **TINY)
     assert scene.world == source
+    with pytest.raises(api.PromptscapeError, match="no world to edit"):
+        api.inpaint_world(None, "x", scene=new_scene(), model=str(tiny_sd), **TINY)
 
 
 @pytest.mark.parametrize("edit", ["inpaint_world", "remix_world", "world_from_photo"])
