@@ -417,7 +417,7 @@ class Worker:
             positions,
             _noting_first_step(job, _denoiser(pipe)),
         ):
-            if family.transformer:  # the pipeline decodes its own latents (packed, shifted, normalised)
+            if not family.decodes_here:  # the pipeline decodes its own latents (packed, 3D VAE)
                 image = pipe(output_type="np", **common).images[0]
                 denoised = last["step_end"] or time.perf_counter()
             else:

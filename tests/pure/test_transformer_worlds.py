@@ -85,6 +85,16 @@ def test_with_no_offsets_the_rolled_run_is_the_plain_pipeline(family, monkeypatc
     np.testing.assert_array_equal(job.outputs, plain)
 
 
+@pytest.mark.parametrize("family", ["zimage", "flux2-klein"])
+def test_a_low_memory_world_decodes_in_wrap_exact_tiles_as_the_plan_says(worker, family):
+    full = run(worker, request(family, memory="full"))
+    low = run(worker, request(family, memory="low"))
+    assert full.plan.tile is None and low.plan.tile is not None, low.plan
+    assert low.metadata["memory_plan"].startswith("tiled (")
+    spread = float(np.abs(full.outputs - low.outputs).max() / full.outputs.std())
+    assert spread < 1e-3, spread
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_pole_repair_runs_through_the_familys_inpainting(worker, family):
     plain = run(worker, request(family))
