@@ -337,10 +337,9 @@ class UpscalePlan:
 
         size = getattr(job, "model_size", None)
         family = families.named(size.family) if size is not None else None
-        if self.detail > 0 and family is not None and family.transformer:
+        if self.detail > 0 and family is not None and not (family.img2img or family.inpaint):
             raise InvalidRequest(
-                f"the detail pass runs UNet models (SD 1.x/2.x, SDXL) for now, not {family.name}: "
-                "set detail to 0"
+                f"{family.name} models have no img2img pipeline for the detail pass: set detail to 0"
             )
         if self.path is not None:
             prepare_upscaler(self.path, self.allow_pickle)
