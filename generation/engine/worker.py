@@ -271,7 +271,9 @@ class Worker:
             job.resolved, job.metadata["quantize"] = request, used
             if job._prepare is not None:
                 job._prepare(job)
-            job.plan = _plan(request, size, device, precision)
+            # Later stages (poles, detail) plan with the weights as loaded: quantised where they are.
+            job.model_size = quantize.planned_size(size, used, memory_plan.precision_bytes(precision))
+            job.plan = _plan(request, job.model_size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             weights = {"quantize": used, "transformer": request.transformer}
             with self.cache.use(source, device, precision, job.plan.placement, vae, **weights) as loaded:

@@ -248,3 +248,24 @@ def test_four_and_eight_bit_configs_quantise_the_transformer_and_text_encoder():
         config = quantize.pipeline_config(mode)
         assert config.quant_backend == backend
         assert set(config.components_to_quantize) == {"transformer", "text_encoder"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_group_offloading_moves_blocks_and_changes_no_pixel(family):
+    """The "group" plan's placement, on the CPU (onload and offload both there): the hooks are on the
+    transformer and text encoder, not the VAE, and the image is the resident pipeline's, bit for bit."""
+    from diffusers import DiffusionPipeline
+    from diffusers.hooks.group_offloading import _get_group_onload_device
+
+    devices, images = source_module("engine.devices"), []
+    for placement in ("device", "group"):
+        pipe = DiffusionPipeline.from_pretrained(request(family).model)
+        assert devices.place_pipeline(pipe, "cpu", placement) == (
+            "group offload" if placement == "group" else "cpu"
+        )
+        options = {"prompt": "a red sky", "num_inference_steps": 2, "width": 64, "height": 64}
+        images.append(pipe(**options, output_type="np", generator=torch.Generator().manual_seed(1)).images[0])
+    assert _get_group_onload_device(pipe.transformer) == torch.device("cpu")
+    with pytest.raises(ValueError):
+        _get_group_onload_device(pipe.vae)  # the VAE stays put: the tiled decode runs its layers itself
+    np.testing.assert_array_equal(images[0], images[1])
