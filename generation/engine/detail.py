@@ -227,10 +227,6 @@ def detail_in_job(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y:
     pipe, request = getattr(job, "pipe", None), job.resolved
     if pipe is None or request is None:
         raise InvalidRequest(NEEDS_MODEL)
-    if families.of_pipeline(pipe).transformer:
-        from . import window_detail
-
-        return window_detail.detail_in_job(image, job, strength, wrap_x, wrap_y)
     height, width = image.shape[:2]
     window = native_window(pipe) * tiled_vae.SCALE
     tiling = vae_tiling(job, width, height, wrap_x, wrap_y, window * window)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import Cancelled, InvalidRequest
 from . import decoding, families
 from .detail import OVERLAP, SEED_OFFSET, vae_tiling, window_starts
+from .previews import PREVIEW_WIDTH
 
 TOKEN = 16  # the families draw in 16-pixel tokens: a window's sides are multiples of it
 
@@ -87,8 +88,6 @@ def add_detail(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y: bo
 
     import torch
 
-    from .upscaler import preview_of
-
     for number, (rows, cols) in enumerate(parts, start=1):
         job.stage = f"adding detail, window {number} of {len(parts)}"
         window = np.ascontiguousarray(image[np.ix_(rows, cols)])
@@ -103,7 +102,8 @@ def add_detail(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y: bo
         weight = (feather(len(rows))[:, None] * feather(len(cols))[None, :])[..., None]
         total[np.ix_(rows, cols)] += drawn * weight
         weights[np.ix_(rows, cols)] += weight
-        job.preview = preview_of(total) / np.maximum(preview_of(weights), 1e-8)  # the blend so far, small
+        step = max(1, width // PREVIEW_WIDTH)  # the blend so far, every step-th pixel
+        job.preview = total[::step, ::step] / np.maximum(weights[::step, ::step], 1e-8)
     return np.clip(total / weights, 0.0, 1.0).astype(np.float32)
 
 
