@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from . import tiled_vae
+from . import tiled_vae, tiled_vae_qwen
 from .memory_plan import MemoryPlan
 
 
@@ -77,15 +77,37 @@ def decode_latents(pipe, latents, plan: MemoryPlan, wrap_x: bool, wrap_y: bool) 
             pipe, latents, tiled_vae.Tiling(plan.tile, wrap_x, wrap_y, plan.storage, plan.lean)
         )
     with vae_ready(pipe, tiled=False) as vae:
-        image = vae.decode(unscaled(vae, latents.to(pipe._execution_device, vae.dtype)), return_dict=False)[0]
+        latents = unscaled(vae, latents.to(pipe._execution_device, vae.dtype))
+        if is_video_vae(vae):
+            image = vae.decode(latents[:, :, None], return_dict=False)[0][:, :, 0]
+        else:
+            image = vae.decode(latents, return_dict=False)[0]
     return _as_array(pipe, image)
 
 
 def decode_tiled(pipe, latents, tiling: tiled_vae.Tiling) -> np.ndarray:
     """As decode_latents, always through the wrap-exact tiles (they wrap as `tiling` says)."""
     with vae_ready(pipe, tiled=True) as vae:
-        image = tiled_vae.decode(vae, unscaled(vae, latents.to(pipe._execution_device, vae.dtype)), tiling)
+        image = tiled_decoder(vae)(vae, unscaled(vae, latents.to(pipe._execution_device, vae.dtype)), tiling)
     return _as_array(pipe, image)
+
+
+def tiled_decoder(vae):
+    """The wrap-exact tiled decode for `vae`: Qwen-Image's causal 3D VAE walks its own layers."""
+    return tiled_vae_qwen.decode if is_video_vae(vae) else tiled_vae.decode
+
+
+def is_video_vae(vae) -> bool:
+    """Qwen-Image's VAE (Wan's) decodes video: a still is one frame of it."""
+    return type(vae).__name__ == "AutoencoderKLQwenImage"
+
+
+def vae_latents(pipe, latents, width: int, height: int):
+    """A pipeline's output_type="latent" as its VAE decodes them, 4D: Qwen-Image's come back packed in
+    2x2-patch tokens (B, tokens, C*4), which its pipeline unpacks into one frame before its decode."""
+    if latents.ndim == 3:
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)[:, :, 0]
+    return latents
 
 
 def _as_array(pipe, image) -> np.ndarray:

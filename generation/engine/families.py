@@ -20,10 +20,6 @@ class Family:
     guidance: float = 7.0
     guidance_argument: str = "guidance_scale"  # Qwen-Image's classifier-free guidance is true_cfg_scale
     negative_prompt: bool = True  # whether its pipelines take one
-    # Its pipelines return latents as its 2D VAE decodes them (output_type="latent"), so the memory plan's
-    # decoder (the wrap-exact tiles where a plain decode does not fit) decodes them. Qwen-Image's come back
-    # packed, for a causal 3D VAE the tiles do not know: its pipeline decodes them itself, untiled.
-    decodes_here: bool = True
     licence: str = ""
 
 
@@ -41,7 +37,7 @@ FAMILIES = (
            rope="flux2", packed=True, steps=4, guidance=1.0, negative_prompt=False, licence="Apache-2.0"),
     Family("qwen-image", ("QwenImagePipeline",), "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
            transformer=True, rope="qwen-image", packed=True, steps=50, guidance=4.0,
-           guidance_argument="true_cfg_scale", decodes_here=False, licence="Apache-2.0"),
+           guidance_argument="true_cfg_scale", licence="Apache-2.0"),
 )  # fmt: skip
 _BY_CLASS = {
     name: family for family in FAMILIES for name in (*family.pipelines, family.img2img, family.inpaint)

@@ -62,9 +62,6 @@ class ModelSize:
     # Loaded in 8 or 4 bits (bitsandbytes): the counts above are then parameters' worth of fp16 bytes, and
     # no plan moves its weights layer by layer (bitsandbytes' weights move whole, with their model).
     quantised: bool = False
-    # Whether its VAE decodes in the wrap-exact tiles (tiled_vae.py): Qwen-Image's causal 3D VAE does not,
-    # so every plan of it decodes whole, after the transformer has left the device under offload.
-    tiled_decode: bool = True
 
 
 # Published architectures (parameters): SD 1.x, SD 2.x (OpenCLIP-H text encoder), SDXL (two encoders).
@@ -79,9 +76,7 @@ FAMILIES = {
     # double and 20 single, Qwen-Image 60; Qwen3-4B 36 layers, Qwen2.5-VL-7B 28.
     "zimage": ModelSize("zimage", 6.15e9, 4.02e9, 83.8e6, native=1024, blocks=34, text_blocks=36),
     "flux2-klein": ModelSize("flux2-klein", 4.0e9, 4.02e9, 84.0e6, native=1024, blocks=25, text_blocks=36),
-    "qwen-image": ModelSize(
-        "qwen-image", 20.4e9, 8.29e9, 127.0e6, native=1328, blocks=60, text_blocks=28, tiled_decode=False
-    ),
+    "qwen-image": ModelSize("qwen-image", 20.4e9, 8.29e9, 127.0e6, native=1328, blocks=60, text_blocks=28),
 }
 
 
@@ -224,8 +219,8 @@ def choose(
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
     candidates = list(candidates)
-    if memory == "low":  # a model whose decode cannot tile keeps its plans: low cannot ask more of it
-        candidates = [c for c in candidates if c.tile is not None and c.tile <= LOW_TILE] or candidates
+    if memory == "low":
+        candidates = [c for c in candidates if c.tile is not None and c.tile <= LOW_TILE]
     on_device = [
         index
         for index, candidate in enumerate(candidates)
@@ -331,12 +326,6 @@ def generation_candidates(
 
     peak = weights + vae_weights + max(denoise, plain_decode)
     candidates = [Candidate("full", int(peak), ram_bytes=ram(peak))]
-    if not model.tiled_decode:
-        if not (device == "cuda" and can_offload):
-            return candidates
-        return candidates + _whole_decode_offloads(
-            model, precision, denoise, vae_weights + plain_decode, image_work
-        )
     tiles = [tile for tile in TILES if tile < 2 * max(width, height)] or [TILES[-1]]
     for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
         for tile in tiles:
@@ -376,22 +365,6 @@ def _group_working(model: ModelSize, size: int, denoise: float) -> float:
     share = GROUP_BLOCKS_ON_DEVICE / model.blocks + GROUP_OUTSIDE_SHARE["transformer"]
     text_share = GROUP_BLOCKS_ON_DEVICE / model.text_blocks + GROUP_OUTSIDE_SHARE["text"]
     return max(model.unet * size * share + denoise, model.text_encoders * size * text_share)
-
-
-def _whole_decode_offloads(
-    model: ModelSize, precision: str, denoise: float, decode: float, image_work: float
-):
-    """The offload plans of a model whose VAE decodes whole (`decode`: its weights and work): offload
-    moves the transformer off the device before the decode, so the peak is the larger stage, not a sum."""
-    size = precision_bytes(precision)
-    in_ram = int(weights_bytes(model, precision) + image_work)
-    peak = max(model.unet * size + denoise, model.text_encoders * size, decode)
-    found = [Candidate("offload", int(peak), ram_bytes=in_ram)]
-    if model.blocks and model.text_blocks and not model.quantised:
-        found.append(
-            Candidate("group", int(max(_group_working(model, size, denoise), decode)), ram_bytes=in_ram)
-        )
-    return found
 
 
 def plan_generation(

@@ -74,9 +74,7 @@ def add_detail(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y: bo
     per_window = max(1, int(steps * strength))
     job.step, job.steps = 0, per_window * len(parts)
     side = (len(parts[0][0]), len(parts[0][1]))
-    tiling = (
-        vae_tiling(job, side[1], side[0], False, False, side[0] * side[1]) if family.decodes_here else None
-    )
+    tiling = vae_tiling(job, side[1], side[0], False, False, side[0] * side[1])
     total = np.zeros(image.shape, dtype=np.float32)
     weights = np.zeros((height, width, 1), dtype=np.float32)
 
@@ -96,9 +94,9 @@ def add_detail(image: np.ndarray, job, strength: float, wrap_x: bool, wrap_y: bo
             prompt=request.prompt, image=window[None], strength=strength, num_inference_steps=steps,
             width=window.shape[1], height=window.shape[0], callback_on_step_end=on_step_end,
             generator=torch.Generator().manual_seed(request.seed + SEED_OFFSET + number),
-            output_type="latent" if tiling else "np", **options, **families.guidance_options(family, request),
+            output_type="latent", **options, **families.guidance_options(family, request),
         ).images  # fmt: skip
-        drawn = decoding.decode_tiled(redraw, result, tiling) if tiling else np.asarray(result[0], np.float32)
+        drawn = decoding.decode_tiled(redraw, decoding.vae_latents(redraw, result, *side[::-1]), tiling)
         weight = (feather(len(rows))[:, None] * feather(len(cols))[None, :])[..., None]
         total[np.ix_(rows, cols)] += drawn * weight
         weights[np.ix_(rows, cols)] += weight

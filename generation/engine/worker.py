@@ -383,7 +383,7 @@ class Worker:
             if periodic
             else contextlib.nullcontext()
         )
-        last = {"preview": 0.0, "step_end": None}
+        last = {"preview": 0.0}
 
         def on_step_end(pipeline, index, timestep, tensors):
             now = time.perf_counter()
@@ -401,7 +401,6 @@ class Worker:
                 raise _CancelRequested
             if roll is not None:
                 tensors["latents"] = roll.after_step(index, latents)
-            last["step_end"] = time.perf_counter()
             return tensors
 
         start = time.perf_counter()
@@ -419,13 +418,11 @@ class Worker:
             positions,
             _noting_first_step(job, _denoiser(pipe)),
         ):
-            if not family.decodes_here:  # the pipeline decodes its own latents (packed, 3D VAE)
-                image = pipe(output_type="np", **common).images[0]
-                denoised = last["step_end"] or time.perf_counter()
-            else:
-                latents = pipe(output_type="latent", **common).images
-                denoised = time.perf_counter()
-                image = self._decode(job, pipe, latents, request)
+            # Every family's latents decode as the memory plan says: whole, or in the wrap-exact tiles.
+            latents = pipe(output_type="latent", **common).images
+            latents = decoding.vae_latents(pipe, latents, request.width, request.height)
+            denoised = time.perf_counter()
+            image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
         job.stage = progress.steps_done(job.steps)
         encoded = job._denoise_started or denoised

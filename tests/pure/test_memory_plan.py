@@ -285,19 +285,3 @@ def test_the_estimate_shows_a_transformers_quantised_needs(memory_plan):
     text = memory_plan.estimate_text(memory_plan.FAMILIES["qwen-image"], 2048, 1024)
     assert "8-bit ~" in text and "4-bit ~" in text
     assert "bit" not in memory_plan.estimate_text(memory_plan.FAMILIES["sdxl"], 2048, 1024)
-
-
-def test_a_vae_that_cannot_tile_is_planned_whole_after_the_transformer_leaves(memory_plan):
-    """Qwen-Image's causal 3D VAE decodes in its pipeline, whole: no plan may count on tiles, memory=low
-    included, and under offload the decode follows the transformer off the device instead of adding to it."""
-    qwen = memory_plan.FAMILIES["qwen-image"]
-    candidates = memory_plan.generation_candidates(qwen, 2048, 1024, "cuda", "fp16")
-    assert {c.name for c in candidates} == {"full", "offload", "group"} and {c.tile for c in candidates} == {
-        None
-    }
-    low = plan(memory_plan, qwen, 16, memory="low", ram_bytes=128 * GB)
-    assert low.tile is None and low.placement == "group"
-    offload = next(c for c in candidates if c.name == "offload")
-    assert offload.peak_bytes == pytest.approx(
-        qwen.unet * 2 + memory_plan.DENOISE_PER_PIXEL * 2048 * 1024 * 2, rel=1e-6
-    )

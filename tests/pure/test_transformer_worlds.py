@@ -85,7 +85,7 @@ def test_with_no_offsets_the_rolled_run_is_the_plain_pipeline(family, monkeypatc
     np.testing.assert_array_equal(job.outputs, plain)
 
 
-@pytest.mark.parametrize("family", ["zimage", "flux2-klein"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_low_memory_world_decodes_in_wrap_exact_tiles_as_the_plan_says(worker, family):
     full = run(worker, request(family, memory="full"))
     low = run(worker, request(family, memory="low"))
