@@ -1,0 +1,69 @@
+"""A prop's stages after its image, in the worker thread: cut-out, shape, mesh, and the files.
+
+The image stage is the worker's own generation (the prompt wrapped by prop_image.py); what it draws comes
+here as `image`. Each stage names itself on the job, counts its steps and checks cancel; every file is
+written before the scene is touched (the main thread builds the object from the mesh file).
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Cancelled
+from ..imaging import prop_files, prop_mask, prop_mesh
+from ..imaging.hdr import srgb_to_linear
+from . import devices, prop_shape
+
+STAGES = ("cutting out", "shaping", "sampling the shape", "building the mesh")
+
+
+@dataclass(frozen=True)
+class PropSettings:
+    """What the stages need beyond the image: the shape model's weights, the size and place of the prop."""
+
+    model_path: Path
+    size: float
+    location: tuple[float, float, float]
+    device: str = "auto"
+
+
+def run_stages(
+    image: np.ndarray, settings: PropSettings, folder: Path, stem: str, job
+) -> prop_files.PropOutputs:
+    """From the drawn image to the prop's files: image, mask, mesh (the mesh's vertices in metres, placed)."""
+    metadata = job.metadata
+    image_path = prop_files.write_image(folder, stem, image, metadata)
+    _check(job, "cutting out")
+    job.stage, job.step, job.steps = "cutting out", 0, 0
+    start = time.perf_counter()
+    mask = prop_mask.cutout_mask(image)
+    mask_path = prop_files.write_mask(folder, stem, mask, metadata)
+    job.timings["mask"] = time.perf_counter() - start
+    _check(job, "shaping")
+    start = time.perf_counter()
+    device = devices.resolve_device(settings.device)
+    framed = prop_mask.framed(image, mask)
+    model, triplane = prop_shape.run_shape(settings.model_path, framed, device, job)
+    config = model.config
+    density = prop_shape.density_grid(model, triplane, config.mesh_resolution, job)
+    job.timings["shape"] = time.perf_counter() - start - job.timings.get("load_prop_model", 0.0)
+    _check(job, "building the mesh")
+    job.stage, job.step, job.steps = "building the mesh", 0, 0
+    start = time.perf_counter()
+    vertices, faces = prop_mesh.extract_surface(
+        density, config.density_threshold, -config.radius, config.radius
+    )
+    colours = prop_shape.vertex_colours(model, triplane, vertices)
+    placed = prop_mesh.place(prop_mesh.turn_front(vertices), settings.size, settings.location)
+    mesh = prop_mesh.PropMesh(placed, faces.astype(np.int32), srgb_to_linear(colours).astype(np.float32))
+    mesh_path = prop_files.write_mesh(folder, stem, mesh)
+    job.timings["mesh"] = time.perf_counter() - start
+    metadata.update(vertices=str(len(placed)), triangles=str(len(faces)))
+    return prop_files.PropOutputs(image_path, mask_path, mesh_path)
+
+
+def _check(job, stage: str) -> None:
+    if job.cancel_requested:
+        raise Cancelled(f"cancelled before {stage}; the files written are kept and the scene is unchanged")
