@@ -2,7 +2,10 @@
 download lands: config.yaml and model.ckpt) gives the shape."""
 
 import importlib
+import json
+from pathlib import Path
 
+import bpy
 import numpy as np
 import pytest
 from scene_helpers import new_scene
@@ -44,3 +47,117 @@ def test_api_prop_stands_at_the_cursor_at_its_size_with_its_colours(api, tiny_sd
     assert record["mode"] == "prop" and record["prop_prompt"] == "a wooden barrel"
     assert "a wooden barrel" in record["prompt"] and record["prompt"] != "a wooden barrel"  # wrapped
     assert all(len(polygon.vertices) == 3 for polygon in obj.data.polygons)
+
+
+@pytest.fixture(scope="module")
+def engine(addon):
+    """The worker and the prop's stages, as installed."""
+    name = addon.__name__ + ".generation.engine."
+    return importlib.import_module(name + "worker"), importlib.import_module(name + "prop_job")
+
+
+def scene_state(scene):
+    return (sorted(obj.name for obj in scene.objects), len(bpy.data.meshes), len(bpy.data.materials))
+
+
+@pytest.mark.parametrize("stage", ["image", "cutting out", "shaping", "building the mesh"])
+def test_cancel_at_every_stage_leaves_the_scene_unchanged(api, tiny_sd, blob_model, engine, stage):
+    worker, prop_job = engine
+    scene = new_scene()
+    before = scene_state(scene)
+
+    def cancel(job, at):
+        if at == stage or (stage == "image" and at == 1):
+            job.cancel()
+
+    if stage == "image":
+        worker.get_worker().step_hook = cancel
+    else:
+        prop_job.stage_hook = cancel
+    try:
+        job = api.generate_prop("a lamp post", scene=scene, model=str(tiny_sd), prop_model=str(blob_model),
+                                wait=False, **FAST)  # fmt: skip
+        with pytest.raises(api.PromptscapeError, match="cancelled"):
+            job.result()
+    finally:
+        worker.get_worker().step_hook = None
+        prop_job.stage_hook = None
+    assert job.state == "cancelled" and scene_state(scene) == before
+
+
+def test_a_shape_model_that_finds_nothing_fails_in_words(api, tiny_sd, tiny_props, tmp_path):
+    scene = new_scene()
+    before = scene_state(scene)
+    empty = tiny_props.save_tiny_triposr(tmp_path / "random", "random")  # random weights: no surface
+    with pytest.raises(api.PromptscapeError, match="the shape model found no object in the image"):
+        api.generate_prop("a statue", scene=scene, model=str(tiny_sd), prop_model=str(empty), **FAST)
+    assert scene_state(scene) == before
+
+
+def test_a_missing_shape_model_is_refused_with_the_id_to_download(api, tiny_sd):
+    with pytest.raises(api.PromptscapeError, match="download stabilityai/TripoSR"):
+        api.generate_prop("a crate", scene=new_scene(), model=str(tiny_sd), **FAST)
+
+
+GLTF_EXITS_CLEANLY = pytest.mark.skipif(
+    bpy.app.version < (5, 0, 0), reason="4.2's module crashes at exit after glTF"
+)
+
+
+@GLTF_EXITS_CLEANLY
+def test_the_cli_makes_a_prop_and_its_glb_reimports_with_the_same_triangles(
+    cli, tiny_sd, blob_model, tmp_path, capfd, fresh_file
+):
+    out, glb = tmp_path / "out.blend", tmp_path / "prop.glb"
+    argv = ["prop", "a red fire hydrant", "--model", str(tiny_sd), "--prop-model", str(blob_model)]
+    argv += ["--steps", "2", "--width", "64", "--height", "64", "--seed", "3", "--device", "cpu"]
+    argv += [
+        "--size",
+        "0.8",
+        "--location",
+        "2",
+        "0",
+        "0",
+        "--export",
+        str(glb),
+        "--output",
+        str(out),
+        "--json",
+    ]
+    code = cli.main(argv)
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    made, exported = (json.loads(line) for line in captured.out.splitlines())
+    assert made["kind"] == "prop" and Path(made["files"]["mesh"]).is_file() and exported["kind"] == "export"
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    (prop,) = [obj for obj in bpy.context.scene.objects if obj.get("promptscape_prop")]
+    triangles = len(prop.data.polygons)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(glb))
+    (imported,) = [obj for obj in bpy.context.scene.objects if obj.type == "MESH"]
+    assert sum(len(polygon.vertices) - 2 for polygon in imported.data.polygons) == triangles
+    assert imported.data.color_attributes, "the vertex colours did not reach the .glb"
+
+
+def test_a_batch_line_makes_a_prop(cli, tiny_sd, blob_model, tmp_path, capfd, fresh_file):
+    line = {"kind": "prop", "prompt": "a wooden chair", "model": str(tiny_sd), "prop_model": str(blob_model),
+            "location": [0, 0, 1], **FAST}  # fmt: skip
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps(line) + "\n")
+    assert cli.main(["batch", str(jobs), "--output-dir", str(tmp_path / "out")]) == 0, capfd.readouterr().err
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "out" / "0001-a-wooden-chair.blend"))
+    (prop,) = [obj for obj in bpy.context.scene.objects if obj.get("promptscape_prop")]
+    assert min((prop.matrix_world @ v.co).z for v in prop.data.vertices) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_operator_places_a_prop_where_it_is_told(tiny_sd, blob_model):
+    scene = new_scene()
+    result = bpy.ops.promptscape.generate_prop(
+        prompt="a stone urn", model=str(tiny_sd), prop_model=str(blob_model), location=(0, 3, 0), size=0.5,
+        **FAST,
+    )  # fmt: skip
+    assert result == {"FINISHED"}
+    (prop,) = [obj for obj in scene.objects if obj.get("promptscape_prop")]
+    corners = np.array([prop.matrix_world @ v.co for v in prop.data.vertices])
+    assert (corners.max(axis=0) - corners.min(axis=0)).max() == pytest.approx(0.5, rel=1e-4)
+    assert corners[:, 1].min() > 2.5 and corners[:, 2].min() == pytest.approx(0.0, abs=1e-4)

@@ -16,7 +16,9 @@ from ..imaging import prop_files, prop_mask, prop_mesh
 from ..imaging.hdr import srgb_to_linear
 from . import devices, prop_shape
 
-STAGES = ("cutting out", "shaping", "sampling the shape", "building the mesh")
+STAGES = ("cutting out", "shaping", "building the mesh")
+# Test seam: called as stage_hook(job, stage) as each of STAGES begins, before its cancel check.
+stage_hook = None
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,21 @@ def run_stages(
     """From the drawn image to the prop's files: image, mask, mesh (the mesh's vertices in metres, placed)."""
     metadata = job.metadata
     image_path = prop_files.write_image(folder, stem, image, metadata)
-    _check(job, "cutting out")
-    job.stage, job.step, job.steps = "cutting out", 0, 0
+    _begin(job, "cutting out")
     start = time.perf_counter()
     mask = prop_mask.cutout_mask(image)
     mask_path = prop_files.write_mask(folder, stem, mask, metadata)
     job.timings["mask"] = time.perf_counter() - start
-    _check(job, "shaping")
+    _begin(job, "shaping")
     start = time.perf_counter()
     device = devices.resolve_device(settings.device)
+    _note_memory(job, device)
     framed = prop_mask.framed(image, mask)
     model, triplane = prop_shape.run_shape(settings.model_path, framed, device, job)
     config = model.config
     density = prop_shape.density_grid(model, triplane, config.mesh_resolution, job)
     job.timings["shape"] = time.perf_counter() - start - job.timings.get("load_prop_model", 0.0)
-    _check(job, "building the mesh")
-    job.stage, job.step, job.steps = "building the mesh", 0, 0
+    _begin(job, "building the mesh")
     start = time.perf_counter()
     vertices, faces = prop_mesh.extract_surface(
         density, config.density_threshold, -config.radius, config.radius
@@ -64,6 +65,22 @@ def run_stages(
     return prop_files.PropOutputs(image_path, mask_path, mesh_path)
 
 
-def _check(job, stage: str) -> None:
+def _begin(job, stage: str) -> None:
+    if stage_hook is not None:
+        stage_hook(job, stage)
     if job.cancel_requested:
         raise Cancelled(f"cancelled before {stage}; the files written are kept and the scene is unchanged")
+    job.stage, job.step, job.steps = stage, 0, 0
+
+
+def _note_memory(job, device: str) -> None:
+    """What the artist should know of the shape stage's cost: slow on the CPU, about 6 GB on a GPU."""
+    if device == "cpu":
+        job.notes.append(prop_shape.CPU_NOTE[0].upper() + prop_shape.CPU_NOTE[1:])
+        return
+    budget = devices.memory_budget(device)
+    if budget is not None and budget < prop_shape.GPU_GB * 2**30:
+        job.notes.append(
+            f"The shape model needs about {prop_shape.GPU_GB:g} GB on the GPU and {budget / 2**30:.1f} GB is "
+            "free: close other GPU apps if it runs out of memory"
+        )
