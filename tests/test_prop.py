@@ -150,7 +150,7 @@ def test_a_batch_line_makes_a_prop(cli, tiny_sd, blob_model, tmp_path, capfd, fr
     assert min((prop.matrix_world @ v.co).z for v in prop.data.vertices) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_the_operator_places_a_prop_where_it_is_told(tiny_sd, blob_model):
+def test_the_operator_places_a_prop_where_it_is_told_and_reapply_puts_it_again(addon, tiny_sd, blob_model):
     scene = new_scene()
     result = bpy.ops.promptscape.generate_prop(
         prompt="a stone urn", model=str(tiny_sd), prop_model=str(blob_model), location=(0, 3, 0), size=0.5,
@@ -161,3 +161,7 @@ def test_the_operator_places_a_prop_where_it_is_told(tiny_sd, blob_model):
     corners = np.array([prop.matrix_world @ v.co for v in prop.data.vertices])
     assert (corners.max(axis=0) - corners.min(axis=0)).max() == pytest.approx(0.5, rel=1e-4)
     assert corners[:, 1].min() > 2.5 and corners[:, 2].min() == pytest.approx(0.0, abs=1e-4)
+    newest = importlib.import_module(addon.__name__ + ".flow.runner").history()[0]
+    assert newest.kind == "prop" and bpy.ops.promptscape.reapply(key=newest.key) == {"FINISHED"}
+    again = [obj for obj in scene.objects if obj.get("promptscape_prop") and obj != prop]
+    assert len(again) == 1 and len(again[0].data.polygons) == len(prop.data.polygons)
