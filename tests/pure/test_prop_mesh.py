@@ -111,3 +111,20 @@ def test_the_measures_see_an_open_or_misoriented_mesh(prop_mesh):
     flipped[0] = flipped[0, ::-1]
     assert not prop_mesh.is_consistently_oriented(flipped)
     assert prop_mesh.signed_volume(vertices, faces[:, ::-1]) < 0
+
+
+def test_the_mesh_file_round_trips_without_pickle_and_refuses_bad_arrays(prop_mesh, tmp_path):
+    files = source_module("imaging.prop_files")
+    errors = source_module("errors")
+    vertices, faces = prop_mesh.extract_surface(-sphere(grid_points()), 0.0, LOW, HIGH)
+    colours = np.full(vertices.shape, 0.5, np.float32)
+    mesh = prop_mesh.PropMesh(vertices.astype(np.float32), faces.astype(np.int32), colours)
+    path = files.write_mesh(tmp_path, "prop", mesh)
+    back = files.read_mesh(path)
+    assert np.array_equal(back.vertices, mesh.vertices) and np.array_equal(back.faces, mesh.faces)
+    np.savez(tmp_path / "bad.npz", vertices=mesh.vertices, faces=mesh.faces + len(vertices), colours=colours)
+    with pytest.raises(errors.GenerationFailed, match="outside"):
+        files.read_mesh(tmp_path / "bad.npz")
+    np.savez(tmp_path / "pickled.npz", vertices=np.array([object()]), faces=mesh.faces, colours=colours)
+    with pytest.raises(errors.GenerationFailed, match="cannot be read"):
+        files.read_mesh(tmp_path / "pickled.npz")

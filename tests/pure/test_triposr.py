@@ -110,3 +110,10 @@ def test_the_position_embeddings_follow_the_image_grid(config):
     assert grown.shape == (1, 17, config.TINY.encoder_width)
     assert torch.equal(grown[:, 0], embeddings.position_embeddings[:, 0])
     assert np.isfinite(grown.detach().numpy()).all()
+
+
+def test_download_model_fetches_tripo_s_config_and_checkpoint_only():
+    catalog = source_module("setup.model_catalog")
+    download = catalog.Download("stabilityai/TripoSR", allow_network=True)
+    assert download._files(hub=None) == ["config.yaml", "model.ckpt"]
+    assert source_module("setup.prop_models").named("stabilityai/TripoSR").licence == "MIT"
