@@ -44,6 +44,11 @@ def use_request(props, metadata: dict[str, str]):
     world = metadata.get("mode") == "world"
     seed, steps = int(metadata["seed"]), int(metadata.get("steps", props.steps))
     guidance = float(metadata.get("guidance", props.guidance))
+    if metadata.get("mode") == "prop":  # the Prop subpanel makes one from the prompt, seed, steps, guidance
+        props.prompt = metadata.get("prop_prompt", "")  # the artist's words, not the wrapped prompt
+        props.random_seed = props.model_defaults = False
+        props.seed, props.steps, props.guidance = seed, steps, guidance
+        return
     props.mode = "WORLD" if world else "MATERIAL"
     props.prompt = metadata.get("prompt", "")
     props.negative_prompt = metadata.get("negative_prompt", "")

@@ -165,3 +165,6 @@ def test_the_operator_places_a_prop_where_it_is_told_and_reapply_puts_it_again(a
     assert newest.kind == "prop" and bpy.ops.promptscape.reapply(key=newest.key) == {"FINISHED"}
     again = [obj for obj in scene.objects if obj.get("promptscape_prop") and obj != prop]
     assert len(again) == 1 and len(again[0].data.polygons) == len(prop.data.polygons)
+    scene.promptscape.prompt, scene.promptscape.seed = "something else", 99
+    assert bpy.ops.promptscape.use_settings(key=newest.key) == {"FINISHED"}
+    assert (scene.promptscape.prompt, scene.promptscape.seed) == ("a stone urn", 3)
