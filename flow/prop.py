@@ -29,7 +29,7 @@ TEXTURE_LATER = (
 
 def start_prop(scene, **overrides) -> runner.Task:
     """Make a prop from a prompt in the background; the task puts the object into `scene` when done."""
-    options = merge_options(scene, "prop", overrides)
+    options = merge_options(scene, "prop", {**sidebar_defaults(scene, overrides), **overrides})
     if options["texture"]:
         raise InvalidRequest(TEXTURE_LATER)
     if options.get("server"):
@@ -73,6 +73,16 @@ def start_prop(scene, **overrides) -> runner.Task:
         return prop_writer.add_prop(target, task.job.outputs.mesh, task.metadata, name)
 
     return runner.start(runner.Task(job, "prop", recorded["prop_prompt"], apply))
+
+
+def sidebar_defaults(scene, overrides: dict) -> dict:
+    """The sidebar's seed (unless Random Seed) and its model defaults, as a world or material takes them."""
+    props, found = scene.promptscape, {}
+    if "seed" not in overrides and not props.random_seed:
+        found["seed"] = props.seed
+    if props.model_defaults:  # unset: the worker takes the model family's own
+        found.update({name: None for name in ("steps", "guidance") if name not in overrides})
+    return found
 
 
 def _on_cpu(device: str) -> bool:

@@ -47,6 +47,10 @@ def test_api_prop_stands_at_the_cursor_at_its_size_with_its_colours(api, tiny_sd
     assert record["mode"] == "prop" and record["prop_prompt"] == "a wooden barrel"
     assert "a wooden barrel" in record["prompt"] and record["prompt"] != "a wooden barrel"  # wrapped
     assert all(len(polygon.vertices) == 3 for polygon in obj.data.polygons)
+    faces = np.empty(3 * len(obj.data.polygons), np.int64)
+    obj.data.polygons.foreach_get("vertices", faces)
+    edges = np.sort(faces.reshape(-1, 3)[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    assert (np.unique(edges, axis=0, return_counts=True)[1] == 2).all()  # closed: two faces an edge
 
 
 @pytest.fixture(scope="module")
