@@ -21,17 +21,11 @@ from . import runner
 from .settings import blender_path, build_request, file_stem, merge_options, output_folder
 
 log = logging.getLogger(__name__)
-TEXTURE_LATER = (
-    "texture=True (a baked texture) is not in this version: the prop carries its colours as a colour "
-    "attribute, which the .glb export keeps as vertex colours; leave texture off"
-)
 
 
 def start_prop(scene, **overrides) -> runner.Task:
     """Make a prop from a prompt in the background; the task puts the object into `scene` when done."""
     options = merge_options(scene, "prop", {**sidebar_defaults(scene, overrides), **overrides})
-    if options["texture"]:
-        raise InvalidRequest(TEXTURE_LATER)
     if options.get("server"):
         raise InvalidRequest("props run on this computer only in this version: leave server empty")
     model_path = resolve_prop_model(blender_path(options["prop_model"]))
@@ -46,7 +40,9 @@ def start_prop(scene, **overrides) -> runner.Task:
     )
     request = build_request(options, "image")
     folder = output_folder()
-    settings = prop_job.PropSettings(model_path, options["size"], tuple(location), options["device"])
+    settings = prop_job.PropSettings(
+        model_path, options["size"], tuple(location), options["device"], options["texture"]
+    )
     if _on_cpu(options["device"]):
         log.warning("Promptscape: %s", prop_shape.CPU_NOTE)
     recorded = {
@@ -70,7 +66,8 @@ def start_prop(scene, **overrides) -> runner.Task:
         if target is None:
             raise PromptscapeError("The scene was deleted while making the prop; its files are on disk")
         name = prop_writer.prop_name(task.metadata.get("prop_prompt", ""))
-        return prop_writer.add_prop(target, task.job.outputs.mesh, task.metadata, name)
+        outputs = task.job.outputs
+        return prop_writer.add_prop(target, outputs.mesh, task.metadata, name, outputs.texture)
 
     return runner.start(runner.Task(job, "prop", recorded["prop_prompt"], apply))
 

@@ -287,7 +287,7 @@ def reapply(entry: runner.HistoryEntry, scene, objects=None):
         return world_mesh.apply_world_mesh(scene, entry.outputs.mesh, entry.metadata)
     if entry.kind == "prop":  # the same object again, where it was made (its vertices are placed)
         name = prop_writer.prop_name(entry.metadata.get("prop_prompt", ""))
-        return prop_writer.add_prop(scene, entry.outputs.mesh, entry.metadata, name)
+        return prop_writer.add_prop(scene, entry.outputs.mesh, entry.metadata, name, entry.outputs.texture)
     if entry.kind != "material":
         raise PromptscapeError(f"A {entry.kind} result is files on disk: {entry.outputs}")
     targets = material.objects_to_texture(bpy.context, objects)

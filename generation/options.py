@@ -194,8 +194,8 @@ OPTIONS = (
     Option("size", float, 1.0, "The prop's largest side, in metres", PROP, 0.001, 1000.0, 10.0),
     Option("location", "location", None, "Where the prop stands: x, y, z of the middle of its base "
            "(unset: the 3D cursor)", PROP),
-    Option("texture", bool, False, "Bake the vertex colours into a texture (for .glb); not available yet: "
-           "the colours export as vertex colours", PROP),
+    Option("texture", bool, False, "Also unwrap the prop (xatlas) and bake its colours into a texture, for "
+           "tools that read no vertex colours", PROP),
     Option("prop_model", str, "stabilityai/TripoSR", "The image-to-3D model: TripoSR's Hugging Face id, or "
            "a folder or file holding its model.ckpt", PROP, names_a_file=True),
 )  # fmt: skip

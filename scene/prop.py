@@ -1,6 +1,8 @@
 """A prop in the scene: the mesh from its file, its vertex colours as a colour attribute, a material that
 shows them, standing where its vertices were placed (the 3D cursor by default)."""
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 
@@ -27,14 +29,16 @@ def build_mesh(name: str, path) -> bpy.types.Mesh:
     rgba = np.concatenate([arrays.colours, np.ones((len(arrays.colours), 1), np.float32)], axis=1)
     colours.data.foreach_set("color", rgba.ravel())
     mesh.color_attributes.active_color = colours
+    if arrays.uvs is not None:  # unwrapped for its texture: a UV per vertex, given to each corner
+        mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", arrays.uvs[arrays.faces].ravel())
     mesh.validate(clean_customdata=False)
     mesh.update()
     return mesh
 
 
-def _material(name: str, metadata: dict):
-    """A Principled BSDF whose base colour is the colour attribute (rough, not metallic: TripoSR gives
-    colour only)."""
+def _material(name: str, metadata: dict, texture=None):
+    """A Principled BSDF whose base colour is the colour attribute, or the baked texture when there is one
+    (rough, not metallic: TripoSR gives colour only)."""
     material = bpy.data.materials.new(name)
     tree = nodes.ensure_node_tree(material)
     for node in list(tree.nodes):
@@ -44,7 +48,12 @@ def _material(name: str, metadata: dict):
     shader = nodes.ours(tree, "Surface", "ShaderNodeBsdfPrincipled", (-150, 300))
     shader.inputs["Roughness"].default_value = 0.8
     output = nodes.output_node(tree, "ShaderNodeOutputMaterial", (200, 300))
-    nodes.link(tree, attribute.outputs["Color"], shader.inputs["Base Color"])
+    source = attribute.outputs["Color"]
+    if texture is not None:
+        image = nodes.ours(tree, "Texture", "ShaderNodeTexImage", (-400, 0))
+        image.image = images.load(Path(texture), "sRGB", metadata)
+        source = image.outputs["Color"]
+    nodes.link(tree, source, shader.inputs["Base Color"])
     nodes.link(tree, shader.outputs["BSDF"], output.inputs["Surface"])
     images.tag(material, metadata)
     return material
@@ -55,12 +64,11 @@ def prop_name(prompt: str) -> str:
     return f"PS {words}" if words else "PS Prop"
 
 
-def add_prop(scene, mesh_path, metadata: dict, name: str):
-    """The prop as a new object in `scene`, selected and active; returns it. Nothing is left behind when
-    building it fails."""
+def add_prop(scene, mesh_path, metadata: dict, name: str, texture=None):
+    """The prop as a new object in `scene`; returns it. Nothing is left behind when building it fails."""
     mesh = build_mesh(name, mesh_path)
     try:
-        mesh.materials.append(_material(name, metadata))
+        mesh.materials.append(_material(name, metadata, texture))
         obj = bpy.data.objects.new(name, mesh)
         scene.collection.objects.link(obj)
     except Exception:

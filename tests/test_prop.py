@@ -122,6 +122,7 @@ def test_the_cli_makes_a_prop_and_its_glb_reimports_with_the_same_triangles(
         "2",
         "0",
         "0",
+        "--texture",
         "--export",
         str(glb),
         "--output",
@@ -141,6 +142,7 @@ def test_the_cli_makes_a_prop_and_its_glb_reimports_with_the_same_triangles(
     (imported,) = [obj for obj in bpy.context.scene.objects if obj.type == "MESH"]
     assert sum(len(polygon.vertices) - 2 for polygon in imported.data.polygons) == triangles
     assert imported.data.color_attributes, "the vertex colours did not reach the .glb"
+    assert [image for image in bpy.data.images if image.size[0] == 1024], "the baked texture did not either"
 
 
 def test_a_batch_line_makes_a_prop(cli, tiny_sd, blob_model, tmp_path, capfd, fresh_file):
@@ -158,13 +160,16 @@ def test_the_operator_places_a_prop_where_it_is_told_and_reapply_puts_it_again(a
     scene = new_scene()
     result = bpy.ops.promptscape.generate_prop(
         prompt="a stone urn", model=str(tiny_sd), prop_model=str(blob_model), location=(0, 3, 0), size=0.5,
-        **FAST,
+        texture=True, **FAST,
     )  # fmt: skip
     assert result == {"FINISHED"}
     (prop,) = [obj for obj in scene.objects if obj.get("promptscape_prop")]
     corners = np.array([prop.matrix_world @ v.co for v in prop.data.vertices])
     assert (corners.max(axis=0) - corners.min(axis=0)).max() == pytest.approx(0.5, rel=1e-4)
     assert corners[:, 1].min() > 2.5 and corners[:, 2].min() == pytest.approx(0.0, abs=1e-4)
+    assert prop.data.uv_layers and len(prop.data.uv_layers[0].data) == 3 * len(prop.data.polygons)
+    texture = prop.active_material.node_tree.nodes["Promptscape Texture"].image
+    assert texture.size[:] == (1024, 1024) and texture.colorspace_settings.name == "sRGB"
     newest = importlib.import_module(addon.__name__ + ".flow.runner").history()[0]
     assert newest.kind == "prop" and bpy.ops.promptscape.reapply(key=newest.key) == {"FINISHED"}
     again = [obj for obj in scene.objects if obj.get("promptscape_prop") and obj != prop]

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Cancelled
-from ..imaging import prop_files, prop_mask, prop_mesh
+from ..imaging import prop_files, prop_mask, prop_mesh, prop_texture
 from ..imaging.hdr import srgb_to_linear
 from . import devices, prop_shape
 
-STAGES = ("cutting out", "shaping", "building the mesh")
+STAGES = ("cutting out", "shaping", "building the mesh", "baking the texture")
 # Test seam: called as stage_hook(job, stage) as each of STAGES begins, before its cancel check.
 stage_hook = None
 
@@ -29,6 +29,7 @@ class PropSettings:
     size: float
     location: tuple[float, float, float]
     device: str = "auto"
+    texture: bool = False  # unwrap (xatlas) and bake the colours into a texture
 
 
 def run_stages(
@@ -59,10 +60,17 @@ def run_stages(
     colours = prop_shape.vertex_colours(model, triplane, vertices)
     placed = prop_mesh.place(prop_mesh.turn_front(vertices), settings.size, settings.location)
     mesh = prop_mesh.PropMesh(placed, faces.astype(np.int32), srgb_to_linear(colours).astype(np.float32))
-    mesh_path = prop_files.write_mesh(folder, stem, mesh)
     job.timings["mesh"] = time.perf_counter() - start
-    metadata.update(vertices=str(len(placed)), triangles=str(len(faces)))
-    return prop_files.PropOutputs(image_path, mask_path, mesh_path)
+    texture_path = None
+    if settings.texture:
+        _begin(job, "baking the texture")
+        start = time.perf_counter()
+        mesh = prop_texture.unwrap(mesh)
+        texture_path = prop_files.write_texture(folder, stem, prop_texture.bake(mesh), metadata)
+        job.timings["texture"] = time.perf_counter() - start
+    mesh_path = prop_files.write_mesh(folder, stem, mesh)
+    metadata.update(vertices=str(len(mesh.vertices)), triangles=str(len(faces)))
+    return prop_files.PropOutputs(image_path, mask_path, mesh_path, texture_path)
 
 
 def _begin(job, stage: str) -> None:

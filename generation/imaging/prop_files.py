@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import GenerationFailed
 from . import image_files
+from .hdr import linear_to_srgb
 from .prop_mesh import PropMesh
 
 MAX_VERTICES = 20_000_000
@@ -24,6 +25,7 @@ class PropOutputs:
     image: Path
     mask: Path
     mesh: Path
+    texture: Path | None = None  # the baked colours, with texture=True
 
 
 def write_image(folder, stem: str, image: np.ndarray, metadata: dict) -> Path:
@@ -50,6 +52,7 @@ def read_mesh(path) -> PropMesh:
     try:
         with np.load(path, allow_pickle=False) as found:
             vertices, faces, colours = (found[name] for name in ("vertices", "faces", "colours"))
+            uvs = found["uvs"] if "uvs" in found.files else None
     except (OSError, KeyError, ValueError) as error:
         raise GenerationFailed(
             f"the prop's mesh file {path} cannot be read ({error}): make the prop again"
@@ -70,6 +73,15 @@ def read_mesh(path) -> PropMesh:
         refuse(f"a face names a vertex outside 0..{len(vertices) - 1}")
     if colours.shape != vertices.shape or colours.dtype.kind != "f" or not np.isfinite(colours).all():
         refuse(f"colours are {colours.dtype} {colours.shape}, not finite {vertices.shape}")
-    return PropMesh(
-        vertices.astype(np.float32), faces.astype(np.int32), np.clip(colours, 0, 1).astype(np.float32)
-    )
+    if uvs is not None and (
+        uvs.shape != (len(vertices), 2) or uvs.dtype.kind != "f" or not np.isfinite(uvs).all()
+    ):
+        refuse(f"uvs are {uvs.dtype} {uvs.shape}, not finite ({len(vertices)}, 2)")
+    colours = np.clip(colours, 0, 1).astype(np.float32)
+    uvs = None if uvs is None else uvs.astype(np.float32)
+    return PropMesh(vertices.astype(np.float32), faces.astype(np.int32), colours, uvs)
+
+
+def write_texture(folder, stem: str, texture: np.ndarray, metadata: dict) -> Path:
+    """The baked colours (linear) as an sRGB PNG."""
+    return image_files.write_png(Path(folder) / f"{stem}-texture.png", linear_to_srgb(texture), 8, metadata)

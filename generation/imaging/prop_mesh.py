@@ -19,14 +19,17 @@ NO_OBJECT = (
 
 @dataclass
 class PropMesh:
-    """Vertices (V, 3) float32 metres, triangles (F, 3) int32, vertex colours (V, 3) float32 linear 0-1."""
+    """Vertices (V, 3) float32 metres, triangles (F, 3) int32, vertex colours (V, 3) float32 linear 0-1, and
+    once unwrapped (texture=True) a UV per vertex (V, 2)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     colours: np.ndarray
+    uvs: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"vertices": self.vertices, "faces": self.faces, "colours": self.colours}
+        found = {"vertices": self.vertices, "faces": self.faces, "colours": self.colours}
+        return found if self.uvs is None else {**found, "uvs": self.uvs}
 
 
 def extract_surface(

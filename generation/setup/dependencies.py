@@ -14,7 +14,7 @@ REQUIRED = ("torch", "diffusers", "transformers")
 # Used when present: faster loading, CPU offload for small GPUs.
 OPTIONAL = ("accelerate", "safetensors")
 # Props: marching cubes (scikit-image, which brings scipy).
-OPTIONAL += ("skimage",)
+OPTIONAL += ("skimage", "xatlas")
 DISTRIBUTIONS = {"skimage": "scikit-image"}  # import names whose package is named otherwise
 
 
