@@ -11,14 +11,14 @@ from pathlib import Path
 
 import bpy
 
-from ..generation.engine import devices, prop_image, prop_job, prop_shape, worker
+from ..generation.engine import devices, prop_image, prop_job, prop_shape, server_trust, worker
 from ..generation.engine.triposr_checkpoint import resolve_prop_model
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.options import PROP_SIZE
 from ..scene import images
 from ..scene import prop as prop_writer
-from . import runner
-from .settings import blender_path, build_request, file_stem, merge_options, output_folder
+from . import remote, runner
+from .settings import blender_path, build_request, file_stem, merge_options, output_folder, remote_server
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,8 @@ log = logging.getLogger(__name__)
 def start_prop(scene, **overrides) -> runner.Task:
     """Make a prop from a prompt in the background; the task puts the object into `scene` when done."""
     options = merge_options(scene, "prop", {**sidebar_defaults(scene, overrides), **overrides})
-    if options.get("server"):
-        raise InvalidRequest("props run on this computer only in this version: leave server empty")
-    model_path = resolve_prop_model(blender_path(options["prop_model"]))
+    # On a server the server finds its own shape model; here it must be downloaded before anything runs.
+    model_path = None if options["server"] else resolve_prop_model(blender_path(options["prop_model"]))
     location = options["location"]
     if location is None:
         location = tuple(scene.cursor.location)
@@ -43,22 +42,19 @@ def start_prop(scene, **overrides) -> runner.Task:
     settings = prop_job.PropSettings(
         model_path, options["size"], tuple(location), options["device"], options["texture"]
     )
-    if _on_cpu(options["device"]):
+    if not options["server"] and _on_cpu(options["device"]):
         log.warning("Promptscape: %s", prop_shape.CPU_NOTE)
-    recorded = {
-        "mode": "prop",
-        "prop_prompt": prop_image.unwrap_prompt(request.prompt),
-        "prop_model": options["prop_model"],
-        "size": f"{options['size']:g}",
-        "location": ",".join(f"{value:g}" for value in location),
-    }
+    recorded = prop_job.recorded(request.prompt, options["prop_model"], settings)
 
     def postprocess(image, resolved, job):  # the worker thread: no bpy here
         job.metadata.update(recorded)
         stem = file_stem("prop", recorded["prop_prompt"], resolved.seed)
         return prop_job.run_stages(image, settings, folder, stem, job)
 
-    job = worker.get_worker().submit(request, on_image=postprocess)
+    if options["server"]:
+        job = _remote(options, tuple(location), folder, recorded["prop_prompt"])
+    else:
+        job = worker.get_worker().submit(request, on_image=postprocess)
     uid = scene.session_uid
 
     def apply(task):
@@ -70,6 +66,19 @@ def start_prop(scene, **overrides) -> runner.Task:
         return prop_writer.add_prop(target, outputs.mesh, task.metadata, name, outputs.texture)
 
     return runner.start(runner.Task(job, "prop", recorded["prop_prompt"], apply))
+
+
+def _remote(options: dict, location: tuple, folder: Path, label: str):
+    """The whole prop on the server `options["server"]` names; the image, mask and mesh come back."""
+    server = remote_server(options["server"])
+    sent = {name: value for name, value in options.items() if name not in ("server", "device")}
+    sent["loras"] = [str(getattr(lora, "path_or_id", lora)) for lora in sent["loras"]]
+    sent["location"] = list(location)  # the cursor is this scene's: sent as numbers
+
+    def stem(metadata):
+        return file_stem("prop", label, server_trust.seed_of(metadata))
+
+    return remote.RemoteJob(server, "prop", sent, folder, stem)
 
 
 def sidebar_defaults(scene, overrides: dict) -> dict:

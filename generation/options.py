@@ -185,6 +185,7 @@ PROP_SHARES = (
     "transformer",
     "quantize",
     "vae",
+    "server",
 )
 PROP_SIZE = 512
 OPTIONS = (

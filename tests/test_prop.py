@@ -19,9 +19,9 @@ def tiny_props(addon):
 
 
 @pytest.fixture(scope="module")
-def blob_model(tiny_props, tmp_path_factory):
+def blob_model(tiny_triposr):
     """A tiny TripoSR that always finds an object (three crossed cylinders), whatever the image."""
-    return tiny_props.save_tiny_triposr(tmp_path_factory.mktemp("props") / "TripoSR", "blob")
+    return tiny_triposr
 
 
 def test_api_prop_stands_at_the_cursor_at_its_size_with_its_colours(api, tiny_sd, blob_model):

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import Cancelled
 from ..imaging import prop_files, prop_mask, prop_mesh, prop_texture
 from ..imaging.hdr import srgb_to_linear
-from . import devices, prop_shape
+from . import devices, prop_image, prop_shape
 
 STAGES = ("cutting out", "shaping", "building the mesh", "baking the texture")
 # Test seam: called as stage_hook(job, stage) as each of STAGES begins, before its cancel check.
@@ -30,6 +30,19 @@ class PropSettings:
     location: tuple[float, float, float]
     device: str = "auto"
     texture: bool = False  # unwrap (xatlas) and bake the colours into a texture
+
+
+def recorded(prompt: str, prop_model: str, settings: PropSettings) -> dict[str, str]:
+    """What a prop records beside its request (the files, the object, the history): the artist's own
+    words, the shape model as they named it, the size and the place."""
+    return {
+        "mode": "prop",
+        "prop_prompt": prop_image.unwrap_prompt(prompt),
+        "prop_model": prop_model,
+        "size": f"{settings.size:g}",
+        "location": ",".join(f"{value:g}" for value in settings.location),
+        "texture": str(settings.texture),
+    }
 
 
 def run_stages(
