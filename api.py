@@ -19,15 +19,17 @@ Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import edits, runner, start, upscale, world3d
+from .flow import edits, prop, runner, start, upscale, world3d
 from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
     "Generation",
     "PromptscapeError",
+    "export_prop",
     "export_world",
     "generate_material",
+    "generate_prop",
     "generate_world",
     "inpaint_world",
     "material_from_image",
@@ -173,6 +175,22 @@ def upscale_material(material, objects=None, *, scene=None, wait: bool = True, *
     tiling, normal_strength, height_mode, pack."""
     scene = scene or bpy.context.scene
     return _finish(upscale.start_upscale_material(scene, material, objects, **options), wait)
+
+
+def generate_prop(prompt: str, location=None, size: float = 1.0, *, scene=None, wait: bool = True, **options):
+    """Make a 3D object from `prompt`: an image of it drawn by the model, cut out, shaped by TripoSR
+    (prop_model, default stabilityai/TripoSR), with its colours; its largest side `size` metres, standing on
+    the ground at `location` (default: the 3D cursor). Returns the Object. The back is TripoSR's guess."""
+    scene = scene or bpy.context.scene
+    given = {"location": location} if location is not None else {}
+    return _finish(prop.start_prop(scene, prompt=prompt, size=size, **given, **options), wait)
+
+
+def export_prop(obj=None, path=None, *, wait: bool = True):
+    """Write a prop (default: the active object) to a .glb file with its vertex colours; returns the path."""
+    if path is None:
+        raise PromptscapeError("export_prop needs a path: a .glb file")
+    return _finish(prop.export_prop(obj or bpy.context.active_object, path), wait)
 
 
 def inpaint_world(world_or_path=None, prompt: str = "", *, scene=None, wait: bool = True, **options):

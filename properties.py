@@ -5,7 +5,15 @@ keyword arguments and the CLI's flags (prompt, negative_prompt, seed, steps, gui
 """
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .generation import options as declared
 
@@ -36,6 +44,11 @@ def use_request(props, metadata: dict[str, str]):
     world = metadata.get("mode") == "world"
     seed, steps = int(metadata["seed"]), int(metadata.get("steps", props.steps))
     guidance = float(metadata.get("guidance", props.guidance))
+    if metadata.get("mode") == "prop":  # the Prop subpanel makes one from the prompt, seed, steps, guidance
+        props.prompt = metadata.get("prop_prompt", "")  # the artist's words, not the wrapped prompt
+        props.random_seed = props.model_defaults = False
+        props.seed, props.steps, props.guidance = seed, steps, guidance
+        return
     props.mode = "WORLD" if world else "MATERIAL"
     props.prompt = metadata.get("prompt", "")
     props.negative_prompt = metadata.get("negative_prompt", "")
@@ -64,6 +77,8 @@ def blender_property(option: declared.Option, clamp: bool = True, **extra):
         return EnumProperty(items=items, default=str(option.default), **common)
     if option.type is bool:
         return BoolProperty(default=option.default, **common)
+    if option.type == "location":  # unset on an operator: the option's own default (the 3D cursor)
+        return FloatVectorProperty(size=3, subtype="TRANSLATION", unit="LENGTH", **common)
     if option.type in (int, float):
         prop = IntProperty if option.type is int else FloatProperty
         shown = option.sidebar_default if option.default is None else option.default

@@ -4,7 +4,7 @@ import bpy
 
 from .. import preferences
 from ..flow import installs
-from . import dependencies, edits, from_image, generate, history, models, upscale, world3d
+from . import dependencies, edits, from_image, generate, history, models, prop, upscale, world3d
 
 classes = (
     generate.classes
@@ -14,6 +14,7 @@ classes = (
     + models.classes
     + world3d.classes
     + upscale.classes
+    + prop.classes
     + edits.classes
 )
 

@@ -9,6 +9,7 @@ from .previews import thumbnail_icon
 UPSCALABLE = {"world": "promptscape.upscale_world", "material": "promptscape.upscale_material"}
 REMIXABLE = {"world": "promptscape.remix_world", "material": "promptscape.remix_material"}
 ICONS = {"world": "WORLD", "material": "MATERIAL", "mesh": "MESH_UVSPHERE", "depth": "MOD_DISPLACE"}
+ICONS["prop"] = "MESH_MONKEY"
 
 
 class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):

@@ -281,7 +281,9 @@ class Worker:
             job.resolved, job.metadata["quantize"] = request, used
             if job._prepare is not None:
                 job._prepare(job)
-            job.plan = _plan(request, size, device, precision)
+            # Later stages (poles, detail) plan with the weights as loaded: quantised where they are.
+            job.model_size = quantize.planned_size(size, used, memory_plan.precision_bytes(precision))
+            job.plan = _plan(request, job.model_size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             weights = {"quantize": used, "transformer": request.transformer}
             with self.cache.use(source, device, precision, job.plan.placement, vae, **weights) as loaded:
@@ -394,7 +396,7 @@ class Worker:
             if periodic
             else contextlib.nullcontext()
         )
-        last = {"preview": 0.0, "step_end": None}
+        last = {"preview": 0.0}
 
         def on_step_end(pipeline, index, timestep, tensors):
             now = time.perf_counter()
@@ -412,7 +414,6 @@ class Worker:
                 raise _CancelRequested
             if roll is not None:
                 tensors["latents"] = roll.after_step(index, latents)
-            last["step_end"] = time.perf_counter()
             return tensors
 
         start = time.perf_counter()
@@ -430,13 +431,11 @@ class Worker:
             positions,
             _noting_first_step(job, _denoiser(pipe)),
         ):
-            if family.transformer:  # the pipeline decodes its own latents (packed, shifted, normalised)
-                image = pipe(output_type="np", **common).images[0]
-                denoised = last["step_end"] or time.perf_counter()
-            else:
-                latents = pipe(output_type="latent", **common).images
-                denoised = time.perf_counter()
-                image = self._decode(job, pipe, latents, request)
+            # Every family's latents decode as the memory plan says: whole, or in the wrap-exact tiles.
+            latents = pipe(output_type="latent", **common).images
+            latents = decoding.vae_latents(pipe, latents, request.width, request.height)
+            denoised = time.perf_counter()
+            image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
         job.stage = progress.steps_done(job.steps)
         encoded = job._denoise_started or denoised
