@@ -320,6 +320,8 @@ def test_the_depth_and_mesh_of_a_world_come_from_the_server(api, server, prefs, 
     assert remote.shape == local.shape and world["promptscape_depth"] == str(path)
     # The only difference: the upload is 8-bit where the local model saw float pixels.
     assert np.median(np.abs(remote - local) / local) < 0.01, np.median(np.abs(remote - local) / local)
+    folder = Path(path).parent
+    arrays = set(folder.glob("*.npz"))  # other results' (a prop's mesh) stay; this mesh's must not
     obj = api.world_mesh(world, scene=scene, server=server.url, depth_model="tiny-depth", mesh_resolution=32)
     assert obj.name in scene.objects and obj["promptscape"]["mode"] == "mesh"
     assert obj["promptscape"]["depth_model"] == "tiny-depth"
@@ -328,8 +330,7 @@ def test_the_depth_and_mesh_of_a_world_come_from_the_server(api, server, prefs, 
     made_here = mesh_of(api.world_mesh(world, depth=path, scene=scene, mesh_resolution=32))
     assert made_there.shape == made_here.shape
     assert np.abs(made_there - made_here).max() < 1e-3, np.abs(made_there - made_here).max()
-    folder = Path(path).parent
-    assert not list(folder.glob("*.npz")) and not list(folder.glob(".promptscape-upload-*"))
+    assert set(folder.glob("*.npz")) == arrays and not list(folder.glob(".promptscape-upload-*"))
 
 
 def mesh_of(obj) -> np.ndarray:
