@@ -1,0 +1,124 @@
+"""Scene objects as arrays for a projected texture: UV maps, triangles, corner normals, cameras.
+
+Main thread only (bpy). Each attribute is read with one foreach_get; the rasterising and baking that grow
+with the texture run in numpy (generation/imaging/raster.py, texture_bake.py) on these arrays.
+"""
+
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..generation.errors import PromptscapeError
+from ..generation.imaging import views
+
+
+@dataclass(frozen=True)
+class MeshArrays:
+    """One object's evaluated mesh: vertices (V, 3) and triangles (T, 3) of vertex indices, UVs (T, 3, 2)
+    and normals (T, 3, 3) per triangle corner, in object space; `matrix` (4x4) takes them to world space."""
+
+    name: str
+    vertices: np.ndarray
+    triangles: np.ndarray
+    corner_uvs: np.ndarray
+    corner_normals: np.ndarray
+    matrix: np.ndarray
+
+    def world_vertices(self) -> np.ndarray:
+        return self.vertices @ self.matrix[:3, :3].T + self.matrix[:3, 3]
+
+
+def ensure_uv_map(obj) -> bool:
+    """Give a mesh without a UV map one with Smart UV Project; True when one was made."""
+    if obj.data.uv_layers:
+        return False
+    view_layer = bpy.context.view_layer
+    previous = view_layer.objects.active
+    view_layer.objects.active = obj
+    override = {"active_object": obj, "object": obj}
+    override.update(selected_objects=[obj], selected_editable_objects=[obj])
+    try:
+        with bpy.context.temp_override(**override):
+            bpy.ops.object.mode_set(mode="EDIT")
+            bpy.ops.mesh.select_all(action="SELECT")
+            bpy.ops.uv.smart_project(island_margin=0.02)
+            bpy.ops.object.mode_set(mode="OBJECT")
+    finally:
+        view_layer.objects.active = previous
+    return True
+
+
+def mesh_arrays(obj, depsgraph=None) -> MeshArrays:
+    """The object's mesh with its modifiers applied, as arrays (its active UV map); refused in words when it
+    has no faces or no UV map."""
+    if obj.type != "MESH":
+        raise PromptscapeError(f"{obj.name} is not a mesh: select mesh objects to texture")
+    if not obj.data.polygons:
+        raise PromptscapeError(f"{obj.name} has no faces to put a texture on: select a mesh with faces")
+    if not obj.data.uv_layers:
+        raise PromptscapeError(f"{obj.name} has no UV map: add one (UV > Smart UV Project)")
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        if not mesh.polygons or mesh.uv_layers.active is None:
+            raise PromptscapeError(f"{obj.name}'s modifiers leave no faces or no UV map to put a texture on")
+        mesh.calc_loop_triangles()
+        count = len(mesh.loop_triangles)
+        loops = _read(mesh.loop_triangles, "loops", count * 3, np.int32).reshape(count, 3)
+        vertex_of_loop = _read(mesh.loops, "vertex_index", len(mesh.loops), np.int32)
+        vertices = _read(mesh.vertices, "co", len(mesh.vertices) * 3, np.float32).reshape(-1, 3)
+        uvs = _read(mesh.uv_layers.active.uv, "vector", len(mesh.loops) * 2, np.float32).reshape(-1, 2)
+        normals = _read(mesh.corner_normals, "vector", len(mesh.loops) * 3, np.float32).reshape(-1, 3)
+        return MeshArrays(
+            name=obj.name,
+            vertices=vertices.astype(np.float64),
+            triangles=vertex_of_loop[loops].astype(np.int64),
+            corner_uvs=uvs[loops].astype(np.float64),
+            corner_normals=normals[loops].astype(np.float64),
+            matrix=np.array(evaluated.matrix_world, dtype=np.float64),
+        )
+    finally:
+        evaluated.to_mesh_clear()
+
+
+def _read(collection, attribute: str, size: int, dtype) -> np.ndarray:
+    values = np.empty(size, dtype=dtype)
+    collection.foreach_get(attribute, values)
+    return values
+
+
+def scene_camera(camera_obj, width: int, height: int) -> views.Camera:
+    """A camera object as Blender renders it at width x height (perspective only)."""
+    if camera_obj is None or camera_obj.type != "CAMERA":
+        raise PromptscapeError("No camera to project from: add a camera, or name one with camera=")
+    data = camera_obj.data
+    if data.type != "PERSP":
+        raise PromptscapeError(f"{camera_obj.name} is {data.type.lower()}: project from a perspective camera")
+    matrix = np.array(camera_obj.matrix_world, dtype=np.float64)
+    matrix[:3, :3] /= np.linalg.norm(matrix[:3, :3], axis=0)  # a scaled camera renders as an unscaled one
+    return views.camera_from_lens(
+        matrix,
+        data.lens,
+        data.sensor_width,
+        data.sensor_height,
+        data.sensor_fit,
+        width,
+        height,
+        data.shift_x,
+        data.shift_y,
+        data.clip_start,
+    )
+
+
+def occluders(meshes: list[MeshArrays]) -> tuple[np.ndarray, np.ndarray]:
+    """All the meshes' triangles in world space as one (vertices, triangles) pair, for depth maps."""
+    vertices, triangles, offset = [], [], 0
+    for mesh in meshes:
+        vertices.append(mesh.world_vertices())
+        triangles.append(mesh.triangles + offset)
+        offset += len(mesh.vertices)
+    if not vertices:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
+    return np.concatenate(vertices), np.concatenate(triangles)
