@@ -19,7 +19,7 @@ Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import runner, start, upscale, world3d
+from .flow import project, runner, start, upscale, world3d
 from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
@@ -30,6 +30,7 @@ __all__ = [
     "generate_material",
     "generate_world",
     "material_from_image",
+    "project_texture",
     "upscale_material",
     "upscale_world",
     "world_depth",
@@ -169,3 +170,16 @@ def upscale_material(material, objects=None, *, scene=None, wait: bool = True, *
     tiling, normal_strength, height_mode, pack."""
     scene = scene or bpy.context.scene
     return _finish(upscale.start_upscale_material(scene, material, objects, **options), wait)
+
+
+def project_texture(
+    prompt: str, objects=None, camera=None, views: int = 1, *, scene=None, wait: bool = True, **options
+):
+    """Draw a texture from `prompt` as `camera` (default: the scene's) sees `objects` (default: the selected
+    meshes), and from `views` - 1 more views around them (1, 2, 4, 6 or 8), each later view continuing what
+    earlier ones painted; bake it into each object's UV map (made with Smart UV Project where there is
+    none) with the PBR maps, as a new material on each. Returns the Material (a list for several objects).
+    Options: bake_size (1024, 2048, 4096), controlnet (an id, folder or file; empty: the curated depth
+    ControlNet of the model's family; "none": no depth control), and the generation's options."""
+    scene = scene or bpy.context.scene
+    return _finish(project.start_project(scene, objects, camera, prompt=prompt, views=views, **options), wait)

@@ -24,7 +24,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, records, runner, settings, start, terminal, wording, world3d
+from .flow import batch, project, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -35,6 +35,7 @@ JOB_COMMANDS = {
     "material": ("material", "generate a seamless PBR material"),
     "world-from-image": ("world_from_image", "a world from a panorama file"),
     "material-from-image": ("material_from_image", "a material from a texture file"),
+    "project": ("project", "a texture drawn from the camera's view, baked onto the objects' UV maps"),
 }
 NOT_FLAGS = {"prompt"}  # positional
 
@@ -97,14 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (kind, help_text) in JOB_COMMANDS.items():
         sub = command(name, help_text)
-        if kind in declared.GENERATE:
+        if kind in declared.GENERATE | declared.PROJECT:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
                 add_option(sub, option, kind)
-        if kind in declared.MATERIAL:
+        if kind in declared.MATERIAL | declared.PROJECT:
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
             sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
@@ -261,6 +262,8 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
         task = start.start_world(scene, prompt=args.prompt, **options)
     elif args.command == "material":
         task = start.start_material(scene, objects, prompt=args.prompt, **options)
+    elif args.command == "project":
+        task = project.start_project(scene, objects, prompt=args.prompt, **options)
     elif args.command == "world-from-image":
         task = start.world_from_image(scene, args.path, **options)
     else:
@@ -297,7 +300,9 @@ def finish(task) -> object:
     runner.wait(task, progress=printer)
     printer(task)
     result = api.Generation(task).result()
-    print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
+    made = result if isinstance(result, list) else [result]
+    names = ", ".join(str(getattr(one, "name", one)) for one in made)
+    print(f"promptscape: {task.kind} '{names}' done", file=sys.stderr)
     return result
 
 

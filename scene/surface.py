@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 
 from ..generation.errors import PromptscapeError
-from ..generation.imaging import views
+from ..generation.imaging import texture_project, views
 
 
 @dataclass(frozen=True)
@@ -49,33 +49,36 @@ def ensure_uv_map(obj) -> bool:
     return True
 
 
-def mesh_arrays(obj, depsgraph=None) -> MeshArrays:
-    """The object's mesh with its modifiers applied, as arrays (its active UV map); refused in words when it
-    has no faces or no UV map."""
+def mesh_arrays(obj, depsgraph=None, uvs: bool = True) -> MeshArrays:
+    """The object's mesh with its modifiers applied, as arrays (its active UV map; zeros with `uvs` off);
+    refused in words when it has no faces or no UV map."""
     if obj.type != "MESH":
         raise PromptscapeError(f"{obj.name} is not a mesh: select mesh objects to texture")
     if not obj.data.polygons:
         raise PromptscapeError(f"{obj.name} has no faces to put a texture on: select a mesh with faces")
-    if not obj.data.uv_layers:
+    if uvs and not obj.data.uv_layers:
         raise PromptscapeError(f"{obj.name} has no UV map: add one (UV > Smart UV Project)")
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
-        if not mesh.polygons or mesh.uv_layers.active is None:
+        if not mesh.polygons or (uvs and mesh.uv_layers.active is None):
             raise PromptscapeError(f"{obj.name}'s modifiers leave no faces or no UV map to put a texture on")
         mesh.calc_loop_triangles()
         count = len(mesh.loop_triangles)
         loops = _read(mesh.loop_triangles, "loops", count * 3, np.int32).reshape(count, 3)
         vertex_of_loop = _read(mesh.loops, "vertex_index", len(mesh.loops), np.int32)
         vertices = _read(mesh.vertices, "co", len(mesh.vertices) * 3, np.float32).reshape(-1, 3)
-        uvs = _read(mesh.uv_layers.active.uv, "vector", len(mesh.loops) * 2, np.float32).reshape(-1, 2)
+        layer = mesh.uv_layers.active
+        corner_uvs = np.zeros((len(mesh.loops), 2), np.float32)
+        if uvs and layer is not None:
+            corner_uvs = _read(layer.uv, "vector", len(mesh.loops) * 2, np.float32).reshape(-1, 2)
         normals = _read(mesh.corner_normals, "vector", len(mesh.loops) * 3, np.float32).reshape(-1, 3)
         return MeshArrays(
             name=obj.name,
             vertices=vertices.astype(np.float64),
             triangles=vertex_of_loop[loops].astype(np.int64),
-            corner_uvs=uvs[loops].astype(np.float64),
+            corner_uvs=corner_uvs[loops].astype(np.float64),
             corner_normals=normals[loops].astype(np.float64),
             matrix=np.array(evaluated.matrix_world, dtype=np.float64),
         )
@@ -122,3 +125,11 @@ def occluders(meshes: list[MeshArrays]) -> tuple[np.ndarray, np.ndarray]:
     if not vertices:
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
     return np.concatenate(vertices), np.concatenate(triangles)
+
+
+def world_surface(mesh: MeshArrays) -> texture_project.Surface:
+    """The mesh in world space, normals by the inverse transpose (right under non-uniform scale)."""
+    inverse = np.linalg.inv(mesh.matrix[:3, :3])
+    normals = mesh.corner_normals @ inverse
+    normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
+    return texture_project.Surface(mesh.name, mesh.world_vertices(), mesh.triangles, mesh.corner_uvs, normals)

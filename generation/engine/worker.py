@@ -73,6 +73,7 @@ class Job:
         self.message = ""
         self._on_image = on_image
         self._prepare: Callable | None = None
+        self._draw: Callable | None = None
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -168,7 +169,11 @@ class Worker:
         return job is not None and job.state in BUSY_STATES
 
     def submit(
-        self, request: GenerationRequest, on_image: Callable | None = None, prepare: Callable | None = None
+        self,
+        request: GenerationRequest,
+        on_image: Callable | None = None,
+        prepare: Callable | None = None,
+        draw: Callable | None = None,
     ) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
 
@@ -180,6 +185,9 @@ class Worker:
         [0, 1] (it may set the job's stage, step, steps and preview, and raise Cancelled when
         `job.cancel_requested`); what it returns becomes `job.outputs`. While it runs, `job.pipe` is the
         loaded pipeline (the model cache keeps it), for a pass that needs the model again.
+
+        `draw(job, pipe, request, device)`, when given, draws the image in place of the plain text-to-image
+        call (a projected texture's views, with depth control); it reports its steps and checks cancel.
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -189,6 +197,7 @@ class Worker:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
         job._prepare = prepare
+        job._draw = draw
         self._enqueue(job)
         return job
 
@@ -279,7 +288,7 @@ class Worker:
                 if job.cancel_requested:
                     raise _CancelRequested
                 job.state, job.stage = "running", "generating"
-                job.image = self._generate(job, pipe, request, device)
+                job.image = (job._draw or self._generate)(job, pipe, request, device)
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)

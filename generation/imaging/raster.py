@@ -67,16 +67,33 @@ def depth_map(camera: Camera, vertices: np.ndarray, triangles: np.ndarray) -> np
     Depth is interpolated exactly (its inverse is affine in screen space). Triangles reaching behind the
     near clip plane are left out (as the camera would clip them; their visible part is not drawn).
     """
+    return visible_surface(camera, vertices, triangles)[0]
+
+
+def visible_surface(camera: Camera, vertices: np.ndarray, triangles: np.ndarray):
+    """What every pixel centre sees: planar depth (H, W; inf for nothing), the triangle's index (H, W; -1
+    for nothing) and the perspective-correct barycentric weights of the point on it (H, W, 3)."""
     x, y, d = camera.project(np.asarray(vertices, dtype=np.float64))
     triangles = np.asarray(triangles, dtype=np.int64)
-    in_front = (d[triangles] > camera.clip_start).all(axis=1)
-    triangles = triangles[in_front]
-    corners = np.stack([x[triangles], y[triangles]], axis=-1)
-    inverse = 1.0 / d[triangles]
-    depth = np.full(camera.width * camera.height, np.inf)
+    (kept,) = np.nonzero((d[triangles] > camera.clip_start).all(axis=1))
+    corners = np.stack([x[triangles[kept]], y[triangles[kept]]], axis=-1)
+    inverse = 1.0 / d[triangles[kept]]
+    size = camera.width * camera.height
+    depth, which, weights = np.full(size, np.inf), np.full(size, -1, np.int64), np.zeros((size, 3))
     for pixel, tri, bary in triangle_pixels(corners, camera.width, camera.height):
-        np.minimum.at(depth, pixel, 1.0 / np.einsum("ij,ij->i", bary, inverse[tri]))
-    return depth.reshape(camera.height, camera.width)
+        inv_depth = np.einsum("ij,ij->i", bary, inverse[tri])
+        # Nearest first per pixel; a chunk's winners replace earlier ones only where nearer.
+        order = np.lexsort((-inv_depth, pixel))
+        pixel, first = np.unique(pixel[order], return_index=True)
+        pick = order[first]
+        nearer = 1.0 / inv_depth[pick] < depth[pixel]
+        pixel, pick = pixel[nearer], pick[nearer]
+        depth[pixel] = 1.0 / inv_depth[pick]
+        which[pixel] = kept[tri[pick]]
+        corrected = bary[pick] * inverse[tri[pick]]  # screen-space weights to weights on the surface
+        weights[pixel] = corrected / corrected.sum(axis=1, keepdims=True)
+    shape = (camera.height, camera.width)
+    return depth.reshape(shape), which.reshape(shape), weights.reshape(*shape, 3)
 
 
 def control_image(depth: np.ndarray) -> np.ndarray:

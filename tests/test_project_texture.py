@@ -1,0 +1,101 @@
+"""The `project` job: a texture drawn on the tiny model and baked onto meshes, through the API and CLI."""
+
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+from PIL import Image
+from scene_helpers import new_scene
+
+FAST = {"steps": 2, "width": 64, "height": 64, "seed": 3, "device": "cpu", "bake_size": 1024}
+
+
+def camera_scene():
+    """A fresh scene with Blender's default camera and a cube before it, selected and active."""
+    scene = new_scene("Project")
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    camera.location = (7.3589, -6.9258, 4.9583)
+    camera.rotation_euler = (math.radians(63.6), 0.0, math.radians(46.7))
+    scene.camera = camera
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.select_set(True)
+    return scene, cube
+
+
+def scene_state():
+    return (len(bpy.data.materials), len(bpy.data.images), sum(len(m.uv_layers) for m in bpy.data.meshes))
+
+
+def test_two_views_project_a_material_with_its_files(api, tiny_sd):
+    scene, cube = camera_scene()
+    generation = api.project_texture(
+        "a wooden crate", [cube], views=2, model=str(tiny_sd), controlnet="none", wait=False, **FAST
+    )
+    material = generation.result(timeout=120)
+    assert cube.active_material == material
+    request = dict(material["promptscape"])
+    assert request["mode"] == "project" and request["views"] == "2" and request["bake_size"] == "1024"
+    assert request["objects"] == cube.name and len(request["cameras"].split(";")) == 2
+    albedo_path = Path(bpy.path.abspath(material.node_tree.nodes["Promptscape Albedo"].image.filepath))
+    folder = albedo_path.parent
+    views = request["view_images"].split(",")
+    assert len(views) == 2 and all((folder / name).is_file() for name in views)
+    assert Image.open(folder / views[0]).size == (64, 64)
+    albedo = np.asarray(Image.open(albedo_path), dtype=np.float32) / 255
+    assert albedo.shape == (1024, 1024, 3) and albedo.std() > 0.01
+    assert float(request["coverage"]) > 0.3  # the camera's and the opposite view see half the cube at least
+    log = generation._task.job.stage_log
+    assert "view 1 of 2, step 1 of 2" in log and "view 2 of 2, step 2 of 2" in log
+    # Re-apply puts the same files on the same object again; Use Settings takes the project kind back.
+    entry = next(entry for entry in api.runner.history() if entry.kind == "project")
+    assert bpy.ops.promptscape.reapply(key=entry.key) == {"FINISHED"}
+    again = cube.active_material
+    assert cube.active_material == again and again != material
+    assert bpy.ops.promptscape.use_settings(key=entry.key) == {"FINISHED"}
+    assert scene.promptscape.mode == "PROJECT" and scene.promptscape.views == "2"
+
+
+def test_bad_input_is_refused_in_words_and_the_scene_is_unchanged(api, errors, tiny_sd):
+    scene, cube = camera_scene()
+    options = {"model": str(tiny_sd), **FAST}
+    while cube.data.uv_layers:
+        cube.data.uv_layers.remove(cube.data.uv_layers[0])
+    before = scene_state()
+    for obj in scene.objects:
+        obj.select_set(False)
+    bpy.context.view_layer.objects.active = None
+    with pytest.raises(errors.PromptscapeError, match="Select the mesh objects"):
+        api.project_texture("a crate", controlnet="none", **options)
+    empty = bpy.data.objects.new("Empty mesh", bpy.data.meshes.new("Empty mesh"))
+    scene.collection.objects.link(empty)
+    with pytest.raises(errors.PromptscapeError, match="no faces"):
+        api.project_texture("a crate", [empty], controlnet="none", **options)
+    cube.location = (0.0, 0.0, 40.0)  # above the camera's view
+    with pytest.raises(errors.PromptscapeError, match="sees none of Cube"):
+        api.project_texture("a crate", [cube], controlnet="none", **options)
+    cube.location = (0.0, 0.0, 0.0)
+    with pytest.raises(
+        errors.PromptscapeError, match="lllyasviel/control_v11f1p_sd15_depth is not downloaded"
+    ):
+        api.project_texture("a crate", [cube], **options)
+    with pytest.raises(errors.PromptscapeError, match="No camera named"):
+        api.project_texture("a crate", [cube], camera="Nowhere", controlnet="none", **options)
+    with pytest.raises(errors.PromptscapeError, match="views must be one of"):
+        api.project_texture("a crate", [cube], views=3, controlnet="none", **options)
+    assert scene_state() == before  # not even the UV map Smart UV Project would have made
+
+
+def test_cancel_leaves_the_scene_as_it_was(api, errors, tiny_sd):
+    _scene, cube = camera_scene()
+    before = (cube.active_material, *scene_state())
+    generation = api.project_texture(
+        "a crate", [cube], model=str(tiny_sd), controlnet="none", wait=False, **{**FAST, "steps": 50}
+    )
+    generation.cancel()
+    with pytest.raises(errors.Cancelled):
+        generation.result(timeout=60)
+    assert (cube.active_material, *scene_state()) == before
