@@ -130,3 +130,23 @@ def test_the_depth_controlnet_sees_the_depth_map(api, tiny_sd, tiny_controlnet):
     assert np.array_equal(drawn["none", 1.0], drawn["none", 1.6])
     # Measured: 1.5 levels of 255 on average (the tiny random VAE flattens what the UNet changes).
     assert np.abs(drawn[str(tiny_controlnet), 1.0] - drawn[str(tiny_controlnet), 1.6]).mean() > 0.3
+
+
+def test_a_downloaded_curated_controlnet_is_the_default_and_no_lora(addon, api, tiny_sd, tiny_controlnet):
+    import importlib
+    import shutil
+
+    from scene_helpers import cache_repo
+
+    catalog = importlib.import_module(addon.__name__ + ".generation.setup.model_catalog")
+    hub = cache_repo("lllyasviel/control_v11f1p_sd15_depth", tiny_controlnet)  # as Download Model leaves it
+    catalog.forget_cache_scan()
+    try:
+        assert "lllyasviel/control_v11f1p_sd15_depth" in catalog.cached_controlnets()
+        assert "lllyasviel/control_v11f1p_sd15_depth" not in catalog.cached_loras() + catalog.cached_models()
+        _scene, cube = camera_scene()
+        made = api.project_texture("a crate", [cube], model=str(tiny_sd), **FAST)
+        assert made["promptscape"]["controlnet"] == "lllyasviel/control_v11f1p_sd15_depth"
+    finally:
+        shutil.rmtree(hub)
+        catalog.forget_cache_scan()

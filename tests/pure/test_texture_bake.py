@@ -150,3 +150,14 @@ def test_texels_of_a_uv_map_lie_on_the_surface(bake):
     # The UV square is one island but for the poles' half-empty rows (1/16 of it), on the faceted sphere.
     assert len(texels.index) >= 0.93 * 64 * 64 and radius.max() <= 2.0 + 1e-9 and radius.min() > 2.0 * 0.98
     assert np.allclose(np.linalg.norm(texels.normals, axis=1), 1.0)
+
+
+def test_curated_controlnets_agree_and_download_only_their_weights():
+    catalog = source_module("setup.model_catalog")
+    controlnets = source_module("engine.controlnets")
+    assert {net.family: net.repo_id for net in catalog.CURATED_CONTROLNETS} == controlnets.CURATED
+    assert all(net.licence for net in catalog.CURATED_CONTROLNETS)
+    listing = [".gitattributes", "README.md", "config.json", "diffusion_pytorch_model.bin",
+               "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+               "images/control.png"]  # fmt: skip
+    assert catalog.controlnet_files(listing) == ["config.json", "diffusion_pytorch_model.safetensors"]
