@@ -150,3 +150,19 @@ def test_a_downloaded_curated_controlnet_is_the_default_and_no_lora(addon, api, 
     finally:
         shutil.rmtree(hub)
         catalog.forget_cache_scan()
+
+
+def test_sdxl_draws_two_views_with_depth_control(addon, api, tiny_sdxl):
+    import importlib
+
+    from conftest import TINY_MODEL_CACHE
+
+    tiny = importlib.import_module(addon.__name__ + ".generation.setup.tiny_controlnets")
+    net = tiny.ensure_tiny_controlnet("sdxl", TINY_MODEL_CACHE)
+    _scene, cube = camera_scene()
+    generation = api.project_texture(
+        "a crate", [cube], views=2, model=str(tiny_sdxl), controlnet=str(net), wait=False, **FAST
+    )
+    made = generation.result(timeout=120)
+    assert made["promptscape"]["controlnet"] == str(net) and cube.active_material == made
+    assert "view 2 of 2, step 2 of 2" in generation._task.job.stage_log

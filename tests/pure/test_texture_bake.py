@@ -161,3 +161,23 @@ def test_curated_controlnets_agree_and_download_only_their_weights():
                "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                "images/control.png"]  # fmt: skip
     assert catalog.controlnet_files(listing) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+def test_a_later_view_is_shown_what_earlier_views_painted(views, raster, bake):
+    project = source_module("imaging.texture_project")
+    vertices, triangles, uvs, normals = cube()
+    surface = project.Surface("Cube", vertices, triangles, uvs, normals)
+    # From high above one side: the top is seen squarely (cos 0.86) by this view and the next.
+    first = views.camera_from_lens(
+        views.look_at((0.3, -3.0, 5.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 64, 64
+    )
+    cameras = views.views_around(first, (0, 0, 0), np.sqrt(3.0), 4)
+    projection = project.Projection([surface], cameras, 256)
+    projection.add(0, painted_view(raster, bake, first, (vertices, triangles)).image)
+    picture, keep = projection.known(1)
+    # The next view round (90 degrees on) shares the top with the first: it is kept, with the colours the
+    # first view gave it; the side only the new view sees is left to draw.
+    points = seen_points(cameras[1], projection.depth(1))
+    assert 0.05 < keep.mean() < 0.5
+    assert np.abs(picture[keep] - colour_field(points[keep])).mean() < 0.02
+    assert (np.isfinite(projection.depth(1)) & ~keep).sum() > 200
