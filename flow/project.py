@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 
 from ..generation.engine import controlnets, project_draw, worker
-from ..generation.errors import InvalidRequest, PromptscapeError
+from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
 from ..generation.imaging import raster, views
 from ..generation.imaging.projected_outputs import write_projection
 from ..generation.imaging.texture_project import Projection
@@ -112,6 +112,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     def draw(job, pipe, resolved, device):  # worker thread: no bpy here
         job.stage = "finding the texels"
         state["projection"] = projection = Projection(surfaces, cameras, options["bake_size"])
+        stop_if_cancelled(job, "finding the texels")
         net = controlnet.load(pipe) if controlnet else None
         return project_draw.draw_views(job, pipe, resolved, device, projection, net)
 
@@ -119,6 +120,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
         projection = state["projection"]
         job.stage = "baking the texture"
         textures = dict(zip([s.name for s in surfaces], projection.textures(), strict=True))
+        stop_if_cancelled(job, "baking the texture")
         job.metadata.update(recorded)
         depths = [projection.depth(k) for k in range(len(cameras))]
         stem = file_stem("project", resolved.prompt, resolved.seed)
@@ -133,6 +135,12 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     job = worker.get_worker().submit(request, on_image=postprocess, draw=draw)
     job.notes.extend(note[0].upper() + note[1:] for note in notes)
     return runner.start(runner.Task(job, "project", request.prompt, apply))
+
+
+def stop_if_cancelled(job, stage: str) -> None:
+    """Between the stages of the worker's part: a cancel stops before the next one (and before any file)."""
+    if job.cancel_requested:
+        raise Cancelled(f"cancelled while {stage}; nothing was written")
 
 
 def check_camera_sees(camera: views.Camera, meshes: list, name: str) -> None:

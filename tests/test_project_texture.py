@@ -1,6 +1,7 @@
 """The `project` job: a texture drawn on the tiny model and baked onto meshes, through the API and CLI."""
 
 import math
+import time
 from pathlib import Path
 
 import bpy
@@ -89,16 +90,23 @@ def test_bad_input_is_refused_in_words_and_the_scene_is_unchanged(api, errors, t
     assert scene_state() == before  # not even the UV map Smart UV Project would have made
 
 
-def test_cancel_leaves_the_scene_as_it_was(api, errors, tiny_sd):
+@pytest.mark.parametrize("when", ["queued", "view 2 of 2, step 2 of 50"])
+def test_cancel_leaves_the_scene_as_it_was(api, errors, tiny_sd, when):
     _scene, cube = camera_scene()
     before = (cube.active_material, *scene_state())
     generation = api.project_texture(
-        "a crate", [cube], model=str(tiny_sd), controlnet="none", wait=False, **{**FAST, "steps": 50}
+        "a crate", [cube], views=2, model=str(tiny_sd), controlnet="none", wait=False, **{**FAST, "steps": 50}
     )
+    job = generation._task.job
+    deadline = time.monotonic() + 120
+    while when != "queued" and when not in job.stage_log and time.monotonic() < deadline and not job.done:
+        time.sleep(0.001)
     generation.cancel()
     with pytest.raises(errors.Cancelled):
         generation.result(timeout=60)
     assert (cube.active_material, *scene_state()) == before
+    if when != "queued":
+        assert "view 2 of 2" in job.message and "step 50 of 50" not in " ".join(job.stage_log[-3:])
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ SLOPE_PIXELS = 1.5  # a bilinear neighbour's centre lies up to 1.5 px away along
 SHARPNESS = 4.0  # cos^4: a face seen squarely dominates one seen at 60 degrees 16:1
 MIN_COS = 0.05  # grazing views (beyond about 87 degrees) paint nothing
 CHUNK = 1 << 20
+FILL_START = 4.0  # the first voxels span about this many texel spacings on the surface
+DENSE_GRID = 1 << 23  # voxels of a grid looked up directly (64 MB of indices); beyond, by binary search
 GUTTER = 4  # texels of colour grown outside the UV islands, for texture filtering and mip-maps
 
 
@@ -154,7 +156,7 @@ def fill_unpainted(
     low = points.min(axis=0)
     extent = float(np.max(points.max(axis=0) - low)) or 1.0
     # Start near the spacing of the texels on the surface and double until every texel has neighbours.
-    cell = extent / np.sqrt(len(points)) * 2.0
+    cell = extent / np.sqrt(len(points)) * FILL_START
     src_points, src_normals, src_colour = points[painted], normals[painted], colour[painted]
     while missing.any():
         query = np.nonzero(missing)[0]
@@ -171,7 +173,8 @@ def _voxel_average(src_points, src_normals, src_colour, points, normals, low, ce
     """Mean painted colour of the 27 voxels of size `cell` around each query point, weighted by distance to
     each voxel's centroid and by normal agreement; returns (colours, found mask)."""
     cells = np.floor((src_points - low) / cell).astype(np.int64) + 1
-    dims = cells.max(axis=0) + 2
+    q_cells = np.floor((points - low) / cell).astype(np.int64) + 1
+    dims = np.maximum(cells.max(axis=0), q_cells.max(axis=0)) + 2
     keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
     unique, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.ravel()
@@ -188,22 +191,51 @@ def _voxel_average(src_points, src_normals, src_colour, points, normals, low, ce
         voxel_mean(src_normals),
         voxel_mean(src_colour),
     )
-    q_cells = np.floor((points - low) / cell).astype(np.int64) + 1
+    # Voxel lookup: a dense grid of voxel numbers where it is small, else a binary search of the keys.
+    dense = None
+    if int(np.prod(dims)) <= DENSE_GRID:
+        dense = np.full(int(np.prod(dims)), -1, np.int64)
+        dense[unique] = np.arange(len(unique))
+    base = (q_cells[:, 0] * dims[1] + q_cells[:, 1]) * dims[2] + q_cells[:, 2]
+    colours, found = np.zeros((len(points), 3)), np.zeros(len(points), bool)
+    near = slice(None)
+    if dense is not None:  # only queries with a painted voxel among their 27 need the 27 lookups
+        (near,) = np.nonzero(_grown((dense >= 0).reshape(tuple(dims))).ravel()[base])
+    base, points, normals = base[near], points[near], normals[near]
     total = np.zeros((len(points), 3))
     weights = np.zeros(len(points))
-    for offset in np.stack(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"), -1).reshape(-1, 3):
-        c = q_cells + offset
-        valid = (c >= 0).all(axis=1) & (c < dims).all(axis=1)
-        key = (c[:, 0] * dims[1] + c[:, 1]) * dims[2] + c[:, 2]
-        at = np.clip(np.searchsorted(unique, key), 0, len(unique) - 1)
-        hit = valid & (unique[at] == key)
+    for dx, dy, dz in np.stack(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"), -1).reshape(
+        -1, 3
+    ):
+        key = base + (dx * dims[1] + dy) * dims[2] + dz  # the query cells are 1..dims-2: never out of range
+        if dense is not None:
+            at = dense[key]
+            hit = at >= 0
+            at = np.maximum(at, 0)
+        else:
+            at = np.clip(np.searchsorted(unique, key), 0, len(unique) - 1)
+            hit = unique[at] == key
         distance2 = np.sum((centroid[at] - points) ** 2, axis=1) / cell**2
         agree = np.clip(np.einsum("ij,ij->i", mean_normal[at], normals), 0.0, 1.0)
         w = np.where(hit, count[at] / (distance2 + 0.05) * (0.05 + agree), 0.0)
         total += w[:, None] * mean_colour[at]
         weights += w
-    found = weights > 0
-    return total / np.where(found, weights, 1.0)[:, None], found
+    found[near] = weights > 0
+    colours[near] = total / np.where(weights > 0, weights, 1.0)[:, None]
+    return colours, found
+
+
+def _grown(occupied: np.ndarray) -> np.ndarray:
+    """A 3D mask grown by one voxel in every direction (26 neighbours)."""
+    for axis in range(3):
+        grown = occupied.copy()
+        lead = [slice(None)] * 3
+        trail = [slice(None)] * 3
+        lead[axis], trail[axis] = slice(1, None), slice(None, -1)
+        grown[tuple(lead)] |= occupied[tuple(trail)]
+        grown[tuple(trail)] |= occupied[tuple(lead)]
+        occupied = grown
+    return occupied
 
 
 def texture(texels: Texels, colour: np.ndarray, gutter: int = GUTTER) -> np.ndarray:

@@ -78,6 +78,12 @@ class Projection:
         texels = self.texels[k]
         return texture_bake.fill_unpainted(texels.points, texels.normals, blend, painted)
 
+    def _blend_texture(self, k: int) -> np.ndarray:
+        painted = self._weight[k] > 0
+        flat = np.zeros((self.size * self.size, 3), np.float32)
+        flat[self.texels[k].index[painted]] = self._colour[k][painted] / self._weight[k][painted, None]
+        return flat.reshape(self.size, self.size, 3)
+
     def textures(self) -> list[np.ndarray]:
         """Each object's texture (bake_size x bake_size RGB float32, row 0 at the top)."""
         return [texture_bake.texture(t, self.colours(k)) for k, t in enumerate(self.texels)]
@@ -87,10 +93,11 @@ class Projection:
         painted = sum(int((w > 0).sum()) for w in self._weight)
         return painted / max(1, sum(len(w) for w in self._weight))
 
-    def known(self, view: int, textures: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """What the views baked so far show from view `view`: the picture (H x W x 3; the textures' colour
-        where an object is seen, 0 elsewhere) and the pixels covered well enough to keep (H x W bool)."""
-        textures = self.textures() if textures is None else textures
+    def known(self, view: int) -> tuple[np.ndarray, np.ndarray]:
+        """What the views baked so far show from view `view`: the picture (H x W x 3; their blend where an
+        object is seen and painted, 0 elsewhere) and the pixels covered well enough to keep (H x W bool).
+        Nothing is filled here: what is not kept is drawn again."""
+        textures = [self._blend_texture(k) for k in range(len(self.texels))]
         depth, triangle, weights = self.seen(view)
         height, width = depth.shape
         picture = np.zeros((height, width, 3), np.float32)
