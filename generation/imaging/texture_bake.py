@@ -95,32 +95,41 @@ def bake(texels: Texels, views: list[View]) -> Bake:
     weight = np.zeros(n)
     best = np.zeros(n)
     for view in views:
-        for start in range(0, n, CHUNK):
-            part = slice(start, min(n, start + CHUNK))
-            c, w = _view_colours(view, texels.points[part], texels.normals[part])
-            colour[part] += c * w[:, None]
-            weight[part] += w
-            best[part] = np.maximum(best[part], w)
+        accumulate(view, texels, colour, weight, best)
     with np.errstate(invalid="ignore", divide="ignore"):
         colour = np.where(weight[:, None] > 0, colour / weight[:, None], np.nan)
     return Bake(colour.astype(np.float32), weight, best)
 
 
-def _view_colours(view: View, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each texel's colour in one view and its weight there (0 where the view does not see it)."""
+def accumulate(view: View, texels: Texels, colour: np.ndarray, weight: np.ndarray, best: np.ndarray) -> None:
+    """Add one view to running sums over the texels: colour x weight (N, 3), weight (N,), best weight (N,)."""
+    for start in range(0, len(texels.index), CHUNK):
+        part = slice(start, start + CHUNK)
+        live, c, w = _view_colours(view, texels.points[part], texels.normals[part])
+        live += start
+        colour[live] += c * w[:, None]
+        weight[live] += w
+        best[live] = np.maximum(best[live], w)
+
+
+def _view_colours(view: View, points: np.ndarray, normals: np.ndarray):
+    """(indices of the texels the view may see, their colour in it, their weight: 0 where hidden)."""
     camera, image, depth = view.camera, np.asarray(view.image), np.asarray(view.depth)
     height, width = depth.shape
     x, y, d = camera.project(points)
     to_camera = camera.position - points
     cos = np.einsum("ij,ij->i", normals, to_camera) / np.maximum(np.linalg.norm(to_camera, axis=1), 1e-12)
-    front = (d > camera.clip_start) & (cos > MIN_COS)
-    x, y = np.where(front, x, -10.0), np.where(front, y, -10.0)
-    tan = np.sqrt(np.maximum(1.0 - cos**2, 0.0)) / np.maximum(cos, MIN_COS)
+    # Only texels facing the camera, in front of it and within the frame go on (about half of them).
+    with np.errstate(invalid="ignore"):
+        (live,) = np.nonzero((d > camera.clip_start) & (cos > MIN_COS) & (x > -1) & (x < width + 1)
+                             & (y > -1) & (y < height + 1))  # fmt: skip
+    x, y, d, cos = x[live], y[live], d[live], cos[live]
+    tan = np.sqrt(np.maximum(1.0 - cos**2, 0.0)) / cos
     tolerance = d * (DEPTH_TOLERANCE + SLOPE_PIXELS * tan / camera.focal)
     x0, y0 = np.floor(x - 0.5).astype(np.int64), np.floor(y - 0.5).astype(np.int64)
     fx, fy = x - 0.5 - x0, y - 0.5 - y0
-    colour = np.zeros((len(points), 3))
-    support = np.zeros(len(points))
+    seen_colour = np.zeros((len(live), 3))
+    support = np.zeros(len(live))
     for dy, dx, share in (
         (0, 0, (1 - fx) * (1 - fy)),
         (0, 1, fx * (1 - fy)),
@@ -128,17 +137,16 @@ def _view_colours(view: View, points: np.ndarray, normals: np.ndarray) -> tuple[
         (1, 1, fx * fy),
     ):
         col, row = x0 + dx, y0 + dy
-        inside = front & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
         col, row = np.where(inside, col, 0), np.where(inside, row, 0)
         seen = inside & (np.abs(depth[row, col] - d) <= tolerance)  # inf (nothing there) never passes
         share = np.where(seen, share, 0.0)
-        colour += share[:, None] * image[row, col, :3]
+        seen_colour += share[:, None] * image[row, col, :3]
         support += share
     visible = support > 1e-6
-    colour = np.where(visible[:, None], colour / np.where(visible, support, 1.0)[:, None], 0.0)
+    colour = np.where(visible[:, None], seen_colour / np.where(visible, support, 1.0)[:, None], 0.0)
     # A texel seen through only part of its bilinear footprint (at an edge) counts for that part.
-    weight = np.where(visible, np.maximum(cos, 0.0) ** SHARPNESS * support, 0.0)
-    return colour, weight
+    return live, colour, np.where(visible, cos**SHARPNESS * support, 0.0)
 
 
 def fill_unpainted(

@@ -62,13 +62,9 @@ class Projection:
 
     def add(self, view: int, image: np.ndarray) -> None:
         """Bake view `view`'s picture (float RGB, H x W x 3) onto every object."""
-        baked = texture_bake.View(self.cameras[view], np.asarray(image, np.float64), self.depth(view))
+        baked = texture_bake.View(self.cameras[view], np.asarray(image, np.float32), self.depth(view))
         for k, texels in enumerate(self.texels):
-            result = texture_bake.bake(texels, [baked])
-            painted = result.painted
-            self._colour[k][painted] += result.colour[painted] * result.weight[painted, None]
-            self._weight[k] += result.weight
-            self._best[k] = np.maximum(self._best[k], result.best)
+            texture_bake.accumulate(baked, texels, self._colour[k], self._weight[k], self._best[k])
 
     def colours(self, k: int) -> np.ndarray:
         """Object k's texel colours: the blend of the views so far, unseen texels filled from neighbours."""
