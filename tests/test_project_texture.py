@@ -174,3 +174,29 @@ def test_sdxl_draws_two_views_with_depth_control(addon, api, tiny_sdxl):
     made = generation.result(timeout=120)
     assert made["promptscape"]["controlnet"] == str(net) and cube.active_material == made
     assert "view 2 of 2, step 2 of 2" in generation._task.job.stage_log
+
+
+def test_project_command_and_a_batch_line(cli, tiny_sd, tmp_path, capfd, fresh_file):
+    import json
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    _scene, cube = camera_scene()
+    cube.name = "Crate"
+    source = tmp_path / "in.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(source))
+    out = tmp_path / "out.blend"
+    capfd.readouterr()
+    argv = ["project", "old planks", "--object", "Crate", "--model", str(tiny_sd), "--controlnet", "none"]
+    sizes = ["--steps", "2", "--width", "64", "--height", "64", "--bake-size", "1024"]
+    assert cli.main([*argv, *sizes, "--blend", str(source), "--output", str(out), "--json"]) == 0
+    (result,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert result["kind"] == "project" and Path(result["files"]["Crate albedo"]).is_file()
+    assert Path(result["files"]["view1"]).is_file() and Path(result["files"]["depth1"]).is_file()
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert bpy.data.objects["Crate"].active_material["promptscape"]["mode"] == "project"
+    lines = tmp_path / "jobs.jsonl"
+    line = {"kind": "project", "prompt": "a crate", "objects": ["Crate"], "model": str(tiny_sd),
+            "controlnet": "none", "steps": 2, "width": 64, "height": 64, "bake_size": 1024}  # fmt: skip
+    lines.write_text(json.dumps(line) + "\n")
+    code = cli.main(["batch", str(lines), "--output-dir", str(tmp_path / "batch"), "--blend", str(source)])
+    assert code == 0
