@@ -87,11 +87,10 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     first = surface.scene_camera(camera_obj, request.width, request.height)
     meshes = [surface.mesh_arrays(obj, uvs=False) for obj in targets]
     check_camera_sees(first, meshes, camera_obj.name)
-    # Every check passed: only now does the scene change (a UV map where an object has none).
-    notes = [
-        f"made a UV map for {obj.name} with Smart UV Project" for obj in targets if surface.ensure_uv_map(obj)
-    ]
-    meshes = [surface.mesh_arrays(obj) for obj in targets]
+    # Objects without a UV map get Smart UV Project's, made on a copy: the scene changes only when applied.
+    made_uvs = {obj.name: surface.smart_uvs(obj) for obj in targets if not obj.data.uv_layers}
+    notes = [f"made a UV map for {name} with Smart UV Project" for name in made_uvs]
+    meshes = [surface.mesh_arrays(obj, loop_uvs=made_uvs.get(obj.name)) for obj in targets]
     surfaces = [surface.world_surface(mesh) for mesh in meshes]
     points = np.concatenate([s.vertices for s in surfaces])
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
@@ -130,7 +129,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
         return files
 
     def apply(task):
-        return apply_projection(task.job.outputs, task.metadata, uids)
+        return apply_projection(task.job.outputs, task.metadata, uids, made_uvs)
 
     job = worker.get_worker().submit(request, on_image=postprocess, draw=draw)
     job.notes.extend(note[0].upper() + note[1:] for note in notes)
@@ -158,8 +157,9 @@ def check_camera_sees(camera: views.Camera, meshes: list, name: str) -> None:
         )
 
 
-def apply_projection(outputs, metadata: dict, uids: list) -> object:
-    """Each object's material from its written maps, put on it; the Material, or a list for several."""
+def apply_projection(outputs, metadata: dict, uids: list, made_uvs: dict | None = None) -> object:
+    """Each object's material from its written maps, put on it (with the UV map made for it, where it had
+    none and still has none); the Material, or a list for several."""
     made = []
     for uid, name in uids:
         obj = next((obj for obj in bpy.data.objects if obj.session_uid == uid), None)
@@ -167,6 +167,10 @@ def apply_projection(outputs, metadata: dict, uids: list) -> object:
         if obj is None or files is None:
             continue
         maps = material.MaterialMaps(files.albedo, files.normal, files.roughness, files.height, files.ao)
+        if name in (made_uvs or {}) and not obj.data.uv_layers:
+            if len(obj.data.loops) != len(made_uvs[name]):
+                raise PromptscapeError(f"{name} changed while its texture was made: project it again")
+            surface.add_uv_map(obj, made_uvs[name])
         words = material_name(metadata.get("prompt", ""))
         built = material.build_material(f"{words} ({name})", maps, metadata)
         try:

@@ -35,6 +35,11 @@ def ensure_uv_map(obj) -> bool:
         return False
     view_layer = bpy.context.view_layer
     previous = view_layer.objects.active
+    # Edit mode takes in every selected mesh: only this one is selected while it runs.
+    selected = [other for other in view_layer.objects if other.select_get()]
+    for other in selected:
+        other.select_set(False)
+    obj.select_set(True)
     view_layer.objects.active = obj
     override = {"active_object": obj, "object": obj}
     override.update(selected_objects=[obj], selected_editable_objects=[obj])
@@ -45,24 +50,47 @@ def ensure_uv_map(obj) -> bool:
             bpy.ops.uv.smart_project(island_margin=0.02)
             bpy.ops.object.mode_set(mode="OBJECT")
     finally:
+        obj.select_set(False)
+        for other in selected:
+            other.select_set(True)
         view_layer.objects.active = previous
     return True
 
 
-def mesh_arrays(obj, depsgraph=None, uvs: bool = True) -> MeshArrays:
-    """The object's mesh with its modifiers applied, as arrays (its active UV map; zeros with `uvs` off);
-    refused in words when it has no faces or no UV map."""
+def smart_uvs(obj) -> np.ndarray:
+    """The UV map Smart UV Project would give the object, per loop (L, 2), made on a copy of its mesh: the
+    object itself is left as it is until the result is applied (add_uv_map)."""
+    copy = bpy.data.objects.new(f"{obj.name} (UVs)", obj.data.copy())
+    bpy.context.scene.collection.objects.link(copy)
+    try:
+        ensure_uv_map(copy)
+        return _read(copy.data.uv_layers[0].uv, "vector", len(copy.data.loops) * 2, np.float32).reshape(-1, 2)
+    finally:
+        mesh = copy.data
+        bpy.data.objects.remove(copy)
+        bpy.data.meshes.remove(mesh)
+
+
+def add_uv_map(obj, loop_uvs: np.ndarray) -> None:
+    """Give the object's mesh the UV map `loop_uvs` (L, 2) made for it by smart_uvs."""
+    layer = obj.data.uv_layers.new(name="UVMap")
+    layer.uv.foreach_set("vector", np.ascontiguousarray(loop_uvs, np.float32).ravel())
+
+
+def mesh_arrays(obj, depsgraph=None, uvs: bool = True, loop_uvs: np.ndarray | None = None) -> MeshArrays:
+    """The object's mesh with its modifiers applied, as arrays (its active UV map, or `loop_uvs` (L, 2) per
+    loop of its own mesh; zeros with `uvs` off); refused in words when it has no faces or no UV map."""
     if obj.type != "MESH":
         raise PromptscapeError(f"{obj.name} is not a mesh: select mesh objects to texture")
     if not obj.data.polygons:
         raise PromptscapeError(f"{obj.name} has no faces to put a texture on: select a mesh with faces")
-    if uvs and not obj.data.uv_layers:
+    if uvs and loop_uvs is None and not obj.data.uv_layers:
         raise PromptscapeError(f"{obj.name} has no UV map: add one (UV > Smart UV Project)")
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
-        if not mesh.polygons or (uvs and mesh.uv_layers.active is None):
+        if not mesh.polygons or (uvs and loop_uvs is None and mesh.uv_layers.active is None):
             raise PromptscapeError(f"{obj.name}'s modifiers leave no faces or no UV map to put a texture on")
         mesh.calc_loop_triangles()
         count = len(mesh.loop_triangles)
@@ -71,7 +99,14 @@ def mesh_arrays(obj, depsgraph=None, uvs: bool = True) -> MeshArrays:
         vertices = _read(mesh.vertices, "co", len(mesh.vertices) * 3, np.float32).reshape(-1, 3)
         layer = mesh.uv_layers.active
         corner_uvs = np.zeros((len(mesh.loops), 2), np.float32)
-        if uvs and layer is not None:
+        if loop_uvs is not None:
+            if len(loop_uvs) != len(mesh.loops):
+                raise PromptscapeError(
+                    f"{obj.name}'s modifiers change its faces and it has no UV map: add one (UV > Smart UV "
+                    "Project), then try again"
+                )
+            corner_uvs = np.asarray(loop_uvs, np.float32)
+        elif uvs and layer is not None:
             corner_uvs = _read(layer.uv, "vector", len(mesh.loops) * 2, np.float32).reshape(-1, 2)
         normals = _read(mesh.corner_normals, "vector", len(mesh.loops) * 3, np.float32).reshape(-1, 3)
         return MeshArrays(

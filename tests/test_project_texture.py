@@ -33,11 +33,14 @@ def scene_state():
 
 def test_two_views_project_a_material_with_its_files(api, tiny_sd):
     scene, cube = camera_scene()
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])  # Smart UV Project's map comes with the result
     generation = api.project_texture(
         "a wooden crate", [cube], views=2, model=str(tiny_sd), controlnet="none", wait=False, **FAST
     )
+    assert not cube.data.uv_layers  # made on a copy: the scene is as it was until the result is applied
     material = generation.result(timeout=120)
-    assert cube.active_material == material
+    assert cube.active_material == material and len(cube.data.uv_layers) == 1
+    assert f"Made a UV map for {cube.name} with Smart UV Project" in generation._task.job.message
     request = dict(material["promptscape"])
     assert request["mode"] == "project" and request["views"] == "2" and request["bake_size"] == "1024"
     assert request["objects"] == cube.name and len(request["cameras"].split(";")) == 2
@@ -93,6 +96,7 @@ def test_bad_input_is_refused_in_words_and_the_scene_is_unchanged(api, errors, t
 @pytest.mark.parametrize("when", ["queued", "view 2 of 2, step 2 of 50"])
 def test_cancel_leaves_the_scene_as_it_was(api, errors, tiny_sd, when):
     _scene, cube = camera_scene()
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])
     before = (cube.active_material, *scene_state())
     generation = api.project_texture(
         "a crate", [cube], views=2, model=str(tiny_sd), controlnet="none", wait=False, **{**FAST, "steps": 50}
