@@ -149,8 +149,11 @@ def check_camera_sees(camera: views.Camera, meshes: list, name: str) -> None:
         camera.world, camera.focal * scale, camera.cx * scale, camera.cy * scale,
         max(1, round(camera.width * scale)), max(1, round(camera.height * scale)), camera.clip_start,
     )  # fmt: skip
-    depth = raster.depth_map(small, *surface.occluders(meshes))
-    if not np.isfinite(depth).any():
+    vertices, triangles = surface.occluders(meshes)
+    x, y, d = camera.project(vertices)
+    with np.errstate(invalid="ignore"):  # a vertex in the frame, or a face across it at the quick look's size
+        inside = (d > camera.clip_start) & (x >= 0) & (x <= camera.width) & (y >= 0) & (y <= camera.height)
+    if not inside.any() and not np.isfinite(raster.depth_map(small, vertices, triangles)).any():
         raise PromptscapeError(
             f"The camera {name} sees none of {', '.join(mesh.name for mesh in meshes)}: aim it at them "
             "(View > Align Active Camera to View) or choose another camera"

@@ -181,3 +181,23 @@ def test_a_later_view_is_shown_what_earlier_views_painted(views, raster, bake):
     assert 0.05 < keep.mean() < 0.5
     assert np.abs(picture[keep] - colour_field(points[keep])).mean() < 0.02
     assert (np.isfinite(projection.depth(1)) & ~keep).sum() > 200
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 6, 8])
+def test_views_around_frame_the_bounds_and_look_at_them(views, count):
+    first = front_camera(views, size=64)
+    cameras = views.views_around(first, (0.5, 0.0, 0.2), 1.0, count)
+    assert len(cameras) == count and cameras[0] is first
+    for camera in cameras[1:]:
+        # The centre projects to the middle of the frame, and the whole ball of radius 1 is in it.
+        x, y, d = camera.project(np.array([[0.5, 0.0, 0.2]]))
+        assert np.allclose([x[0], y[0]], [32.0, 32.0]) and d[0] > 1.0
+        rng = np.random.default_rng(count)
+        on_ball = rng.normal(size=(500, 3))
+        on_ball = on_ball / np.linalg.norm(on_ball, axis=1, keepdims=True) + [0.5, 0.0, 0.2]
+        x, y, _ = camera.project(on_ball)
+        assert (x > 0).all() and (x < 64).all() and (y > 0).all() and (y < 64).all()
+    directions = [camera.position - [0.5, 0.0, 0.2] for camera in cameras]
+    assert len({tuple(np.round(d / np.linalg.norm(d), 3)) for d in directions}) == count  # all different
+    with pytest.raises(ValueError, match="views must be one of"):
+        views.views_around(first, (0, 0, 0), 1.0, 3)
