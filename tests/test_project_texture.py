@@ -74,6 +74,13 @@ def test_bad_input_is_refused_in_words_and_the_scene_is_unchanged(api, errors, t
     bpy.context.view_layer.objects.active = None
     with pytest.raises(errors.PromptscapeError, match="Select the mesh objects"):
         api.project_texture("a crate", controlnet="none", **options)
+    # The operator and the sidebar's Generate in Project mode say so too (a script sees the report as an
+    # error), and change nothing.
+    with pytest.raises(RuntimeError, match="Select the mesh objects"):
+        bpy.ops.promptscape.project_texture(prompt="a crate", controlnet="none", model=str(tiny_sd))
+    scene.promptscape.mode, scene.promptscape.prompt = "PROJECT", "a crate"
+    with pytest.raises(RuntimeError, match="Select the mesh objects"):
+        bpy.ops.promptscape.generate()
     empty = bpy.data.objects.new("Empty mesh", bpy.data.meshes.new("Empty mesh"))
     scene.collection.objects.link(empty)
     with pytest.raises(errors.PromptscapeError, match="no faces"):
@@ -164,6 +171,7 @@ def test_a_downloaded_curated_controlnet_is_the_default_and_no_lora(addon, api, 
         catalog.forget_cache_scan()
 
 
+@pytest.mark.slow
 def test_sdxl_draws_two_views_with_depth_control(addon, api, tiny_sdxl):
     import importlib
 
