@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..errors import Cancelled, InvalidRequest
+from ..errors import Cancelled, GenerationFailed, InvalidRequest
 from ..imaging import raster
 from ..imaging.texture_project import Projection
 from . import families
@@ -40,14 +40,15 @@ def draw_views(job, pipe, request, device: str, projection: Projection, controln
     count = len(projection.cameras)
     check_family(family, count, controlnet is not None)
     extra = {} if controlnet is None else {"controlnet": controlnet}
-    first = AutoPipelineForText2Image.from_pipe(pipe, **extra) if extra else pipe
-    later = AutoPipelineForInpainting.from_pipe(pipe, **extra) if count > 1 else None
-    for built in (first, later):
-        if built is not None:
-            built.set_progress_bar_config(disable=True)
     images = []
     started = time.perf_counter()
     with call_options(pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle):
+        # Built inside: they share the pipeline's components as the call options left them (its scheduler).
+        first = AutoPipelineForText2Image.from_pipe(pipe, **extra) if extra else pipe
+        later = AutoPipelineForInpainting.from_pipe(pipe, **extra) if count > 1 else None
+        for built in (first, later):
+            if built is not None:
+                built.set_progress_bar_config(disable=True)
         for view in range(count):
             job.step, job.stage = 0, f"view {view + 1} of {count}"
             generator = torch.Generator(device=device).manual_seed(request.seed + view * SEED_STRIDE)
@@ -62,8 +63,6 @@ def draw_views(job, pipe, request, device: str, projection: Projection, controln
                 "output_type": "np",
                 **families.guidance_options(family, request),
             }
-            if family.negative_prompt and request.negative_prompt:
-                common["negative_prompt"] = request.negative_prompt
             if extra:
                 common["control_image" if view else "image"] = _rgb_control(control)
             if view == 0:
@@ -74,7 +73,7 @@ def draw_views(job, pipe, request, device: str, projection: Projection, controln
                 image = np.where(keep[..., None], picture, drawn.images[0])
             image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
             if not np.isfinite(image).all():
-                raise InvalidRequest("the model drew NaN pixels: use fp32 precision or fewer steps")
+                raise GenerationFailed("the model drew NaN pixels: use fp32 precision or fewer steps")
             projection.add(view, image)
             images.append(image)
     job.timings["views"] = time.perf_counter() - started
