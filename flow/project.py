@@ -89,7 +89,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     check_camera_sees(first, meshes, camera_obj.name)
     # Objects without a UV map get Smart UV Project's, made on a copy: the scene changes only when applied.
     made_uvs = {obj.name: surface.smart_uvs(obj) for obj in targets if not obj.data.uv_layers}
-    notes = [f"made a UV map for {name} with Smart UV Project" for name in made_uvs]
+    notes = [f"Made a UV map for {name} with Smart UV Project" for name in made_uvs]
     meshes = [surface.mesh_arrays(obj, loop_uvs=made_uvs.get(obj.name)) for obj in targets]
     surfaces = [surface.world_surface(mesh) for mesh in meshes]
     points = np.concatenate([s.vertices for s in surfaces])
@@ -109,6 +109,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     state = {}
 
     def draw(job, pipe, resolved, device):  # worker thread: no bpy here
+        job.notes.extend(notes)  # said when the job ends, with its result
         job.stage = "finding the texels"
         state["projection"] = projection = Projection(surfaces, cameras, options["bake_size"])
         stop_if_cancelled(job, "finding the texels")
@@ -132,7 +133,6 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
         return apply_projection(task.job.outputs, task.metadata, uids, made_uvs)
 
     job = worker.get_worker().submit(request, on_image=postprocess, draw=draw)
-    job.notes.extend(note[0].upper() + note[1:] for note in notes)
     return runner.start(runner.Task(job, "project", request.prompt, apply))
 
 
