@@ -194,18 +194,27 @@ def test_project_command_and_a_batch_line(cli, tiny_sd, tmp_path, capfd, fresh_f
     bpy.ops.wm.read_homefile(use_empty=True)
     _scene, cube = camera_scene()
     cube.name = "Crate"
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, -2.0, 0.0))
+    bpy.context.active_object.name = "Box"
     source = tmp_path / "in.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(source))
     out = tmp_path / "out.blend"
     capfd.readouterr()
-    argv = ["project", "old planks", "--object", "Crate", "--model", str(tiny_sd), "--controlnet", "none"]
+    argv = ["project", "old planks", "--object", "Crate", "--object", "Box", "--model", str(tiny_sd)]
+    argv += ["--controlnet", "none"]
     sizes = ["--steps", "2", "--width", "64", "--height", "64", "--bake-size", "1024"]
     assert cli.main([*argv, *sizes, "--blend", str(source), "--output", str(out), "--json"]) == 0
     (result,) = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert result["kind"] == "project" and Path(result["files"]["Crate albedo"]).is_file()
+    assert Path(result["files"]["Box albedo"]).is_file()  # each object its own texture and material
     assert Path(result["files"]["view1"]).is_file() and Path(result["files"]["depth1"]).is_file()
     bpy.ops.wm.open_mainfile(filepath=str(out))
-    assert bpy.data.objects["Crate"].active_material["promptscape"]["mode"] == "project"
+    crate, box = bpy.data.objects["Crate"].active_material, bpy.data.objects["Box"].active_material
+    assert (
+        crate["promptscape"]["mode"] == "project"
+        and crate != box
+        and crate["promptscape"]["objects"] == "Crate,Box"
+    )
     lines = tmp_path / "jobs.jsonl"
     line = {"kind": "project", "prompt": "a crate", "objects": ["Crate"], "model": str(tiny_sd),
             "controlnet": "none", "steps": 2, "width": 64, "height": 64, "bake_size": 1024}  # fmt: skip

@@ -201,3 +201,24 @@ def test_views_around_frame_the_bounds_and_look_at_them(views, count):
     assert len({tuple(np.round(d / np.linalg.norm(d), 3)) for d in directions}) == count  # all different
     with pytest.raises(ValueError, match="views must be one of"):
         views.views_around(first, (0, 0, 0), 1.0, 3)
+
+
+def test_two_objects_each_get_their_own_texture(views, raster, bake):
+    project = source_module("imaging.texture_project")
+    left, right = cube(centre=(-1.5, 0.0, 0.0), half=0.8), cube(centre=(1.5, 0.0, 0.0), half=0.8)
+    surfaces = [project.Surface(name, *mesh) for name, mesh in (("Left", left), ("Right", right))]
+    camera = views.camera_from_lens(
+        views.look_at((0.0, -9.0, 4.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 96, 96
+    )
+    projection = project.Projection(surfaces, [camera], 256)
+    both = (np.concatenate([left[0], right[0]]), np.concatenate([left[1], right[1] + len(left[0])]))
+    projection.add(0, painted_view(raster, bake, camera, both).image)
+    textures = projection.textures()
+    for k, texels in enumerate(projection.texels):
+        seen = projection._weight[k] > 0.3
+        colours = textures[k].reshape(-1, 3)[texels.index[seen]]
+        assert seen.sum() > 500 and np.abs(colours - colour_field(texels.points[seen])).mean() < 0.01
+    # Seen again from the same view, every pixel on either object shows its own colour.
+    picture, keep = projection.known(0)
+    points = seen_points(camera, projection.depth(0))
+    assert keep.sum() > 300 and np.abs(picture[keep] - colour_field(points[keep])).mean() < 0.02
