@@ -57,7 +57,7 @@ def sphere(segments: int = 400, rings: int = 250):
 
 
 def ours(modules, obj, camera, bake_size: int, count: int, view_size: int) -> dict:
-    surface, views, project = modules
+    surface, cameras, project = modules
     timings = {}
     base = rss_mb()
     start = time.perf_counter()
@@ -67,9 +67,9 @@ def ours(modules, obj, camera, bake_size: int, count: int, view_size: int) -> di
     first = surface.scene_camera(camera, view_size, view_size)
     points = world.vertices
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
-    cameras = views.views_around(first, centre, float(np.linalg.norm(points - centre, axis=1).max()), count)
+    around = cameras.views_around(first, centre, float(np.linalg.norm(points - centre, axis=1).max()), count)
     start = time.perf_counter()
-    projection = project.Projection([world], cameras, bake_size)
+    projection = project.Projection([world], around, bake_size)
     timings["find texels"] = time.perf_counter() - start
     start = time.perf_counter()
     for view in range(count):
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--no-blender", action="store_true", help="leave out Blender's own bake")
     args = parser.parse_args()
     addon = blender_tools.install_extension(blender_tools.build_zip(Path(tempfile.mkdtemp())))
-    names = ("scene.surface", "generation.imaging.views", "generation.imaging.texture_project")
+    names = ("scene.surface", "generation.imaging.cameras", "generation.imaging.texture_project")
     modules = [import_module(f"{addon.__name__}.{name}") for name in names]
     scene, obj, camera = sphere()
     faces = len(obj.data.polygons)

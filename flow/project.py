@@ -10,7 +10,7 @@ import numpy as np
 
 from ..generation.engine import controlnets, project_draw, worker
 from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
-from ..generation.imaging import raster, views
+from ..generation.imaging import cameras, raster
 from ..generation.imaging.projected_outputs import write_projection
 from ..generation.imaging.texture_project import Projection
 from ..properties import size_of
@@ -95,14 +95,14 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     points = np.concatenate([s.vertices for s in surfaces])
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
     radius = float(np.linalg.norm(points - centre, axis=1).max())
-    cameras = views.views_around(first, centre, radius, options["views"])
+    around = cameras.views_around(first, centre, radius, options["views"])
     recorded = {
         "views": str(options["views"]),
         "bake_size": str(options["bake_size"]),
         "camera": camera_obj.name,
         "controlnet": controlnet.name if controlnet else "",
         "objects": ",".join(obj.name for obj in targets),
-        "cameras": ";".join(",".join(f"{v:.6g}" for v in np.asarray(c.world).ravel()) for c in cameras),
+        "cameras": ";".join(",".join(f"{v:.6g}" for v in np.asarray(c.world).ravel()) for c in around),
     }
     folder = output_folder()
     uids = [(obj.session_uid, obj.name) for obj in targets]
@@ -111,7 +111,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     def draw(job, pipe, resolved, device):  # worker thread: no bpy here
         job.notes.extend(notes)  # said when the job ends, with its result
         job.stage = "finding the texels"
-        state["projection"] = projection = Projection(surfaces, cameras, options["bake_size"])
+        state["projection"] = projection = Projection(surfaces, around, options["bake_size"])
         stop_if_cancelled(job, "finding the texels")
         net = controlnet.load(pipe) if controlnet else None
         return project_draw.draw_views(job, pipe, resolved, device, projection, net)
@@ -122,7 +122,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
         textures = dict(zip([s.name for s in surfaces], projection.textures(), strict=True))
         stop_if_cancelled(job, "baking the texture")
         job.metadata.update(recorded)
-        depths = [projection.depth(k) for k in range(len(cameras))]
+        depths = [projection.depth(k) for k in range(len(around))]
         stem = file_stem("project", resolved.prompt, resolved.seed)
         files = write_projection(textures, images, depths, projection.coverage(), folder, stem, job.metadata)
         job.metadata["view_images"] = ",".join(path.name for path in files.view_images)
@@ -142,10 +142,10 @@ def stop_if_cancelled(job, stage: str) -> None:
         raise Cancelled(f"cancelled while {stage}; nothing was written")
 
 
-def check_camera_sees(camera: views.Camera, meshes: list, name: str) -> None:
+def check_camera_sees(camera: cameras.Camera, meshes: list, name: str) -> None:
     """Refuse, in words, a camera that sees none of the objects (a quick look at CHECK_SIZE pixels)."""
     scale = CHECK_SIZE / max(camera.width, camera.height)
-    small = views.Camera(
+    small = cameras.Camera(
         camera.world, camera.focal * scale, camera.cx * scale, camera.cy * scale,
         max(1, round(camera.width * scale)), max(1, round(camera.height * scale)), camera.clip_start,
     )  # fmt: skip

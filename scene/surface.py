@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 
 from ..generation.errors import PromptscapeError
-from ..generation.imaging import texture_project, views
+from ..generation.imaging import cameras, texture_project
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _read(collection, attribute: str, size: int, dtype) -> np.ndarray:
     return values
 
 
-def scene_camera(camera_obj, width: int, height: int) -> views.Camera:
+def scene_camera(camera_obj, width: int, height: int) -> cameras.Camera:
     """A camera object as Blender renders it at width x height (perspective only)."""
     if camera_obj is None or camera_obj.type != "CAMERA":
         raise PromptscapeError("No camera to project from: add a camera, or name one with camera=")
@@ -136,7 +136,7 @@ def scene_camera(camera_obj, width: int, height: int) -> views.Camera:
         raise PromptscapeError(f"{camera_obj.name} is {data.type.lower()}: project from a perspective camera")
     matrix = np.array(camera_obj.matrix_world, dtype=np.float64)
     matrix[:3, :3] /= np.linalg.norm(matrix[:3, :3], axis=0)  # a scaled camera renders as an unscaled one
-    return views.camera_from_lens(
+    return cameras.camera_from_lens(
         matrix,
         data.lens,
         data.sensor_width,

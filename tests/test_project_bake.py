@@ -23,7 +23,7 @@ def mods(addon):
         surface = importlib.import_module(addon.__name__ + ".scene.surface")
         raster = importlib.import_module(addon.__name__ + ".generation.imaging.raster")
         bake = importlib.import_module(addon.__name__ + ".generation.imaging.texture_bake")
-        views = importlib.import_module(addon.__name__ + ".generation.imaging.views")
+        cameras = importlib.import_module(addon.__name__ + ".generation.imaging.cameras")
 
     return Modules
 
@@ -198,7 +198,7 @@ def test_six_views_paint_nearly_every_texel(mods, kind):
     radius = float(np.linalg.norm(points - centre, axis=1).max())
     texels = texels_of(mods, mesh, 128)
     views = []
-    for view in mods.views.views_around(first, centre, radius, 6):
+    for view in mods.cameras.views_around(first, centre, radius, 6):
         views.append(
             mods.bake.View(view, known_image(), mods.raster.depth_map(view, *mods.surface.occluders([mesh])))
         )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .views import Camera
+from .cameras import Camera
 
 CHUNK = 1 << 21  # candidate pixels per chunk: about 100 MB of temporaries at most
 EDGE = -1e-7  # barycentric slack, so a pixel centre on an edge shared by two triangles is not lost

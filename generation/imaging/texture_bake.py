@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cameras import Camera
 from .raster import triangle_pixels
-from .views import Camera
 
 DEPTH_TOLERANCE = 0.01  # of the texel's depth: Z-pass and interpolation error, not a gap between objects
 SLOPE_PIXELS = 1.5  # a bilinear neighbour's centre lies up to 1.5 px away along a slanted surface

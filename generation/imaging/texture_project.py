@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import raster, texture_bake
-from .views import Camera
+from .cameras import Camera
 
 WELL_COVERED = 0.25  # a texel's best view weight (cos^4) above which later views keep it: about 45 degrees
 

@@ -7,8 +7,8 @@ from solids import colour_field, cube, seen_points, uv_sphere
 
 
 @pytest.fixture(scope="module")
-def views():
-    return source_module("imaging.views")
+def pinhole():
+    return source_module("imaging.cameras")
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,10 @@ def bake():
     return source_module("imaging.texture_bake")
 
 
-def front_camera(views, size=64, distance=5.0):
+def front_camera(pinhole, size=64, distance=5.0):
     """Blender's default camera lens (50 mm, 36 mm sensor) on the -Y axis looking at the origin."""
-    world = views.look_at((0.3, -distance, 1.2), (0.0, 0.0, 0.0))
-    return views.camera_from_lens(world, 50.0, 36.0, 24.0, "AUTO", size, size)
+    world = pinhole.look_at((0.3, -distance, 1.2), (0.0, 0.0, 0.0))
+    return pinhole.camera_from_lens(world, 50.0, 36.0, 24.0, "AUTO", size, size)
 
 
 def painted_view(raster, bake, camera, mesh, colours=colour_field):
@@ -35,19 +35,19 @@ def painted_view(raster, bake, camera, mesh, colours=colour_field):
     return bake.View(camera, image, depth)
 
 
-def test_lens_matches_blenders_view_plane(views):
+def test_lens_matches_blenders_view_plane(pinhole):
     # 50 mm on a 36 mm sensor, 64 x 32: the image's right edge is 18/50 of the depth to the side.
-    cam = views.camera_from_lens(np.eye(4), 50.0, 36.0, 24.0, "AUTO", 64, 32)
+    cam = pinhole.camera_from_lens(np.eye(4), 50.0, 36.0, 24.0, "AUTO", 64, 32)
     x, y, d = cam.project(np.array([[18 / 50 * 4.0, 0.0, -4.0], [0.0, 9 / 50 * 4.0, -4.0]]))
     assert np.allclose([x[0], y[0], d[0]], [64.0, 16.0, 4.0]) and np.allclose([x[1], y[1]], [32.0, 0.0])
     # Taller than wide: AUTO fits the sensor width to the height; shift moves by a fraction of that side.
-    tall = views.camera_from_lens(np.eye(4), 50.0, 36.0, 24.0, "AUTO", 32, 64, shift_x=0.25)
+    tall = pinhole.camera_from_lens(np.eye(4), 50.0, 36.0, 24.0, "AUTO", 32, 64, shift_x=0.25)
     x, y, _ = tall.project(np.array([[0.0, 18 / 50 * 4.0, -4.0]]))
     assert np.allclose([x[0], y[0]], [16.0 + 16.0, 0.0])
 
 
-def test_depth_map_is_exact_on_a_cube(views, raster):
-    camera = front_camera(views)
+def test_depth_map_is_exact_on_a_cube(pinhole, raster):
+    camera = front_camera(pinhole)
     depth = raster.depth_map(camera, *cube()[:2])
     # Analytic ray-box intersection (slab method) at every pixel centre, as planar depth.
     rays = camera.ray_directions()
@@ -71,9 +71,9 @@ def test_control_image_is_normalised_inverse_depth(raster):
 
 
 @pytest.mark.parametrize("shape", ["cube", "sphere"])
-def test_one_view_paints_what_it_sees_with_its_colours(views, raster, bake, shape):
+def test_one_view_paints_what_it_sees_with_its_colours(pinhole, raster, bake, shape):
     mesh = cube() if shape == "cube" else uv_sphere()
-    camera = front_camera(views, size=128)
+    camera = front_camera(pinhole, size=128)
     texels = bake.sample_texels(256, *mesh)
     result = bake.bake(texels, [painted_view(raster, bake, camera, mesh)])
     painted = result.painted
@@ -90,10 +90,10 @@ def test_one_view_paints_what_it_sees_with_its_colours(views, raster, bake, shap
     assert painted[cos > 0.2].mean() > 0.99 and not painted[cos < 0].any()
 
 
-def test_an_occluded_texel_never_takes_the_occluders_colour(views, raster, bake):
+def test_an_occluded_texel_never_takes_the_occluders_colour(pinhole, raster, bake):
     back, front = cube(), cube(centre=(0.0, -2.0, 0.3), half=0.45)
     both = (np.concatenate([back[0], front[0]]), np.concatenate([back[1], front[1] + len(back[0])]))
-    camera = front_camera(views, size=96)
+    camera = front_camera(pinhole, size=96)
     depth = raster.depth_map(camera, *both)
     front_depth = raster.depth_map(camera, *front[:2])
     sees_front = np.isfinite(front_depth) & (front_depth <= depth)
@@ -119,9 +119,9 @@ def test_an_occluded_texel_never_takes_the_occluders_colour(views, raster, bake)
 
 
 @pytest.mark.parametrize("shape", ["cube", "sphere"])
-def test_six_views_cover_the_object_and_the_rest_is_filled(views, raster, bake, shape):
+def test_six_views_cover_the_object_and_the_rest_is_filled(pinhole, raster, bake, shape):
     mesh = cube() if shape == "cube" else uv_sphere()
-    cameras = views.views_around(front_camera(views, size=64), (0, 0, 0), np.sqrt(3.0), 6)
+    cameras = pinhole.views_around(front_camera(pinhole, size=64), (0, 0, 0), np.sqrt(3.0), 6)
     texels = bake.sample_texels(128, *mesh)
     result = bake.bake(texels, [painted_view(raster, bake, camera, mesh) for camera in cameras])
     assert bake.coverage(result) >= 0.99
@@ -163,15 +163,15 @@ def test_curated_controlnets_agree_and_download_only_their_weights():
     assert catalog.controlnet_files(listing) == ["config.json", "diffusion_pytorch_model.safetensors"]
 
 
-def test_a_later_view_is_shown_what_earlier_views_painted(views, raster, bake):
+def test_a_later_view_is_shown_what_earlier_views_painted(pinhole, raster, bake):
     project = source_module("imaging.texture_project")
     vertices, triangles, uvs, normals = cube()
     surface = project.Surface("Cube", vertices, triangles, uvs, normals)
     # From high above one side: the top is seen squarely (cos 0.86) by this view and the next.
-    first = views.camera_from_lens(
-        views.look_at((0.3, -3.0, 5.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 64, 64
+    first = pinhole.camera_from_lens(
+        pinhole.look_at((0.3, -3.0, 5.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 64, 64
     )
-    cameras = views.views_around(first, (0, 0, 0), np.sqrt(3.0), 4)
+    cameras = pinhole.views_around(first, (0, 0, 0), np.sqrt(3.0), 4)
     projection = project.Projection([surface], cameras, 256)
     projection.add(0, painted_view(raster, bake, first, (vertices, triangles)).image)
     picture, keep = projection.known(1)
@@ -184,9 +184,9 @@ def test_a_later_view_is_shown_what_earlier_views_painted(views, raster, bake):
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 6, 8])
-def test_views_around_frame_the_bounds_and_look_at_them(views, count):
-    first = front_camera(views, size=64)
-    cameras = views.views_around(first, (0.5, 0.0, 0.2), 1.0, count)
+def test_views_around_frame_the_bounds_and_look_at_them(pinhole, count):
+    first = front_camera(pinhole, size=64)
+    cameras = pinhole.views_around(first, (0.5, 0.0, 0.2), 1.0, count)
     assert len(cameras) == count and cameras[0] is first
     for camera in cameras[1:]:
         # The centre projects to the middle of the frame, and the whole ball of radius 1 is in it.
@@ -200,15 +200,15 @@ def test_views_around_frame_the_bounds_and_look_at_them(views, count):
     directions = [camera.position - [0.5, 0.0, 0.2] for camera in cameras]
     assert len({tuple(np.round(d / np.linalg.norm(d), 3)) for d in directions}) == count  # all different
     with pytest.raises(ValueError, match="views must be one of"):
-        views.views_around(first, (0, 0, 0), 1.0, 3)
+        pinhole.views_around(first, (0, 0, 0), 1.0, 3)
 
 
-def test_two_objects_each_get_their_own_texture(views, raster, bake):
+def test_two_objects_each_get_their_own_texture(pinhole, raster, bake):
     project = source_module("imaging.texture_project")
     left, right = cube(centre=(-1.5, 0.0, 0.0), half=0.8), cube(centre=(1.5, 0.0, 0.0), half=0.8)
     surfaces = [project.Surface(name, *mesh) for name, mesh in (("Left", left), ("Right", right))]
-    camera = views.camera_from_lens(
-        views.look_at((0.0, -9.0, 4.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 96, 96
+    camera = pinhole.camera_from_lens(
+        pinhole.look_at((0.0, -9.0, 4.0), (0, 0, 0)), 50.0, 36.0, 24.0, "AUTO", 96, 96
     )
     projection = project.Projection(surfaces, [camera], 256)
     both = (np.concatenate([left[0], right[0]]), np.concatenate([left[1], right[1] + len(left[0])]))
