@@ -19,22 +19,28 @@ Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import project, runner, start, upscale, world3d
+from .flow import edits, project, prop, runner, start, upscale, world3d
 from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
 __all__ = [
     "Generation",
     "PromptscapeError",
+    "export_prop",
     "export_world",
     "generate_material",
+    "generate_prop",
     "generate_world",
+    "inpaint_world",
     "material_from_image",
     "project_texture",
+    "remix_material",
+    "remix_world",
     "upscale_material",
     "upscale_world",
     "world_depth",
     "world_from_image",
+    "world_from_photo",
     "world_mesh",
 ]
 
@@ -170,6 +176,87 @@ def upscale_material(material, objects=None, *, scene=None, wait: bool = True, *
     tiling, normal_strength, height_mode, pack."""
     scene = scene or bpy.context.scene
     return _finish(upscale.start_upscale_material(scene, material, objects, **options), wait)
+
+
+def generate_prop(prompt: str, location=None, size: float = 1.0, *, scene=None, wait: bool = True, **options):
+    """Make a 3D object from `prompt`: an image of it drawn by the model, cut out, shaped by TripoSR
+    (prop_model, default stabilityai/TripoSR), with its colours; its largest side `size` metres, standing on
+    the ground at `location` (default: the 3D cursor). Returns the Object. The back is TripoSR's guess."""
+    scene = scene or bpy.context.scene
+    given = {"location": location} if location is not None else {}
+    return _finish(prop.start_prop(scene, prompt=prompt, size=size, **given, **options), wait)
+
+
+def export_prop(obj=None, path=None, *, wait: bool = True):
+    """Write a prop (default: the active object) to a .glb file with its vertex colours; returns the path."""
+    if path is None:
+        raise PromptscapeError("export_prop needs a path: a .glb file")
+    return _finish(prop.export_prop(obj or bpy.context.active_object, path), wait)
+
+
+def inpaint_world(world_or_path=None, prompt: str = "", *, scene=None, wait: bool = True, **options):
+    """Redraw one region of a world (default: the scene's) or a panorama file from `prompt` and make the
+    result the world of `scene`; returns the World. The region is `mask=` an equirectangular image (white:
+    redraw) or the cone of `yaw` (azimuth counter-clockwise from +X), `pitch` (elevation) and `angle` (its
+    radius), in degrees. Outside its feathered edge the world is unchanged, bit for bit. Takes the model
+    options of a generation (model, steps, guidance, seed, ...), strength and pack."""
+    scene = scene or bpy.context.scene
+    return _finish(edits.start_inpaint_world(scene, world_or_path, prompt, **options), wait)
+
+
+def remix_world(
+    world_or_path=None, prompt: str = "", remix_strength: float = 0.5, *, scene=None, wait=True, **options
+):
+    """Redraw a whole world (default: the scene's) or a panorama file from `prompt` at `remix_strength` (0:
+    kept, converted as World from Image; 1: redrawn whole), seamless around the horizon, and make it the
+    world of `scene`; returns the World. Takes a generation's model and world options (seed, steps, model,
+    exposure, sun, poles, strength, ...)."""
+    scene = scene or bpy.context.scene
+    task = edits.start_remix_world(scene, world_or_path, prompt, remix_strength=remix_strength, **options)
+    return _finish(task, wait)
+
+
+def remix_material(
+    material,
+    prompt: str = "",
+    remix_strength: float = 0.5,
+    objects=None,
+    *,
+    scene=None,
+    wait: bool = True,
+    **options,
+):
+    """Redraw a material's albedo (a Promptscape Material, or a texture file) from `prompt` at
+    `remix_strength`, tiling in x and y, derive its maps again and put the new material where the old one
+    was (or on `objects`); returns the Material. Takes a generation's model and material options."""
+    scene = scene or bpy.context.scene
+    task = edits.start_remix_material(
+        scene, material, prompt, objects, remix_strength=remix_strength, **options
+    )
+    return _finish(task, wait)
+
+
+def world_from_photo(
+    path,
+    prompt: str = "",
+    fov: float | None = None,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    *,
+    scene=None,
+    wait: bool = True,
+    **options,
+):
+    """Grow a photo into a 360° world from `prompt` and make it the world of `scene`; returns the World.
+    The photo lies where an upright camera with horizontal field of view `fov` (None: from the photo's
+    EXIF 35 mm focal length, else 60°) looking along `yaw`
+    (azimuth counter-clockwise from +X) and `pitch` (elevation), in degrees, sees it; the model paints the
+    rest, seamless around the horizon. Takes a generation's model and world options (width, height, seed,
+    steps, model, exposure, sun, poles, strength, ...)."""
+    scene = scene or bpy.context.scene
+    given = {"fov": fov} if fov is not None else {}
+    task = edits.start_world_from_photo(scene, path, prompt, yaw=yaw, pitch=pitch, **given, **options)
+    return _finish(task, wait)
 
 
 def project_texture(

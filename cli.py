@@ -3,7 +3,9 @@
     blender -c promptscape world "misty pine forest at dawn" --blend in.blend --output out.blend --seed 7
     blender -c promptscape material "weathered red bricks" --object Cube --output out.blend
     blender -c promptscape world-from-image pano.jpg --output out.blend
+    blender -c promptscape inpaint-world WORLD "a castle" --yaw 30 --angle 15 --blend in.blend --save
     blender -c promptscape world "a canyon" --mesh --export canyon.glb --output out.blend
+    blender -c promptscape prop "a wooden barrel" --size 1.2 --output out.blend --export barrel.glb
     blender -c promptscape export cube/ --blend scene.blend
     blender -c promptscape batch jobs.jsonl --output-dir results [--server URL] [--blend IN]
     blender -c promptscape models --json
@@ -24,7 +26,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, project, records, runner, settings, start, terminal, wording, world3d
+from .flow import batch, edits, project, prop, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -35,8 +37,14 @@ JOB_COMMANDS = {
     "material": ("material", "generate a seamless PBR material"),
     "world-from-image": ("world_from_image", "a world from a panorama file"),
     "material-from-image": ("material_from_image", "a material from a texture file"),
+    "prop": ("prop", "a 3D object from a prompt (TripoSR), standing at the 3D cursor or --location"),
+    "remix-world": ("remix_world", "redraw a world (a panorama file, or WORLD: the --blend's) at a strength"),
+    "remix-material": ("remix_material", "redraw a texture file (or a material of --blend) at a strength"),
+    "inpaint-world": ("inpaint_world", "redraw one region of a world (a panorama file, or WORLD)"),
+    "world-from-photo": ("world_from_photo", "grow a photo into a 360° world"),
     "project": ("project", "a texture drawn from the camera's view, baked onto the objects' UV maps"),
 }
+SCENE_WORLD = "WORLD"  # an edit's path that means the world of the open .blend
 NOT_FLAGS = {"prompt"}  # positional
 
 
@@ -74,7 +82,9 @@ def add_option(parser: argparse.ArgumentParser, option: declared.Option, kind: s
     """The flag of a declared option: --snake-case, also accepted as --snake_case, same help and range."""
     names = dict.fromkeys([option.flag, "--" + option.name])  # one name when they are the same
     common = {"dest": option.name, "help": help_for(option, kind)}
-    if option.type == "loras":
+    if option.type == "location":
+        parser.add_argument(*names, nargs=3, type=float, metavar=("X", "Y", "Z"), **common)
+    elif option.type == "loras":
         parser.add_argument(
             "--lora", action="append", type=lora_argument, metavar="PATH[:SCALE]", **common
         )  # --lora, repeated, as artists write one LoRA at a time
@@ -98,14 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (kind, help_text) in JOB_COMMANDS.items():
         sub = command(name, help_text)
-        if kind in declared.GENERATE | declared.PROJECT:
+        if kind in declared.GENERATE | declared.PROP | declared.PROJECT:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
+        if kind in declared.EDITS:  # an edit takes what to start from, then the prompt
+            sub.add_argument("prompt")
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
                 add_option(sub, option, kind)
-        if kind in declared.MATERIAL | declared.PROJECT:
+        if kind in declared.MATERIAL | declared.PROJECT or kind == "remix_material":
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
             sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
@@ -114,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
             for option in declared.for_kind("mesh"):
                 if option.name not in own:  # --server: the same server for both
                     add_option(sub, option, "mesh")
+        if kind in declared.PROP:
+            sub.add_argument("--export", metavar="PATH", help="also export the prop as this .glb file")
         sub.add_argument("--blend", help="open this .blend first")
         sub.add_argument("--output", help="save the result as this .blend")
         sub.add_argument("--save", action="store_true", help="save the result back into the --blend file")
@@ -262,10 +276,14 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
         task = start.start_world(scene, prompt=args.prompt, **options)
     elif args.command == "material":
         task = start.start_material(scene, objects, prompt=args.prompt, **options)
+    elif args.command == "prop":
+        task = prop.start_prop(scene, prompt=args.prompt, **options)
     elif args.command == "project":
         task = project.start_project(scene, objects, prompt=args.prompt, **options)
     elif args.command == "world-from-image":
         task = start.world_from_image(scene, args.path, **options)
+    elif args.command in EDIT_COMMANDS:
+        task = start_edit(args, scene, objects, options)
     else:
         task = start.material_from_image(scene, args.path, objects, **options)
     made = [task]
@@ -273,10 +291,30 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
     if getattr(args, "mesh", False):
         made.append(world3d.start_depth(scene, scene.world, mesh=True, **mesh_options))
         finish(made[-1])
-    if getattr(args, "export", None):
+    if getattr(args, "export", None) and args.command == "prop":
+        made.append(prop.export_prop(task.result, args.export))
+        finish(made[-1])
+    elif getattr(args, "export", None):
         made.append(world3d.export_world(scene, scene.world, args.export))
         finish(made[-1])
     return made
+
+
+EDIT_COMMANDS = ("remix-world", "remix-material", "inpaint-world", "world-from-photo")
+
+
+def start_edit(args: argparse.Namespace, scene, objects, options: dict) -> runner.Task:
+    """An edit of the file at `path`, or of the open .blend's world (WORLD) or material (its name)."""
+    if args.command == "world-from-photo":
+        return edits.start_world_from_photo(scene, args.path, args.prompt, **options)
+    if args.command == "remix-material":
+        source = bpy.data.materials.get(args.path) or args.path
+        return edits.start_remix_material(scene, source, args.prompt, objects, **options)
+    source = scene.world if args.path == SCENE_WORLD else args.path
+    if source is None:
+        raise PromptscapeError(f"{args.path}: the .blend has no world; give a panorama file instead")
+    start_world_edit = edits.start_remix_world if args.command == "remix-world" else edits.start_inpaint_world
+    return start_world_edit(scene, source, args.prompt, **options)
 
 
 def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
@@ -284,7 +322,13 @@ def check_later_stages(args: argparse.Namespace, scene, mesh_options: dict):
     unwritable export fails in a second, not after minutes of generating."""
     if getattr(args, "mesh", False):
         world3d.check_depth(scene, "mesh", mesh_options)
-    if getattr(args, "export", None):
+    if getattr(args, "export", None) and args.command == "prop":
+        target = Path(args.export).resolve()
+        if target.suffix.lower() != ".glb":
+            raise PromptscapeError(f"--export {Path(args.export).name}: a prop exports to a .glb file")
+        if problem := settings.cannot_write(target.parent):
+            raise PromptscapeError(f"--export {args.export}: cannot write there ({problem})")
+    elif getattr(args, "export", None):
         target = Path(args.export).resolve()
         made = world3d.export_format(target)
         if made in ("glb", "depth") and not args.mesh:

@@ -5,7 +5,15 @@ keyword arguments and the CLI's flags (prompt, negative_prompt, seed, steps, gui
 """
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .generation import options as declared
 
@@ -36,6 +44,11 @@ def use_request(props, metadata: dict[str, str]):
     world = metadata.get("mode") == "world"
     seed, steps = int(metadata["seed"]), int(metadata.get("steps", props.steps))
     guidance = float(metadata.get("guidance", props.guidance))
+    if metadata.get("mode") == "prop":  # the Prop subpanel makes one from the prompt, seed, steps, guidance
+        props.prompt = metadata.get("prop_prompt", "")  # the artist's words, not the wrapped prompt
+        props.random_seed = props.model_defaults = False
+        props.seed, props.steps, props.guidance = seed, steps, guidance
+        return
     projected = metadata.get("mode") == "project"  # its own kind: views and bake size, no seamless
     views, bake_size = metadata.get("views", props.views), metadata.get("bake_size", props.bake_size)
     props.mode = "WORLD" if world else "PROJECT" if projected else "MATERIAL"
@@ -68,6 +81,8 @@ def blender_property(option: declared.Option, clamp: bool = True, **extra):
         return EnumProperty(items=items, default=str(option.default), **common)
     if option.type is bool:
         return BoolProperty(default=option.default, **common)
+    if option.type == "location":  # unset on an operator: the option's own default (the 3D cursor)
+        return FloatVectorProperty(size=3, subtype="TRANSLATION", unit="LENGTH", **common)
     if option.type in (int, float):
         prop = IntProperty if option.type is int else FloatProperty
         shown = option.sidebar_default if option.default is None else option.default

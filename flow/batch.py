@@ -16,7 +16,7 @@ import bpy
 
 from ..generation import options as declared
 from ..generation.errors import InvalidRequest, PromptscapeError
-from . import project, records, runner, start, wording
+from . import project, prop, records, runner, start, wording
 from .settings import slug
 
 MAX_LINE = 64 * 1024
@@ -37,8 +37,8 @@ def parse_line(text: str) -> dict:
         raise InvalidRequest(f"the line is not JSON: {error}") from None
     if not isinstance(job, dict):
         raise InvalidRequest('a line must be a JSON object such as {"prompt": "a foggy harbour"}')
-    if job.setdefault("kind", "world") not in ("world", "material", "project"):
-        raise InvalidRequest(f"kind must be world, material or project, not {job['kind']!r}")
+    if job.setdefault("kind", "world") not in ("world", "material", "prop", "project"):
+        raise InvalidRequest(f"kind must be world, material, prop or project, not {job['kind']!r}")
     known = {option.name for option in declared.for_kind(job["kind"])} | LINE_KEYS
     unknown = sorted(set(job) - known)
     if unknown:  # refused here in words, never a TypeError that stops the batch
@@ -72,6 +72,8 @@ def run_line(job: dict, target: Path, blend: str | None) -> dict:
         scene = bpy.context.scene
         if kind == "world":
             task = start.start_world(scene, **job)
+        elif kind == "prop":
+            task = prop.start_prop(scene, **job)
         elif kind == "project":  # onto the named objects (default: the selection) of the --blend file
             task = project.start_project(scene, objects, **job)
         else:

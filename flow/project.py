@@ -108,7 +108,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     uids = [(obj.session_uid, obj.name) for obj in targets]
     state = {}
 
-    def draw(job, pipe, resolved, device):  # worker thread: no bpy here
+    def draw(_worker, job, pipe, resolved, device):  # worker thread, in place of text-to-image: no bpy
         job.notes.extend(notes)  # said when the job ends, with its result
         job.stage = "finding the texels"
         state["projection"] = projection = Projection(surfaces, around, options["bake_size"])
@@ -132,7 +132,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     def apply(task):
         return apply_projection(task.job.outputs, task.metadata, uids, made_uvs)
 
-    job = worker.get_worker().submit(request, on_image=postprocess, draw=draw)
+    job = worker.get_worker().submit(request, on_image=postprocess, edit=draw)
     return runner.start(runner.Task(job, "project", request.prompt, apply))
 
 

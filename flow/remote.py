@@ -27,7 +27,7 @@ from ..generation.engine import server_trust as trust
 from ..generation.engine import world_depth
 from ..generation.engine.worker import STATES
 from ..generation.errors import Cancelled, GenerationFailed, PromptscapeError
-from ..generation.imaging import image_files, outputs
+from ..generation.imaging import image_files, outputs, prop_files
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +311,8 @@ class RemoteJob:
                 self.outputs = world_depth.load_arrays(paths["exr"], paths["png"], paths["arrays"])
             finally:
                 paths["arrays"].unlink()
+        elif self.kind == "prop":  # the mesh is read (and checked) when the object is made
+            self.outputs = prop_files.PropOutputs(**paths)
         else:
             made = outputs.WorldOutputs if self.kind == "world" else outputs.MaterialOutputs
             report = status.get("report")

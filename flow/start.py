@@ -16,6 +16,7 @@ from ..generation.imaging import outputs
 from ..generation.imaging.hdr import from_display, linear_to_srgb, to_display
 from ..generation.setup import world_presets
 from ..scene import images, material, world, world_mesh
+from ..scene import prop as prop_writer
 from . import remote, runner
 from .settings import (
     SELECT_OBJECTS,
@@ -284,6 +285,9 @@ def reapply(entry: runner.HistoryEntry, scene, objects=None):
         )
     if entry.kind == "mesh":
         return world_mesh.apply_world_mesh(scene, entry.outputs.mesh, entry.metadata)
+    if entry.kind == "prop":  # the same object again, where it was made (its vertices are placed)
+        name = prop_writer.prop_name(entry.metadata.get("prop_prompt", ""))
+        return prop_writer.add_prop(scene, entry.outputs.mesh, entry.metadata, name, entry.outputs.texture)
     if entry.kind != "material":
         raise PromptscapeError(f"A {entry.kind} result is files on disk: {entry.outputs}")
     targets = material.objects_to_texture(bpy.context, objects)

@@ -5,6 +5,7 @@ Blender and on a server) are all made from this table, so they cannot drift apar
 line here. No bpy: the Blender side turns an `Option` into a property (properties.py).
 """
 
+import dataclasses
 import math
 import numbers
 import os
@@ -173,6 +174,98 @@ OPTIONS = (
     Option("camera", str, "", "The camera to project from (empty: the scene's camera)", PROJECT),
 )
 # fmt: on
+# A prop: an object from a prompt (text -> image -> TripoSR -> mesh). It takes the text-to-image options
+# of a generation (a square image, 512 unless given) and its own.
+PROP = frozenset({"prop"})
+KINDS = KINDS | PROP
+PROP_SHARES = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "guidance",
+    "width",
+    "height",
+    "model",
+    "scheduler",
+    "device",
+    "precision",
+    "loras",
+    "memory",
+    "transformer",
+    "quantize",
+    "vae",
+    "server",
+)
+PROP_SIZE = 512
+OPTIONS = (
+    *(dataclasses.replace(option, kinds=option.kinds | PROP, kind_defaults=(
+        *option.kind_defaults, *((("prop", PROP_SIZE),) if option.name in ("width", "height") else ())))
+      if option.name in PROP_SHARES else option for option in OPTIONS),
+    Option("size", float, 1.0, "The prop's largest side, in metres", PROP, 0.001, 1000.0, 10.0),
+    Option("location", "location", None, "Where the prop stands: x, y, z of the middle of its base "
+           "(unset: the 3D cursor)", PROP),
+    Option("texture", bool, False, "Also unwrap the prop (xatlas) and bake its colours into a texture, for "
+           "tools that read no vertex colours", PROP),
+    Option("prop_model", str, "stabilityai/TripoSR", "The image-to-3D model: TripoSR's Hugging Face id, or "
+           "a folder or file holding its model.ckpt", PROP, names_a_file=True),
+)  # fmt: skip
+
+# Edits of what exists: remix (img2img of the whole world or texture), a redrawn region of a world and a
+# photo grown into a world. They run the generation's model, so they take its options, and make a world or
+# a material, so they take what shapes one; a redrawn region keeps the input's light and exposure.
+REMIX = frozenset({"remix_world", "remix_material"})
+EDIT_WORLDS = frozenset({"remix_world", "inpaint_world", "world_from_photo"})
+EDITS = REMIX | EDIT_WORLDS
+_EDIT_MODEL = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "guidance",
+    "model",
+    "scheduler",
+    "device",
+    "precision",
+    "loras",
+    "memory",
+    "transformer",
+    "quantize",
+    "wrap_mode",
+    "vae",
+)
+_EDITS_TAKE = {
+    **dict.fromkeys(_EDIT_MODEL, EDITS),
+    **dict.fromkeys(("strength",), EDIT_WORLDS),
+    **dict.fromkeys(("pack",), EDITS),
+    **dict.fromkeys(
+        ("exposure", "sun", "sun_strength", "poles"), frozenset({"remix_world", "world_from_photo"})
+    ),
+    **dict.fromkeys(("sun_lamp",), frozenset({"remix_world"})),
+    **dict.fromkeys(("width", "height"), frozenset({"world_from_photo"})),
+    **dict.fromkeys(("tiling", "normal_strength", "height_mode"), frozenset({"remix_material"})),
+}
+_REGION = frozenset({"inpaint_world"})
+_AIMED = frozenset({"inpaint_world", "world_from_photo"})
+_PHOTO = frozenset({"world_from_photo"})
+OPTIONS = (
+    *(dataclasses.replace(option, kinds=option.kinds | _EDITS_TAKE.get(option.name, frozenset()))
+      for option in OPTIONS),
+    Option("remix_strength", float, 0.5, "How much a remix changes the input: 0 keeps it, 1 redraws it "
+           "whole", REMIX, 0.0, 1.0),
+    Option("mask", str, "", "The region to redraw, painted on the world's equirectangular layout (white: "
+           "redraw; grey edges: feather); empty: the cone of yaw, pitch and angle", _REGION,
+           names_a_file=True),
+    Option("yaw", float, 0.0, "Where it looks: azimuth counter-clockwise from +X, in degrees (the sun "
+           "report's convention)", _AIMED, -360.0, 360.0),
+    Option("pitch", float, 0.0, "Where it looks: elevation above the horizon, in degrees", _AIMED,
+           -90.0, 90.0),
+    Option("angle", float, 20.0, "The region's radius in degrees (its edge is feathered a sixth wider)",
+           _REGION, 0.0, 54.0),
+    Option("fov", float, None, "The photo's horizontal field of view in degrees (unset: from its EXIF 35 "
+           "mm focal length, else 60)", _PHOTO, 10.0, 170.0, label="Field of View"),
+)  # fmt: skip
+KINDS = KINDS | EDITS
 BY_NAME = {option.name: option for option in OPTIONS}
 # Options that name a model or a file, and those still to come, which must be declared with the mark.
 NAMES_A_FILE = tuple(option.name for option in OPTIONS if option.names_a_file)
@@ -205,6 +298,8 @@ def check(values: dict, kind: str) -> dict:
 def _checked(option: Option, value):
     if value is None and option.default is None:
         return None
+    if option.type == "location":
+        return _location(option, value)
     if option.type == "loras":
         if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
             raise InvalidRequest(f"{option.name}: give a list of LoRAs, not {value!r}")
@@ -267,3 +362,14 @@ def _choice(option: Option, value: str) -> str:
 
 def _in_range(option: Option, value) -> bool:
     return (option.low is None or value >= option.low) and (option.high is None or value <= option.high)
+
+
+def _location(option: Option, value) -> tuple[float, float, float]:
+    """Three finite numbers (x, y, z), from any sequence of them (a tuple, a list, a Blender Vector)."""
+    try:
+        numbers_given = tuple(float(number) for number in value)
+    except (TypeError, ValueError):
+        numbers_given = ()
+    if len(numbers_given) != 3 or not all(map(math.isfinite, numbers_given)):
+        raise InvalidRequest(f"{option.name} must be three numbers x, y, z (metres), not {value!r}")
+    return numbers_given

@@ -4,7 +4,7 @@ import bpy
 
 from .. import preferences
 from ..flow import installs
-from . import dependencies, from_image, generate, history, models, project, upscale, world3d
+from . import dependencies, edits, from_image, generate, history, models, project, prop, upscale, world3d
 
 classes = (
     generate.classes
@@ -14,6 +14,8 @@ classes = (
     + models.classes
     + world3d.classes
     + upscale.classes
+    + prop.classes
+    + edits.classes
     + project.classes
 )
 

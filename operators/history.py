@@ -3,7 +3,7 @@
 import bpy
 from bpy.props import IntProperty
 
-from ..flow import project, runner, start
+from ..flow import edits, project, runner, start
 from ..generation.errors import PromptscapeError
 from ..properties import use_request
 from ..scene import images
@@ -52,7 +52,9 @@ class PROMPTSCAPE_OT_use_settings(bpy.types.Operator):
         else:
             entry = runner.history_entry(self.key)
             metadata = entry.metadata if entry is not None else {}
-        if "source_image" in metadata:
+        if "edit" in metadata:  # an edit's prompt and seed; its own settings repeat through the API
+            metadata = edits.sidebar_record(metadata)
+        elif "source_image" in metadata:
             self.report({"ERROR"}, "This result was made from an image file: it has no prompt or seed")
             return {"CANCELLED"}
         if "seed" not in metadata:

@@ -2,9 +2,9 @@
 
 import bpy
 
-from . import history, main, previews, world3d
+from . import history, main, previews, prop, world3d
 
-classes = main.classes + history.classes + world3d.classes
+classes = main.classes + history.classes + world3d.classes + prop.classes
 
 
 def register():

@@ -7,7 +7,9 @@ from .main import SidebarSubpanel
 from .previews import thumbnail_icon
 
 UPSCALABLE = {"world": "promptscape.upscale_world", "material": "promptscape.upscale_material"}
+REMIXABLE = {"world": "promptscape.remix_world", "material": "promptscape.remix_material"}
 ICONS = {"world": "WORLD", "material": "MATERIAL", "mesh": "MESH_UVSPHERE", "depth": "MOD_DISPLACE"}
+ICONS["prop"] = "MESH_MONKEY"
 
 
 class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):
@@ -38,6 +40,8 @@ class PROMPTSCAPE_PT_history(SidebarSubpanel, bpy.types.Panel):
             buttons.operator("promptscape.use_settings", text="Use Settings").key = entry.key
             if entry.kind in UPSCALABLE:
                 buttons.operator(UPSCALABLE[entry.kind], text="", icon="FULLSCREEN_ENTER").key = entry.key
+            if entry.kind in REMIXABLE:  # redrawn from the sidebar's prompt at the operator's strength
+                buttons.operator(REMIXABLE[entry.kind], text="", icon="SHADERFX").key = entry.key
 
 
 classes = (PROMPTSCAPE_PT_history,)

@@ -18,7 +18,7 @@ import numpy as np
 import ray
 from ray import serve
 
-from generation.engine import world_depth
+from generation.engine import prop_job, world_depth
 from generation.engine.upscaler import upscale_in_job
 from generation.engine.worker import Worker
 from generation.errors import PromptscapeError
@@ -94,6 +94,10 @@ class Engine:
         known = {**spec.locations, str(folder): "<job folder>"}
 
         def write(image, resolved, job):  # in the worker thread; the files carry the client's names
+            if spec.kind == "prop":
+                job.metadata.update(prop_job.recorded(resolved.prompt, spec.names["prop_model"], spec.prop))
+                job.metadata.update(client_metadata(job.metadata, spec.names))
+                return prop_job.run_stages(image, spec.prop, folder, "prop", job)
             image = upscale_in_job(image, job, spec.upscale)  # records the upscale in job.metadata
             metadata = client_metadata(job.metadata, spec.names)
             if spec.kind == "world":

@@ -9,7 +9,9 @@ and only what is found is loaded.
 import re
 from pathlib import Path
 
-from generation.errors import InvalidRequest
+from generation.engine.triposr_checkpoint import DEFAULT_MODEL as DEFAULT_PROP_MODEL
+from generation.engine.triposr_checkpoint import resolve_prop_model
+from generation.errors import InvalidRequest, ModelNotFound
 from generation.setup import depth_models, model_catalog, upscalers
 
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}(/[\w.-]{1,128})?$")
@@ -98,6 +100,20 @@ class AllowedModels:
             if folder is not None and (folder / (name + suffix)).is_file():
                 return str(folder / (name + suffix)), None
         raise InvalidRequest(f"upscaler: this server does not offer {name!r}; use {upscalers.DEFAULT}")
+
+    def prop_model(self, name: str) -> str:
+        """The weights file of a prop model named by a client: a subfolder of the models folder's props/
+        (named as the folder), or TripoSR's id from the cache."""
+        self.check_name("prop_model", name)
+        folder = self.folder / "props" / name if self.folder else None
+        try:
+            if folder is not None and folder.is_dir():
+                return str(resolve_prop_model(str(folder)))
+            if name == DEFAULT_PROP_MODEL:
+                return str(resolve_prop_model(name))
+        except ModelNotFound as error:
+            raise InvalidRequest(f"prop_model: {error}") from None
+        raise InvalidRequest(f"prop_model: this server does not offer {name!r}; use {DEFAULT_PROP_MODEL}")
 
     @staticmethod
     def check_name(what: str, name) -> None:

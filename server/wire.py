@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from generation import options as declared
+from generation.engine import prop_image
 from generation.engine.detail import NEEDS_UPSCALE
+from generation.engine.prop_job import PropSettings
 from generation.engine.request import GenerationRequest
 from generation.engine.server_trust import is_loopback
 from generation.engine.upscaler import UpscalePlan, resolve_upscaler
@@ -29,14 +31,14 @@ MAX_BODY = 64 * 1024  # bytes of a job's JSON
 MAX_UPLOAD = 128 * 1024 * 1024  # bytes of a depth job's PNG: an 8192x4096 panorama fits
 MAX_HEADER = 4096  # bytes of a depth job's options (the X-Promptscape-Job header)
 MAX_TEXT = 2000  # characters of a prompt or any other text value
-KINDS = ("world", "material")
+KINDS = ("world", "material", "prop")
 DEPTH_KINDS = ("depth", "mesh")  # POST /v1/depth
-DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512)}
+DEFAULT_SIZE = {"world": (1024, 512), "material": (512, 512), "prop": (512, 512)}
 
 
 # The options that name a model or file (generation/options.py marks them) this server looks up by name;
 # any other marked option is refused, so a new one is never passed through as a path.
-SERVED_NAMES = ("model", "vae", "upscaler", "depth_model")
+SERVED_NAMES = ("model", "vae", "upscaler", "depth_model", "prop_model")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class JobSpec:
     upscale: UpscalePlan  # run on the server before the HDR and the maps, as a local job does
     names: dict  # every marked option -> the client's name for it ("" when not given)
     locations: dict  # the server's locations of those -> the client's names, for messages
+    prop: PropSettings | None = None  # a prop's stages after its image (the shape model's file here)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
         raise InvalidRequest("model: this server offers no models yet")
     names["model"] = model_name
     model, vae = models.resolve(model_name), models.vae(options["vae"])
+    if kind == "prop":
+        return prop_spec(options, names, model, vae, models)
     mode = "world" if kind == "world" else ("texture" if options["seamless"] else "image")
     request = GenerationRequest(
         prompt=options["prompt"],
@@ -147,6 +152,35 @@ def parse_job(data: dict, models: AllowedModels) -> JobSpec:
     upscale = _upscale(options, kind, request, models)
     locations = {model: model_name, vae: options["vae"], str(upscale.path or ""): options["upscaler"]}
     return JobSpec(kind, request, model_name, hdr, upscale, names, {k: v for k, v in locations.items() if k})
+
+
+def prop_spec(options: dict, names: dict, model: str, vae: str, models: AllowedModels) -> JobSpec:
+    """A prop's job: its image drawn from the wrapped prompt, then its stages with the shape model named."""
+    path = models.prop_model(options["prop_model"])
+    names["prop_model"] = options["prop_model"]
+    width, height = DEFAULT_SIZE["prop"]
+    request = GenerationRequest(
+        prompt=prop_image.wrap_prompt(options["prompt"]),
+        negative_prompt=prop_image.wrap_negative(options["negative_prompt"]),
+        seed=options["seed"],
+        steps=options["steps"],
+        guidance=options["guidance"],
+        width=options["width"] or width,
+        height=options["height"] or height,
+        model=model,
+        scheduler=options["scheduler"],
+        mode="image",
+        device=options["device"],
+        precision=options["precision"],
+        memory=options["memory"],
+        vae=vae,
+        quantize=options["quantize"],
+    ).validate()
+    location = tuple(options["location"] or (0.0, 0.0, 0.0))
+    settings = PropSettings(Path(path), options["size"], location, "auto", options["texture"])
+    locations = {model: names["model"], vae: options["vae"], path: options["prop_model"]}
+    known = {key: value for key, value in locations.items() if key}
+    return JobSpec("prop", request, names["model"], None, UpscalePlan(), names, known, settings)
 
 
 def _upscale(options: dict, kind: str, request: GenerationRequest, models: AllowedModels) -> UpscalePlan:

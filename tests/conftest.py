@@ -132,3 +132,10 @@ def tiny_esrgan(addon, tmp_path_factory) -> Path:
     """A tiny random-weight x4 ESRGAN (1 RRDB block, 8 features) as .safetensors, built offline."""
     upscalers = importlib.import_module(addon.__name__ + ".generation.setup.upscalers")
     return upscalers.save_esrgan(tmp_path_factory.mktemp("upscalers") / "tiny-esrgan.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_triposr(addon, tmp_path_factory) -> Path:
+    """A tiny TripoSR folder as a download lands (config.yaml, model.ckpt) that always finds an object."""
+    tiny_props = importlib.import_module(addon.__name__ + ".generation.setup.tiny_props")
+    return tiny_props.save_tiny_triposr(tmp_path_factory.mktemp("props") / "TripoSR", "blob")

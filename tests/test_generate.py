@@ -245,13 +245,15 @@ def test_numpy_numbers_and_lowercase_names_are_fine(api, tiny_sd):
 
 
 @pytest.mark.parametrize("family", ["zimage", "flux2-klein", "qwen-image"])
-def test_a_world_and_a_material_from_a_transformer_family(api, tiny_transformers, family):
-    """Through the API into the scene with the HDR and PBR of any model, pole repair and wrap included."""
+def test_a_world_and_a_material_from_a_transformer_family(api, tiny_transformers, tiny_esrgan, family):
+    """Through the API into the scene with the HDR and PBR of any model, pole repair, the detail pass and
+    wrap included."""
     model, prompt = str(tiny_transformers[family]), "a misty harbour at dawn, boats on the left"
-    world = api.generate_world(prompt, scene=new_scene(), model=model, guidance=0.0, **FAST)
+    detail = {"upscale": 2, "upscaler": str(tiny_esrgan), "detail": 0.3}
+    world = api.generate_world(prompt, scene=new_scene(), model=model, guidance=0.0, **FAST, **detail)
     exr = read_exr(bpy.path.abspath(environment_image(world).filepath))
-    assert exr.shape == (64, 128, 3) and np.isfinite(exr).all() and exr.min() > 0
-    assert world["promptscape"]["model"] == model
+    assert exr.shape == (128, 256, 3) and np.isfinite(exr).all() and exr.min() > 0
+    assert world["promptscape"]["model"] == model and world["promptscape"]["detail"] == "0.3"
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
     fast = {**FAST, "width": 64, "height": 64}

@@ -27,12 +27,14 @@ SLOW_STEPS = {"steps": 150, "width": 1024, "height": 512, "seed": 3}  # ~0.1 s a
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_sd, tiny_depth, tiny_transformers):
+def models(tmp_path_factory, tiny_sd, tiny_depth, tiny_transformers, tiny_triposr):
     folder = tmp_path_factory.mktemp("served-models")
     (folder / "tiny-sd").symlink_to(tiny_sd, target_is_directory=True)
     (folder / "tiny-zimage").symlink_to(tiny_transformers["zimage"], target_is_directory=True)
     (folder / "depth").mkdir()
     (folder / "depth" / "tiny-depth").symlink_to(tiny_depth, target_is_directory=True)
+    (folder / "props").mkdir()
+    (folder / "props" / "tiny-triposr").symlink_to(tiny_triposr, target_is_directory=True)
     return folder
 
 
@@ -392,3 +394,27 @@ def test_a_server_without_a_token_answers_only_this_computers_programs(models, t
         assert "limit of 6 s (--job-timeout)" in open_server.call("GET", job)[1]["message"]
     finally:
         open_server.stop()
+
+
+def corners(obj) -> np.ndarray:
+    return np.array([obj.matrix_world @ vertex.co for vertex in obj.data.vertices])
+
+
+def test_a_prop_made_on_the_server_equals_the_local_one(api, server, prefs, tiny_sd, tiny_triposr):
+    """The whole prop runs there; the image, mask and mesh (.npz, read without pickle) come back."""
+    scene = new_scene()
+    scene.cursor.location = (1.0, 1.0, 0.0)
+    prop = {"steps": 2, "width": 64, "height": 64, "seed": 3, "size": 2.0}
+    local = api.generate_prop("a garden gnome", scene=scene, model=str(tiny_sd), prop_model=str(tiny_triposr),
+                              device="cpu", **prop)  # fmt: skip
+    remote = api.generate_prop("a garden gnome", scene=scene, model="tiny-sd", prop_model="tiny-triposr",
+                               server=server.url, **prop)  # fmt: skip
+    assert remote != local and remote.name in scene.objects
+    assert np.allclose(corners(remote), corners(local), atol=1e-5)  # at the cursor, the same size
+    record = dict(remote["promptscape"])
+    assert (record["mode"], record["model"], record["prop_model"]) == ("prop", "tiny-sd", "tiny-triposr")
+    assert remote.data.color_attributes["Color"]
+    with pytest.raises(api.PromptscapeError, match="prop_model"):
+        api.generate_prop(
+            "a bench", scene=scene, model="tiny-sd", prop_model="someone/Else", server=server.url, **prop
+        )

@@ -77,12 +77,24 @@ def place_pipeline(pipe, device: str, placement: str) -> str:
     """Put the pipeline on its device as the memory plan says; return a short description.
 
     "device": all of it there; "offload": model CPU offload (only the running part on the GPU);
+    "group": the transformer families' blocks one at a time (diffusers' group offloading);
     "sequential": one layer at a time. The VAE stays on the device under sequential offload: it is small,
     and the tiled decode runs its layers one by one. MPS also gets attention slicing.
     """
     if placement == "offload":
         pipe.enable_model_cpu_offload(device=device)
         description = "model CPU offload"
+    elif placement == "group":
+        import torch
+
+        # Block by block, the next block's transfer overlapping the current one's work on a CUDA stream;
+        # the VAE stays on the device (small, and the tiled decode runs its layers one by one).
+        pipe.enable_group_offload(
+            torch.device(device), offload_type="block_level", num_blocks_per_group=1,
+            use_stream=device == "cuda", exclude_modules=["vae"],
+        )  # fmt: skip
+        pipe.vae.to(device)
+        description = "group offload"
     elif placement == "sequential":
         pipe._exclude_from_cpu_offload = [*pipe._exclude_from_cpu_offload, "vae"]
         pipe.enable_sequential_cpu_offload(device=device)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 GIB = 2**30
 MEMORY_MODES = ("auto", "full", "low")
-PLANS = ("full", "tiled", "offload", "sequential")
+PLANS = ("full", "tiled", "offload", "group", "sequential")
 # Allocator slack and what the figures leave out (CUDA context, scheduler state): the estimate times this.
 MARGIN = 1.15
 LOW_TILE = 1024  # memory "low": tiles no larger than this, on every device
@@ -33,6 +33,11 @@ TILED_MAPS_PER_PIXEL = 512
 LEAN_MAPS_PER_PIXEL = 192
 # With sequential offload one layer's weights are on the device at a time: about 1% of the UNet.
 SEQUENTIAL_SHARE = 0.01
+# Group offloading (diffusers) keeps one block of a transformer or text encoder on the device and prefetches
+# the next on a CUDA stream: two blocks, plus what sits outside the blocks (embeddings, about 10% of a
+# language model with its large vocabulary, a few % of a transformer).
+GROUP_BLOCKS_ON_DEVICE = 2
+GROUP_OUTSIDE_SHARE = {"transformer": 0.03, "text": 0.12}
 # RAM a plan leaves free: Blender's own scene and undo steps, other apps, the system. A plan over this is
 # refused in words: past it the system kills Blender, and an unsaved scene is lost.
 RAM_RESERVE_FRACTION = 0.15
@@ -52,6 +57,11 @@ class ModelSize:
     vae_upcast: bool = False
     native: int = 512
     measured: bool = False  # the figures behind its estimate were measured at real size
+    blocks: int = 0  # a transformer's repeated blocks: group offloading moves them one at a time
+    text_blocks: int = 0  # the same for its language-model text encoder
+    # Loaded in 8 or 4 bits (bitsandbytes): the counts above are then parameters' worth of fp16 bytes, and
+    # no plan moves its weights layer by layer (bitsandbytes' weights move whole, with their model).
+    quantised: bool = False
 
 
 # Published architectures (parameters): SD 1.x, SD 2.x (OpenCLIP-H text encoder), SDXL (two encoders).
@@ -62,9 +72,11 @@ FAMILIES = {
     # The transformers (denoiser in the "unet" field), from their model cards: Z-Image 6B with Qwen3-4B,
     # FLUX.2 klein 4B with Qwen3-4B, Qwen-Image 20B with Qwen2.5-VL-7B. Unmeasured: estimates until a GPU runs
     # them; a downloaded folder's own .safetensors headers replace them (model_size.size_of).
-    "zimage": ModelSize("zimage", 6.15e9, 4.02e9, 83.8e6, native=1024),
-    "flux2-klein": ModelSize("flux2-klein", 4.0e9, 4.02e9, 84.0e6, native=1024),
-    "qwen-image": ModelSize("qwen-image", 20.4e9, 8.29e9, 127.0e6, native=1328),
+    # Blocks from their published configs: Z-Image 30 layers (+2 noise and 2 context refiners), klein 5
+    # double and 20 single, Qwen-Image 60; Qwen3-4B 36 layers, Qwen2.5-VL-7B 28.
+    "zimage": ModelSize("zimage", 6.15e9, 4.02e9, 83.8e6, native=1024, blocks=34, text_blocks=36),
+    "flux2-klein": ModelSize("flux2-klein", 4.0e9, 4.02e9, 84.0e6, native=1024, blocks=25, text_blocks=36),
+    "qwen-image": ModelSize("qwen-image", 20.4e9, 8.29e9, 127.0e6, native=1328, blocks=60, text_blocks=28),
 }
 
 
@@ -82,7 +94,7 @@ class Candidate:
     @property
     def placement(self) -> str:
         """Where the weights are: "device", or moved by "offload" or "sequential" offload."""
-        return self.name if self.name in ("offload", "sequential") else "device"
+        return self.name if self.name in ("offload", "group", "sequential") else "device"
 
 
 @dataclass(frozen=True)
@@ -329,12 +341,30 @@ def generation_candidates(
             for tile in tiles:
                 peak = max(unet + denoise, model.text_encoders * size) + vae_weights + tiled(tile)
                 candidates.append(Candidate("offload", int(peak), tile, "cpu", lean, maps))
-        for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
-            tile = tiles[-1]
-            peak = max(unet * SEQUENTIAL_SHARE + denoise, vae_weights + tiled(tile))
-            maps = int(in_ram + per_pixel * pixels * element)
-            candidates.append(Candidate("sequential", int(peak), tile, "cpu", lean, maps))
+        if model.blocks and model.text_blocks and not model.quantised:
+            # Faster than sequential offload (a block per transfer, overlapped with the work), less than
+            # model offload (which holds a whole 6-20B transformer on the device).
+            working = _group_working(model, size, denoise)
+            for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
+                maps = int(in_ram + per_pixel * pixels * element)
+                for tile in tiles:
+                    candidates.append(Candidate("group", int(working + vae_weights + tiled(tile)), tile,
+                                                "cpu", lean, maps))  # fmt: skip
+        if not model.quantised:
+            for lean, per_pixel in ((False, TILED_MAPS_PER_PIXEL), (True, LEAN_MAPS_PER_PIXEL)):
+                tile = tiles[-1]
+                peak = max(unet * SEQUENTIAL_SHARE + denoise, vae_weights + tiled(tile))
+                maps = int(in_ram + per_pixel * pixels * element)
+                candidates.append(Candidate("sequential", int(peak), tile, "cpu", lean, maps))
     return candidates
+
+
+def _group_working(model: ModelSize, size: int, denoise: float) -> float:
+    """Device bytes of group offloading's weights and work: two blocks and what is outside the blocks, of
+    the transformer while it denoises or of the text encoder before."""
+    share = GROUP_BLOCKS_ON_DEVICE / model.blocks + GROUP_OUTSIDE_SHARE["transformer"]
+    text_share = GROUP_BLOCKS_ON_DEVICE / model.text_blocks + GROUP_OUTSIDE_SHARE["text"]
+    return max(model.unet * size * share + denoise, model.text_encoders * size * text_share)
 
 
 def plan_generation(
@@ -408,4 +438,11 @@ def estimate_text(model: ModelSize, width: int, height: int, precision: str = "f
     least = min(candidates, key=lambda c: (c.peak_bytes, c.ram_bytes))
     mark = "" if model.measured else "~"
     ram = f"{mark}{least.ram_bytes / GIB:.1f} GB RAM"
-    return f"Memory {mark}{whole:.1f} GB whole, {mark}{lowest:.1f} GB lowest (+{ram})"
+    text = f"Memory {mark}{whole:.1f} GB whole, {mark}{lowest:.1f} GB lowest (+{ram})"
+    if model.blocks:  # a transformer family: what its quantised weights need whole on the device
+        from .quantize import planned_size
+
+        wholes = {mode: estimate_gb(planned_size(model, mode, precision_bytes(precision)), width, height)[0]
+                  for mode in ("8bit", "4bit")}  # fmt: skip
+        text += f"; 8-bit {mark}{wholes['8bit']:.1f}, 4-bit {mark}{wholes['4bit']:.1f} GB whole"
+    return text

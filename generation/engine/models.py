@@ -347,8 +347,8 @@ class PipelineCache:
 
     def get(self, source: ModelSource, device: str, precision: str, placement="device", vae=None, **weights):
         """(pipe, load_seconds, cache_hit): the cached pipeline, or a new one loaded onto `device` and
-        placed there as the memory plan says ("device", "offload", "sequential"), with `vae` replaced and
-        `weights` as load_pipeline takes them (quantize, transformer)."""
+        placed there as the memory plan says ("device", "offload", "group", "sequential"), with `vae`
+        replaced and `weights` as load_pipeline takes them (quantize, transformer)."""
         with self._lock:
             return self._get_locked(source, device, precision, placement, vae, weights)
 

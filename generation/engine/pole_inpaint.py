@@ -22,18 +22,19 @@ def repair_steps(steps: int) -> int:
     return max(1, math.ceil(STEP_SHARE * steps))
 
 
-def model_inpaint(pipe, request, generator, on_step_end, plan):
+def model_inpaint(pipe, request, generator, on_step_end, plan, steps: int | None = None):
     """An `Inpaint` for imaging.poles.repair_poles that runs `pipe`'s model on each face window and
-    decodes it as the memory `plan` says.
+    decodes it as the memory `plan` says, in `steps` steps (default: the repair's share of the request's).
 
     `on_step_end` is the pipeline callback (progress and cancel); it may raise to stop the repair.
     """
+    steps = steps or repair_steps(request.steps)
     import torch
     from diffusers import AutoPipelineForInpainting
 
     family = families.of_pipeline(pipe)
     if family.transformer:
-        return _transformer_inpaint(pipe, family, request, generator, on_step_end)
+        return _transformer_inpaint(pipe, family, request, generator, on_step_end, steps)
 
     inpainter = AutoPipelineForInpainting.from_pipe(pipe)
     inpainter.set_progress_bar_config(disable=True)
@@ -54,7 +55,7 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
             width=size,
             height=size,
             strength=1.0,
-            num_inference_steps=repair_steps(request.steps),
+            num_inference_steps=steps,
             guidance_scale=request.guidance,
             generator=generator,
             output_type="latent",
@@ -65,7 +66,7 @@ def model_inpaint(pipe, request, generator, on_step_end, plan):
     return inpaint
 
 
-def _transformer_inpaint(pipe, family: families.Family, request, generator, on_step_end):
+def _transformer_inpaint(pipe, family: families.Family, request, generator, on_step_end, steps: int):
     """The same for a transformer family, through its own inpainting pipeline (which encodes the window and
     decodes its result itself: the windows are small, a plain decode fits where the world's did)."""
     import diffusers
@@ -86,7 +87,7 @@ def _transformer_inpaint(pipe, family: families.Family, request, generator, on_s
             width=size,
             height=size,
             strength=1.0,
-            num_inference_steps=repair_steps(request.steps),
+            num_inference_steps=steps,
             generator=generator,
             output_type="np",
             callback_on_step_end=on_step_end,

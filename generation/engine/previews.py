@@ -3,6 +3,7 @@
 import numpy as np
 
 PREVIEW_INTERVAL = 0.25  # seconds between previews: denoising steps, upscale tiles and detail steps alike
+PREVIEW_WIDTH = 512  # columns of a preview of an image being upscaled or redrawn
 # Rough linear maps from the four latent channels of each model family to RGB in [-1, 1]: a thumbnail only.
 _SD_MAP = np.array(
     [

@@ -42,6 +42,17 @@ def resolve(choice: str, device: str, family: Family, parameters: float, budget:
     return "4bit"
 
 
+def planned_size(size, mode: str, precision_bytes: int):
+    """`size` (a memory_plan.ModelSize) as the planner must count it once quantised: the transformer and
+    text encoder's parameters scaled to their bytes in `mode` at the precision's bytes per parameter."""
+    from dataclasses import replace
+
+    if mode == "none":
+        return size
+    scale = BYTES_PER_PARAMETER[mode] / precision_bytes
+    return replace(size, unet=size.unet * scale, text_encoders=size.text_encoders * scale, quantised=True)
+
+
 def pipeline_config(mode: str):
     """diffusers' quantisation config for loading a pipeline in `mode`; None for "none"."""
     if mode == "none":

@@ -36,9 +36,10 @@ RESULT_SUFFIXES = {
     "world": {"exr": ".exr", "hdr": ".hdr", "preview": "-preview.png", "sunless_exr": SUNLESS_SUFFIX},
     "material": {role: f"-{role}.png" for role in MATERIAL_MAPS},
     "depth": {"exr": "-depth.exr", "png": "-depth.png", "arrays": "-depth.npz"},
+    "prop": {"image": ".png", "mask": "-mask.png", "mesh": "-mesh.npz", "texture": "-texture.png"},
 }
-OPTIONAL_ROLES = {"sunless_exr"}  # only with a Sun lamp
-_SERVER_NAME = re.compile(r"(world|material)(-[a-z0-9]{1,16}){0,2}\.(exr|hdr|png|npz)")
+OPTIONAL_ROLES = {"sunless_exr", "texture"}  # only with a Sun lamp; only with texture=True
+_SERVER_NAME = re.compile(r"(world|material|prop)(-[a-z0-9]{1,16}){0,2}\.(exr|hdr|png|npz)")
 _STEM = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 MAX_TEXT = 2000  # characters of a metadata value, as the server's own bound
 MAX_FIELDS = 64
@@ -111,7 +112,7 @@ def result_paths(files, kind: str, folder: Path, stem: str) -> dict[str, tuple[s
     ("world.exr", "world-depth.npz"), and the local stem must be a plain slug: a name with a separator, a
     dot-dot or anything unexpected fails the job before any file is written."""
     suffixes = RESULT_SUFFIXES["depth" if kind in ("depth", "mesh") else kind]
-    base = "material" if kind == "material" else "world"
+    base = kind if kind in ("material", "prop") else "world"
     if not isinstance(files, dict) or not files:
         raise GenerationFailed("the server listed no result files")
     unknown = sorted(str(role)[:20] for role in files if role not in suffixes)

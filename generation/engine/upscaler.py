@@ -28,7 +28,6 @@ from .models import pickle_refused
 log = logging.getLogger(__name__)
 
 FACTORS = (1, 2, 4)
-PREVIEW_WIDTH = 512
 PAD = 16  # input pixels of context around a tile (Real-ESRGAN's own tiling uses 10)
 BLEND = 8  # input pixels over which neighbouring tiles cross-fade; at most PAD
 WEIGHT_SUFFIXES = (".safetensors", ".pth")
@@ -337,10 +336,9 @@ class UpscalePlan:
 
         size = getattr(job, "model_size", None)
         family = families.named(size.family) if size is not None else None
-        if self.detail > 0 and family is not None and family.transformer:
+        if self.detail > 0 and family is not None and not (family.img2img or family.inpaint):
             raise InvalidRequest(
-                f"the detail pass runs UNet models (SD 1.x/2.x, SDXL) for now, not {family.name}: "
-                "set detail to 0"
+                f"{family.name} models have no img2img pipeline for the detail pass: set detail to 0"
             )
         if self.path is not None:
             prepare_upscaler(self.path, self.allow_pickle)
@@ -356,7 +354,7 @@ class UpscalePlan:
 
 def preview_of(partial: np.ndarray) -> np.ndarray:
     """A thumbnail of an image being upscaled: every k-th pixel, about PREVIEW_WIDTH wide."""
-    step = max(1, partial.shape[1] // PREVIEW_WIDTH)
+    step = max(1, partial.shape[1] // previews.PREVIEW_WIDTH)
     return np.ascontiguousarray(partial[::step, ::step])
 
 
@@ -392,7 +390,11 @@ def upscale_in_job(image: np.ndarray, job, plan: UpscalePlan) -> np.ndarray:
         cancelled=lambda: job.cancel_requested,
     )  # fmt: skip
     job.timings["upscale"] = time.perf_counter() - start
-    if plan.detail > 0:
-        result = detail.detail_in_job(result, job, plan.detail, plan.wrap_x, plan.wrap_y)
+    if plan.detail > 0:  # a UNet's pass step by step over its windows; a transformer's window by window
+        from . import families, window_detail
+
+        transformer = families.of_pipeline(job.pipe).transformer
+        redraw = window_detail.detail_in_job if transformer else detail.detail_in_job
+        result = redraw(result, job, plan.detail, plan.wrap_x, plan.wrap_y)
     job.stage = "writing the files"
     return result

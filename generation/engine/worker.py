@@ -73,7 +73,7 @@ class Job:
         self.message = ""
         self._on_image = on_image
         self._prepare: Callable | None = None
-        self._draw: Callable | None = None
+        self._edit: Callable | None = None  # an edit's model stage in place of text-to-image (edits.py)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -173,7 +173,7 @@ class Worker:
         request: GenerationRequest,
         on_image: Callable | None = None,
         prepare: Callable | None = None,
-        draw: Callable | None = None,
+        edit: Callable | None = None,
     ) -> Job:
         """Check the request and queue it; raises InvalidRequest / ModelNotFound / ModelLoadError at once.
 
@@ -186,8 +186,9 @@ class Worker:
         `job.cancel_requested`); what it returns becomes `job.outputs`. While it runs, `job.pipe` is the
         loaded pipeline (the model cache keeps it), for a pass that needs the model again.
 
-        `draw(job, pipe, request, device)`, when given, draws the image in place of the plain text-to-image
-        call (a projected texture's views, with depth control); it reports its steps and checks cancel.
+        `edit(worker, job, pipe, request, device)` (an edit of an existing image: remix, a redrawn region)
+        runs in place of text-to-image and returns the image `on_image` gets (a world's poles are then
+        repaired as a generation's, when its request says so).
         """
         request = request.validate()
         models.resolve_source(request.model, request.allow_download, request.allow_pickle)
@@ -197,7 +198,7 @@ class Worker:
             raise RuntimeError("the Promptscape worker is shut down; use get_worker() for a new one")
         job = Job(request, on_image)
         job._prepare = prepare
-        job._draw = draw
+        job._edit = edit
         self._enqueue(job)
         return job
 
@@ -280,7 +281,9 @@ class Worker:
             job.resolved, job.metadata["quantize"] = request, used
             if job._prepare is not None:
                 job._prepare(job)
-            job.plan = _plan(request, size, device, precision)
+            # Later stages (poles, detail) plan with the weights as loaded: quantised where they are.
+            job.model_size = quantize.planned_size(size, used, memory_plan.precision_bytes(precision))
+            job.plan = _plan(request, job.model_size, device, precision)
             job.metadata["memory_plan"] = job.plan.describe()
             weights = {"quantize": used, "transformer": request.transformer}
             with self.cache.use(source, device, precision, job.plan.placement, vae, **weights) as loaded:
@@ -288,7 +291,10 @@ class Worker:
                 if job.cancel_requested:
                     raise _CancelRequested
                 job.state, job.stage = "running", "generating"
-                job.image = (job._draw or self._generate)(job, pipe, request, device)
+                if job._edit is not None:
+                    job.image = job._edit(self, job, pipe, request, device)
+                else:
+                    job.image = self._generate(job, pipe, request, device)
                 if request.mode == "world" and request.poles == "repair":
                     job.stage = "repairing poles"
                     job.image = self._repair_poles(job, pipe, request, device, size, precision)
@@ -390,7 +396,7 @@ class Worker:
             if periodic
             else contextlib.nullcontext()
         )
-        last = {"preview": 0.0, "step_end": None}
+        last = {"preview": 0.0}
 
         def on_step_end(pipeline, index, timestep, tensors):
             now = time.perf_counter()
@@ -408,7 +414,6 @@ class Worker:
                 raise _CancelRequested
             if roll is not None:
                 tensors["latents"] = roll.after_step(index, latents)
-            last["step_end"] = time.perf_counter()
             return tensors
 
         start = time.perf_counter()
@@ -426,13 +431,11 @@ class Worker:
             positions,
             _noting_first_step(job, _denoiser(pipe)),
         ):
-            if family.transformer:  # the pipeline decodes its own latents (packed, shifted, normalised)
-                image = pipe(output_type="np", **common).images[0]
-                denoised = last["step_end"] or time.perf_counter()
-            else:
-                latents = pipe(output_type="latent", **common).images
-                denoised = time.perf_counter()
-                image = self._decode(job, pipe, latents, request)
+            # Every family's latents decode as the memory plan says: whole, or in the wrap-exact tiles.
+            latents = pipe(output_type="latent", **common).images
+            latents = decoding.vae_latents(pipe, latents, request.width, request.height)
+            denoised = time.perf_counter()
+            image = self._decode(job, pipe, latents, request)
         end = time.perf_counter()
         job.stage = progress.steps_done(job.steps)
         encoded = job._denoise_started or denoised

@@ -13,6 +13,9 @@ import sys
 REQUIRED = ("torch", "diffusers", "transformers")
 # Used when present: faster loading, CPU offload for small GPUs.
 OPTIONAL = ("accelerate", "safetensors")
+# Props: marching cubes (scikit-image, which brings scipy).
+OPTIONAL += ("skimage", "xatlas")
+DISTRIBUTIONS = {"skimage": "scikit-image"}  # import names whose package is named otherwise
 
 
 def version_of(name: str) -> str | None:
@@ -20,7 +23,7 @@ def version_of(name: str) -> str | None:
     if importlib.util.find_spec(name) is None:
         return None
     try:
-        return importlib.metadata.version(name)
+        return importlib.metadata.version(DISTRIBUTIONS.get(name, name))
     except importlib.metadata.PackageNotFoundError:
         return "unknown version"
 

@@ -45,6 +45,10 @@ PINNED = (
     "gguf==0.19.0",  # GGUF transformers
     # 4- and 8-bit transformers on NVIDIA GPUs; Apple Metal has no bitsandbytes (quantize refuses there).
     "bitsandbytes==0.50.2; platform_system != 'Darwin'",
+    # Props: marching cubes; wheels for CPython 3.11 (numpy 1.26) and 3.13 (numpy 2), with their scipy.
+    "scikit-image==0.26.0",
+    "scipy==1.17.1",
+    "xatlas==0.0.11",  # props: UV unwrap for texture=True
 )
 # Where each torch build comes from. "default" is PyPI's: CUDA on Linux, MPS on macOS, CPU on Windows.
 TORCH_BUILDS = {

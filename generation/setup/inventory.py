@@ -6,7 +6,7 @@ Read from the local Hugging Face cache and the upscaler folder only: never the n
 
 from pathlib import Path
 
-from . import depth_models, model_catalog, upscalers, world_presets
+from . import depth_models, model_catalog, prop_models, upscalers, world_presets
 
 UNKNOWN_LICENCE = "see its model card"
 DEPTH_LICENCES = {depth_models.DEFAULT: "Apache-2.0"}
@@ -80,5 +80,10 @@ def known(upscaler_folder: Path) -> list[dict]:
         downloaded = world_presets.is_downloaded(preset)
         found.append(
             {"name": preset.key, "kind": "world_preset", "downloaded": downloaded, "licence": preset.licence}
+        )
+    for entry in prop_models.PROP_MODELS:
+        downloaded = prop_models.is_downloaded(entry.repo_id)
+        found.append(
+            {"name": entry.repo_id, "kind": "prop_model", "downloaded": downloaded, "licence": entry.licence}
         )
     return found

@@ -16,6 +16,7 @@ from ..engine import memory_plan, model_size
 from ..engine.controlnets import is_controlnet_folder
 from ..engine.models import snapshot_complete
 from ..errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
+from . import prop_models
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,8 @@ class Download:
         return Progress
 
     def _files(self, hub) -> list[str]:
+        if (prop := prop_models.named(self.repo_id)) is not None:  # an image-to-3D model: its own files
+            return list(prop.files)
         if self.lora:  # a LoRA repo: its weights at the top, no pipeline index
             files = hub.list_repo_files(self.repo_id, token=self.token)
             return [name for name in files if "/" not in name and name.endswith((".safetensors", ".json"))]

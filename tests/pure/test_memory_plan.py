@@ -247,3 +247,41 @@ def test_the_last_resort_of_a_stage_counts_its_ram_too(memory_plan, sdxl):
     ):
         memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", 16 * GB, "adding detail")
     assert memory_plan.maps_in_ram(sdxl, 8192, 4096, "fp16", None, "adding detail") == last  # unknown RAM
+
+
+# The caps: Z-Image and klein on 8 GiB, Qwen-Image on 16 GiB. Estimates until a GPU measures them.
+CAPS = [("zimage", 2048, 1024, 8), ("flux2-klein", 1024, 1024, 8), ("qwen-image", 2048, 1024, 16)]
+
+
+@pytest.mark.parametrize(("family", "width", "height", "cap_gb"), CAPS)
+def test_each_transformer_family_fits_its_card_as_auto_quantises_it(
+    memory_plan, family, width, height, cap_gb
+):
+    from conftest import source_module
+
+    quantize, families = source_module("engine.quantize"), source_module("engine.families")
+    size, budget = memory_plan.FAMILIES[family], cap_gb * GB
+    used = quantize.resolve("auto", "cuda", families.named(family), size.unet, budget)
+    planned = quantize.planned_size(size, used, 2)
+    chosen = plan(memory_plan, planned, cap_gb, width, height, ram_bytes=64 * GB)
+    assert used in ("8bit", "4bit") and chosen.peak_bytes * memory_plan.MARGIN <= budget, (used, chosen)
+    assert planned.unet == pytest.approx(size.unet * quantize.BYTES_PER_PARAMETER[used] / 2)
+    assert chosen.placement in ("device", "offload")  # quantised weights move whole or not at all
+
+
+def test_unquantised_transformers_offload_by_groups_of_blocks(memory_plan, sdxl):
+    zimage = memory_plan.FAMILIES["zimage"]
+    chosen = plan(memory_plan, zimage, 8, ram_bytes=64 * GB)
+    assert chosen.name == chosen.placement == "group" and chosen.tile is not None
+    # One block and the next, a few percent outside the blocks: far below model offload's whole 6B model.
+    assert chosen.peak_bytes < 0.3 * zimage.unet * 2 + 2 * GB
+    steps = [plan(memory_plan, zimage, gb, ram_bytes=64 * GB).name for gb in (80, 24, 16, 8, 2)]
+    order = memory_plan.PLANS
+    assert [order.index(name) for name in steps] == sorted(order.index(name) for name in steps)
+    assert "group" not in {plan(memory_plan, sdxl, gb).name for gb in (139, 16, 12, 8, 6, 4)}  # UNets
+
+
+def test_the_estimate_shows_a_transformers_quantised_needs(memory_plan):
+    text = memory_plan.estimate_text(memory_plan.FAMILIES["qwen-image"], 2048, 1024)
+    assert "8-bit ~" in text and "4-bit ~" in text
+    assert "bit" not in memory_plan.estimate_text(memory_plan.FAMILIES["sdxl"], 2048, 1024)

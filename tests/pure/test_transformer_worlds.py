@@ -86,6 +86,16 @@ def test_with_no_offsets_the_rolled_run_is_the_plain_pipeline(family, monkeypatc
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_low_memory_world_decodes_in_wrap_exact_tiles_as_the_plan_says(worker, family):
+    full = run(worker, request(family, memory="full"))
+    low = run(worker, request(family, memory="low"))
+    assert full.plan.tile is None and low.plan.tile is not None, low.plan
+    assert low.metadata["memory_plan"].startswith("tiled (")
+    spread = float(np.abs(full.outputs - low.outputs).max() / full.outputs.std())
+    assert spread < 1e-3, spread
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_pole_repair_runs_through_the_familys_inpainting(worker, family):
     plain = run(worker, request(family))
     repaired = run(worker, request(family, poles="repair"))
@@ -96,12 +106,36 @@ def test_pole_repair_runs_through_the_familys_inpainting(worker, family):
     assert not changed[repaired.outputs.shape[0] // 2].any()  # the horizon kept
 
 
-def test_the_detail_pass_is_refused_before_any_step_for_a_transformer(worker):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_detail_pass_redraws_in_windows_across_the_seam(worker, family, tmp_path):
     upscaler = source_module("engine.upscaler")
-    plan = upscaler.UpscalePlan(factor=2, detail=0.3)
-    job = worker.submit(request("zimage"), on_image=lambda image, resolved, job: image, prepare=plan.prepare)
-    assert job.wait(300) and job.state == "failed"
-    assert "set detail to 0" in job.message and job.step == 0
+    esrgan = source_module("setup.upscalers").save_esrgan(tmp_path / "tiny.safetensors")
+    plain, detail = (upscaler.UpscalePlan(2, esrgan, "cpu", detail=strength) for strength in (0.0, 0.5))
+
+    def upscaled(plan):
+        return lambda image, resolved, job: upscaler.upscale_in_job(image, job, plan)
+
+    jobs = [
+        worker.submit(request(family), on_image=upscaled(plan), prepare=plan.prepare)
+        for plan in (plain, detail)
+    ]
+    assert all(job.wait(300) for job in jobs) and [job.state for job in jobs] == ["done"] * 2, jobs[1].message
+    upscaled, redrawn = jobs[0].outputs, jobs[1].outputs
+    assert redrawn.shape == upscaled.shape == (128, 256, 3) and np.isfinite(redrawn).all()
+    assert jobs[1].timings["detail"] > 0 and jobs[1].stage_log  # windows ran, each step counted
+    change = np.abs(redrawn - upscaled).mean(axis=(0, 2))
+    assert (change > 1e-3).all()  # every column redrawn, those at the seam included
+
+
+def test_detail_windows_cover_every_pixel_and_wrap():
+    window_detail = source_module("engine.window_detail")
+    parts = window_detail.windows(128, 512, native=128, wrap_x=True, wrap_y=False)
+    covered = np.zeros((128, 512), int)
+    for rows, cols in parts:
+        covered[np.ix_(rows, cols)] += 1
+    assert covered.min() >= 1 and any(cols[0] > cols[-1] for _, cols in parts)  # one window crosses the seam
+    weights = window_detail.feather(128)
+    assert weights.min() > 0 and weights.max() == 1 and np.allclose(weights, weights[::-1])
 
 
 @pytest.mark.parametrize(("family", "steps", "guidance"), [("zimage", 8, 0.0), ("flux2-klein", 4, 1.0)])
@@ -214,3 +248,24 @@ def test_four_and_eight_bit_configs_quantise_the_transformer_and_text_encoder():
         config = quantize.pipeline_config(mode)
         assert config.quant_backend == backend
         assert set(config.components_to_quantize) == {"transformer", "text_encoder"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_group_offloading_moves_blocks_and_changes_no_pixel(family):
+    """The "group" plan's placement, on the CPU (onload and offload both there): the hooks are on the
+    transformer and text encoder, not the VAE, and the image is the resident pipeline's, bit for bit."""
+    from diffusers import DiffusionPipeline
+    from diffusers.hooks.group_offloading import _get_group_onload_device
+
+    devices, images = source_module("engine.devices"), []
+    for placement in ("device", "group"):
+        pipe = DiffusionPipeline.from_pretrained(request(family).model)
+        assert devices.place_pipeline(pipe, "cpu", placement) == (
+            "group offload" if placement == "group" else "cpu"
+        )
+        options = {"prompt": "a red sky", "num_inference_steps": 2, "width": 64, "height": 64}
+        images.append(pipe(**options, output_type="np", generator=torch.Generator().manual_seed(1)).images[0])
+    assert _get_group_onload_device(pipe.transformer) == torch.device("cpu")
+    with pytest.raises(ValueError):
+        _get_group_onload_device(pipe.vae)  # the VAE stays put: the tiled decode runs its layers itself
+    np.testing.assert_array_equal(images[0], images[1])
