@@ -19,7 +19,7 @@ Errors a user can fix raise `PromptscapeError`.
 
 import bpy
 
-from .flow import edits, prop, runner, start, upscale, world3d
+from .flow import edits, project, prop, runner, start, upscale, world3d
 from .generation.engine import progress
 from .generation.errors import Cancelled, PromptscapeError
 
@@ -33,6 +33,7 @@ __all__ = [
     "generate_world",
     "inpaint_world",
     "material_from_image",
+    "project_texture",
     "remix_material",
     "remix_world",
     "upscale_material",
@@ -256,3 +257,16 @@ def world_from_photo(
     given = {"fov": fov} if fov is not None else {}
     task = edits.start_world_from_photo(scene, path, prompt, yaw=yaw, pitch=pitch, **given, **options)
     return _finish(task, wait)
+
+
+def project_texture(
+    prompt: str, objects=None, camera=None, views: int = 1, *, scene=None, wait: bool = True, **options
+):
+    """Draw a texture from `prompt` as `camera` (default: the scene's) sees `objects` (default: the selected
+    meshes), and from `views` - 1 more views around them (1, 2, 4, 6 or 8), each later view continuing what
+    earlier ones painted; bake it into each object's UV map (made with Smart UV Project where there is
+    none) with the PBR maps, as a new material on each. Returns the Material (a list for several objects).
+    Options: bake_size (1024, 2048, 4096), controlnet (an id, folder or file; empty: the curated depth
+    ControlNet of the model's family; "none": no depth control), and the generation's options."""
+    scene = scene or bpy.context.scene
+    return _finish(project.start_project(scene, objects, camera, prompt=prompt, views=views, **options), wait)

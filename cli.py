@@ -26,7 +26,7 @@ from pathlib import Path
 import bpy
 
 from . import api
-from .flow import batch, edits, prop, records, runner, settings, start, terminal, wording, world3d
+from .flow import batch, edits, project, prop, records, runner, settings, start, terminal, wording, world3d
 from .flow.settings import lora_argument
 from .generation import options as declared
 from .generation.errors import PromptscapeError
@@ -42,6 +42,7 @@ JOB_COMMANDS = {
     "remix-material": ("remix_material", "redraw a texture file (or a material of --blend) at a strength"),
     "inpaint-world": ("inpaint_world", "redraw one region of a world (a panorama file, or WORLD)"),
     "world-from-photo": ("world_from_photo", "grow a photo into a 360° world"),
+    "project": ("project", "a texture drawn from the camera's view, baked onto the objects' UV maps"),
 }
 SCENE_WORLD = "WORLD"  # an edit's path that means the world of the open .blend
 NOT_FLAGS = {"prompt"}  # positional
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (kind, help_text) in JOB_COMMANDS.items():
         sub = command(name, help_text)
-        if kind in declared.GENERATE | declared.PROP:
+        if kind in declared.GENERATE | declared.PROP | declared.PROJECT:
             sub.add_argument("prompt")
         else:
             sub.add_argument("path", help="the image file")
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         for option in declared.for_kind(kind):
             if option.name not in NOT_FLAGS:
                 add_option(sub, option, kind)
-        if kind in declared.MATERIAL or kind == "remix_material":
+        if kind in declared.MATERIAL | declared.PROJECT or kind == "remix_material":
             sub.add_argument("--object", action="append", dest="objects", help="object name (repeatable)")
         if kind in declared.WORLD:  # then a world you can stand in
             sub.add_argument("--mesh", action="store_true", help="also put the world mesh (its depth) in")
@@ -277,6 +278,8 @@ def generate(args: argparse.Namespace) -> list[runner.Task]:
         task = start.start_material(scene, objects, prompt=args.prompt, **options)
     elif args.command == "prop":
         task = prop.start_prop(scene, prompt=args.prompt, **options)
+    elif args.command == "project":
+        task = project.start_project(scene, objects, prompt=args.prompt, **options)
     elif args.command == "world-from-image":
         task = start.world_from_image(scene, args.path, **options)
     elif args.command in EDIT_COMMANDS:
@@ -341,7 +344,9 @@ def finish(task) -> object:
     runner.wait(task, progress=printer)
     printer(task)
     result = api.Generation(task).result()
-    print(f"promptscape: {task.kind} '{getattr(result, 'name', result)}' done", file=sys.stderr)
+    made = result if isinstance(result, list) else [result]
+    names = ", ".join(str(getattr(one, "name", one)) for one in made)
+    print(f"promptscape: {task.kind} '{names}' done", file=sys.stderr)
     return result
 
 

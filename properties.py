@@ -49,12 +49,16 @@ def use_request(props, metadata: dict[str, str]):
         props.random_seed = props.model_defaults = False
         props.seed, props.steps, props.guidance = seed, steps, guidance
         return
-    props.mode = "WORLD" if world else "MATERIAL"
+    projected = metadata.get("mode") == "project"  # its own kind: views and bake size, no seamless
+    views, bake_size = metadata.get("views", props.views), metadata.get("bake_size", props.bake_size)
+    props.mode = "WORLD" if world else "PROJECT" if projected else "MATERIAL"
+    if projected:
+        props.views, props.bake_size = str(int(views)), str(int(bake_size))
     props.prompt = metadata.get("prompt", "")
     props.negative_prompt = metadata.get("negative_prompt", "")
     props.random_seed = props.model_defaults = False
     props.seed, props.steps, props.guidance = seed, steps, guidance
-    if not world:  # a world always wraps; the material toggle is left as the artist set it
+    if not world and not projected:  # a world always wraps; the material toggle is left as the artist set it
         props.seamless = metadata.get("mode") != "image"
     preset = f"{metadata.get('width')}x{metadata.get('height')}"
     sizes = WORLD_SIZES if world else TEXTURE_SIZES
@@ -105,6 +109,13 @@ class PromptscapeSceneProperties(bpy.types.PropertyGroup):
             items=(
                 ("WORLD", "World", "A 360° HDRI panorama that lights the scene", "WORLD", 0),
                 ("MATERIAL", "Material", "A seamless PBR material on the selected objects", "MATERIAL", 1),
+                (
+                    "PROJECT",
+                    "Project",
+                    "A texture drawn from the camera's view onto the selected objects",
+                    "MOD_UVPROJECT",
+                    2,
+                ),
             ),
         ),
         "seed": IntProperty(name="Seed", description="Same seed and prompt give the same image", min=0),

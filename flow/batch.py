@@ -1,9 +1,10 @@
 """`blender -c promptscape batch FILE --output-dir DIR`: many generations from a JSON Lines file.
 
-Each line is one job: {"kind": "world" | "material", "prompt": "...", OPTION: VALUE, "objects": [...]}
-with the options by their API names (kind defaults to world). Line N becomes DIR/NNNN-<prompt>.blend with
-its files in DIR/promptscape/; a line whose .blend exists is done and is skipped on a rerun. A failing line
-is reported and the batch goes on; the summary is printed and written to DIR/summary.json.
+Each line is one job: {"kind": "world" | "material" | "project", "prompt": "...", OPTION: VALUE,
+"objects": [...]} with the options by their API names (kind defaults to world). Line N becomes
+DIR/NNNN-<prompt>.blend with its files in DIR/promptscape/; a line whose .blend exists is done and is
+skipped on a rerun. A failing line is reported and the batch goes on; the summary is printed and written to
+DIR/summary.json.
 """
 
 import json
@@ -15,7 +16,7 @@ import bpy
 
 from ..generation import options as declared
 from ..generation.errors import InvalidRequest, PromptscapeError
-from . import prop, records, runner, start, wording
+from . import project, prop, records, runner, start, wording
 from .settings import slug
 
 MAX_LINE = 64 * 1024
@@ -36,8 +37,8 @@ def parse_line(text: str) -> dict:
         raise InvalidRequest(f"the line is not JSON: {error}") from None
     if not isinstance(job, dict):
         raise InvalidRequest('a line must be a JSON object such as {"prompt": "a foggy harbour"}')
-    if job.setdefault("kind", "world") not in ("world", "material", "prop"):
-        raise InvalidRequest(f"kind must be world, material or prop, not {job['kind']!r}")
+    if job.setdefault("kind", "world") not in ("world", "material", "prop", "project"):
+        raise InvalidRequest(f"kind must be world, material, prop or project, not {job['kind']!r}")
     known = {option.name for option in declared.for_kind(job["kind"])} | LINE_KEYS
     unknown = sorted(set(job) - known)
     if unknown:  # refused here in words, never a TypeError that stops the batch
@@ -73,6 +74,8 @@ def run_line(job: dict, target: Path, blend: str | None) -> dict:
             task = start.start_world(scene, **job)
         elif kind == "prop":
             task = prop.start_prop(scene, **job)
+        elif kind == "project":  # onto the named objects (default: the selection) of the --blend file
+            task = project.start_project(scene, objects, **job)
         else:
             task = start.start_material(scene, _targets(objects), **job)
         runner.wait(task)

@@ -16,6 +16,8 @@ def files_of(outputs) -> dict[str, str]:
     if isinstance(outputs, str | Path):
         path = Path(outputs)
         return {path.suffix.lstrip(".").lower() or "folder": str(path.resolve())}
+    if hasattr(outputs, "files"):  # a result of several sets of files names each itself
+        return {role: str(Path(path).resolve()) for role, path in outputs.files().items()}
     if isinstance(outputs, list | tuple):
         return {Path(path).name: str(Path(path).resolve()) for path in outputs}
     if dataclasses.is_dataclass(outputs):

@@ -36,7 +36,9 @@ MATERIAL = frozenset({"material", "material_from_image"})
 # A world you can stand in: its depth, its mesh (depth first, when none is given), its exports.
 DEPTH = frozenset({"depth", "mesh"})
 EXPORT = frozenset({"export"})
-KINDS = GENERATE | WORLD | MATERIAL | DEPTH | EXPORT
+# A texture projected onto objects from views of them: a generation, with its own options and no wrap.
+PROJECT = frozenset({"project"})
+KINDS = GENERATE | WORLD | MATERIAL | DEPTH | EXPORT | PROJECT
 # Characters of a prompt: a server's limit too, far above what any supported text encoder reads (77 or
 # 512 tokens); a longer one would be stored whole in every file header and cut by the tokenizer anyway.
 MAX_TEXT = 2000
@@ -76,7 +78,7 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-G, W, M = GENERATE, WORLD, MATERIAL
+G, W, M = GENERATE | PROJECT, WORLD, MATERIAL
 MAX_UPSCALED = {"world": (8192, 4096), "material": (4096, 4096)}  # the largest width and height upscaled
 
 
@@ -162,6 +164,14 @@ OPTIONS = (
            frozenset({"mesh"}), 76.0, 89.9, sidebar=True),
     Option("format", str, "glb", "What to export: the world mesh (.glb), six cube faces, or the depth map "
            "(default: from the name)", EXPORT, choices=("glb", "cubemap", "depth")),
+    Option("views", int, 1, "Views drawn around the objects: 1 is the camera's; each later view continues "
+           "what earlier ones painted", PROJECT, choices=(1, 2, 4, 6, 8), sidebar=True),
+    Option("bake_size", int, 2048, "Size of each object's projected texture, in texels", PROJECT,
+           choices=(1024, 2048, 4096), sidebar=True),
+    Option("controlnet", str, "", "A depth ControlNet: a Hugging Face id, a diffusers folder or a file "
+           "(empty: the curated one for the model's family, when downloaded; none: no depth control)",
+           PROJECT, names_a_file=True),
+    Option("camera", str, "", "The camera to project from (empty: the scene's camera)", PROJECT),
 )
 # fmt: on
 # A prop: an object from a prompt (text -> image -> TripoSR -> mesh). It takes the text-to-image options

@@ -4,7 +4,7 @@ import bpy
 
 from .. import preferences
 from ..flow import installs
-from . import dependencies, edits, from_image, generate, history, models, prop, upscale, world3d
+from . import dependencies, edits, from_image, generate, history, models, project, prop, upscale, world3d
 
 classes = (
     generate.classes
@@ -16,6 +16,7 @@ classes = (
     + upscale.classes
     + prop.classes
     + edits.classes
+    + project.classes
 )
 
 

@@ -46,7 +46,8 @@ def run_task(operator, start) -> set[str]:
     if not task.applied:
         operator.report({"WARNING"}, "Promptscape: cancelled")
         return {"CANCELLED"}
-    operator.report({"INFO"}, f"Promptscape: {task.kind} '{task.result.name}' applied")
+    names = ", ".join(made.name for made in (task.result if isinstance(task.result, list) else [task.result]))
+    operator.report({"INFO"}, f"Promptscape: {task.kind} '{names}' applied")
     return {"FINISHED"}
 
 
@@ -89,6 +90,10 @@ class PROMPTSCAPE_OT_generate(bpy.types.Operator):
         # the artist as a Python traceback.
         if context.scene.promptscape.mode == "WORLD":
             return run_task(self, lambda: start.start_world(context.scene))
+        if context.scene.promptscape.mode == "PROJECT":
+            from ..flow import project
+
+            return run_task(self, lambda: project.start_project(context.scene))
         return run_task(self, lambda: start.start_material(context.scene, None))
 
 

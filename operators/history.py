@@ -3,7 +3,7 @@
 import bpy
 from bpy.props import IntProperty
 
-from ..flow import edits, runner, start
+from ..flow import edits, project, runner, start
 from ..generation.errors import PromptscapeError
 from ..properties import use_request
 from ..scene import images
@@ -24,11 +24,15 @@ class PROMPTSCAPE_OT_reapply(bpy.types.Operator):
             self.report({"ERROR"}, "That result is no longer in the history")
             return {"CANCELLED"}
         try:
-            result = start.reapply(entry, context.scene)
+            if entry.kind == "project":  # onto the objects it was made for: its UVs fit those only
+                result = project.reapply(entry)
+            else:
+                result = start.reapply(entry, context.scene)
         except PromptscapeError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Promptscape: '{result.name}' applied")
+        names = ", ".join(made.name for made in (result if isinstance(result, list) else [result]))
+        self.report({"INFO"}, f"Promptscape: '{names}' applied")
         return {"FINISHED"}
 
 

@@ -84,7 +84,9 @@ class PROMPTSCAPE_PT_main(bpy.types.Panel):
         header, body = layout.panel("promptscape_advanced", default_closed=True)
         header.label(text="HDR" if props.mode == "WORLD" else "Material")
         if body:
-            for name in advanced_options("world" if props.mode == "WORLD" else "material"):
+            for name in advanced_options(
+                {"WORLD": "world", "PROJECT": "project"}.get(props.mode, "material")
+            ):
                 body.prop(props, name)
 
         layout.label(text=settings.memory_estimate(context.scene), icon="MEMORY")

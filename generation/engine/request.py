@@ -16,7 +16,7 @@ from .quantize import CHOICES as QUANTIZE
 
 log = logging.getLogger(__name__)
 
-MODES = ("world", "texture", "image")
+MODES = ("world", "texture", "image", "project")  # project: views of objects, no wrap
 SCHEDULERS = ("default", "euler", "euler_a", "dpm++", "ddim")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")

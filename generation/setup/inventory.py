@@ -45,6 +45,22 @@ def known(upscaler_folder: Path) -> list[dict]:
         {"name": repo_id, "kind": "lora", "downloaded": True, "licence": UNKNOWN_LICENCE}
         for repo_id in model_catalog.cached_loras(max_age=0)
     ]
+    controlnets = model_catalog.cached_controlnets(max_age=0)
+    found += [
+        {
+            "name": net.repo_id,
+            "kind": "controlnet",
+            "downloaded": net.repo_id in controlnets,
+            "licence": net.licence,
+        }
+        for net in model_catalog.CURATED_CONTROLNETS
+    ]
+    curated_nets = {net.repo_id for net in model_catalog.CURATED_CONTROLNETS}
+    found += [
+        {"name": repo_id, "kind": "controlnet", "downloaded": True, "licence": UNKNOWN_LICENCE}
+        for repo_id in controlnets
+        if repo_id not in curated_nets
+    ]
     for upscaler in upscalers.CURATED.values():
         file = Path(upscaler_folder) / upscaler.file
         present = file.is_file() or file.with_suffix(".safetensors").is_file()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..engine import memory_plan, model_size
+from ..engine.controlnets import is_controlnet_folder
 from ..engine.models import snapshot_complete
 from ..errors import Cancelled, MissingDependency, PromptscapeError, missing_dependency
 from . import prop_models
@@ -128,6 +129,44 @@ CURATED_VAES = (
 )
 
 
+@dataclass(frozen=True)
+class CatalogControlNet:
+    """A depth ControlNet for projected textures: the `controlnet` option's default for its family."""
+
+    repo_id: str
+    name: str
+    family: str
+    licence: str
+    note: str
+
+
+# The same ids as engine/controlnets.py's CURATED (a test keeps the two in step); licences from the cards.
+CURATED_CONTROLNETS = (
+    CatalogControlNet(
+        "lllyasviel/control_v11f1p_sd15_depth",
+        "Depth ControlNet for SD 1.5 (v1.1)",
+        "sd",
+        "CreativeML OpenRAIL-M",
+        "Projected textures with SD 1.5 models: the view's depth shapes the picture; 1.4 GB",
+    ),
+    CatalogControlNet(
+        "diffusers/controlnet-depth-sdxl-1.0",
+        "Depth ControlNet for SDXL",
+        "sdxl",
+        "CreativeML Open RAIL++-M",
+        "Projected textures with SDXL models; 5 GB (fp32 weights)",
+    ),
+)
+
+
+def controlnet_files(repo_files: list[str]) -> list[str]:
+    """The files of a ControlNet repo that load: config.json and the plain top-level .safetensors weights
+    (not the fp16 variants, pickles or single-file copies in subfolders), sorted."""
+    weights = [name for name in repo_files if "/" not in name and name.endswith(".safetensors")]
+    plain = [name for name in weights if name.count(".") == 1] or weights
+    return sorted(["config.json", *plain])
+
+
 def fp16_safe_vae(family: str) -> CatalogVae | None:
     """The curated fp16-safe VAE for a model family, if there is one."""
     return next((vae for vae in CURATED_VAES if vae.family == family), None)
@@ -186,11 +225,11 @@ class _CacheScan:
 
     def __init__(self):
         self._when = float("-inf")
-        self._found: tuple[list[str], list[str]] = ([], [])
+        self._found: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._lock = threading.Lock()  # one scan at a time
         self._refreshing = False
 
-    def get(self, max_age: float, wait: bool) -> tuple[list[str], list[str]]:
+    def get(self, max_age: float, wait: bool) -> tuple[list[str], list[str], list[str]]:
         if time.monotonic() - self._when < max_age:
             return self._found
         if wait:
@@ -232,31 +271,39 @@ def cached_loras(max_age: float = 5.0, wait: bool = True) -> list[str]:
     return _cache_scan.get(max_age, wait)[1]
 
 
+def cached_controlnets(max_age: float = 5.0, wait: bool = True) -> list[str]:
+    """Repo ids in the local Hugging Face cache that hold a ControlNet (config.json naming one, with its
+    weights), sorted; scanned like cached_models. They are neither models nor LoRAs."""
+    return _cache_scan.get(max_age, wait)[2]
+
+
 def forget_cache_scan() -> None:
     """The cache changed (a download finished): the next question scans it again."""
     _cache_scan.forget()
 
 
-def _scan_cache() -> tuple[list[str], list[str]]:
-    """(diffusers models, LoRAs) in the local cache, each sorted: one pass over the cache for both."""
+def _scan_cache() -> tuple[list[str], list[str], list[str]]:
+    """(diffusers models, LoRAs, ControlNets) in the local cache, each sorted: one pass over the cache."""
     try:
         hub = _hub()
     except MissingDependency:
-        return [], []
+        return [], [], []
     try:
         cache = hub.scan_cache_dir()
     except hub.errors.CacheNotFound:
-        return [], []
-    models, loras = [], []
+        return [], [], []
+    models, loras, controlnets = [], [], []
     for repo in cache.repos:
         if repo.repo_type != "model":
             continue
         snapshots = [Path(revision.snapshot_path) for revision in repo.revisions]
         if any(snapshot_complete(folder / "model_index.json") for folder in snapshots):
             models.append(repo.repo_id)
+        elif any(is_controlnet_folder(folder) for folder in snapshots):
+            controlnets.append(repo.repo_id)
         elif any(any(folder.glob("*.safetensors")) for folder in snapshots):
             loras.append(repo.repo_id)
-    return sorted(models), sorted(loras)
+    return sorted(models), sorted(loras), sorted(controlnets)
 
 
 class Download:
@@ -344,6 +391,9 @@ class Download:
         if self.lora:  # a LoRA repo: its weights at the top, no pipeline index
             files = hub.list_repo_files(self.repo_id, token=self.token)
             return [name for name in files if "/" not in name and name.endswith((".safetensors", ".json"))]
+        listing = hub.list_repo_files(self.repo_id, token=self.token)
+        if "model_index.json" not in listing and "config.json" in listing:  # one model: a ControlNet
+            return controlnet_files(listing)
         index_file = hub.hf_hub_download(self.repo_id, "model_index.json", token=self.token)
         try:
             with open(index_file, encoding="utf-8") as file:
@@ -352,7 +402,7 @@ class Download:
             raise PromptscapeError(
                 f"{self.repo_id} has a broken model_index.json ({error}): choose another model"
             ) from error
-        return choose_files(index, hub.list_repo_files(self.repo_id, token=self.token))
+        return choose_files(index, listing)
 
     def _run(self):
         hub = None
