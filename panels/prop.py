@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..generation.engine.prop_shape import GPU_GB
+from ..generation.engine.memory_plan import GIB, PROP_SHAPE_BYTES
 from .main import SidebarSubpanel
 
 
@@ -14,7 +14,7 @@ class PROMPTSCAPE_PT_prop(SidebarSubpanel, bpy.types.Panel):
         layout = self.layout
         layout.label(text="The prompt as one object, at the 3D cursor", icon="INFO")
         layout.operator("promptscape.generate_prop", icon="MESH_MONKEY")
-        layout.label(text=f"Shape: TripoSR (MIT), about {GPU_GB:g} GB GPU; slow on the CPU")
+        layout.label(text=f"Shape: TripoSR (MIT), about {PROP_SHAPE_BYTES / GIB:g} GB GPU; slow on the CPU")
 
 
 classes = (PROMPTSCAPE_PT_prop,)

@@ -38,6 +38,9 @@ SEQUENTIAL_SHARE = 0.01
 # language model with its large vocabulary, a few % of a transformer).
 GROUP_BLOCKS_ON_DEVICE = 2
 GROUP_OUTSIDE_SHARE = {"transformer": 0.03, "text": 0.12}
+# A prop's shape stage (TripoSR at its 256³ grid) on a GPU: fp32 weights (1.7 GB) and chunked queries.
+# An estimate until a GPU measures it (bench/prop.py).
+PROP_SHAPE_BYTES = 6 * GIB
 # RAM a plan leaves free: Blender's own scene and undo steps, other apps, the system. A plan over this is
 # refused in words: past it the system kills Blender, and an unsaved scene is lost.
 RAM_RESERVE_FRACTION = 0.15
@@ -365,6 +368,23 @@ def _group_working(model: ModelSize, size: int, denoise: float) -> float:
     share = GROUP_BLOCKS_ON_DEVICE / model.blocks + GROUP_OUTSIDE_SHARE["transformer"]
     text_share = GROUP_BLOCKS_ON_DEVICE / model.text_blocks + GROUP_OUTSIDE_SHARE["text"]
     return max(model.unet * size * share + denoise, model.text_encoders * size * text_share)
+
+
+def plan_prop_shape(model: ModelSize, precision: str, placement: str, budget_bytes: int | None) -> str:
+    """Where a prop's shape stage runs on the device: "beside" the text-to-image model that drew its image,
+    or "alone" once that model has left the device (the next job loads it again). The model's weights
+    stay on the device only under the "device" placement (offload moves them off after every call); a
+    quantised model cannot be moved, so it stays. Raises DoesNotFit when the stage does not fit alone."""
+    if budget_bytes is None:
+        return "beside"
+    if budget_bytes < PROP_SHAPE_BYTES * MARGIN:
+        raise DoesNotFit(
+            f"the prop's shape model needs about {PROP_SHAPE_BYTES * MARGIN / GIB:.1f} GB of the GPU but "
+            f"{budget_bytes / GIB:.1f} GB is available: close other apps using the GPU, or set device to cpu"
+        )
+    resident = weights_bytes(model, precision) if placement == "device" else 0.0
+    fits = (resident + PROP_SHAPE_BYTES) * MARGIN <= budget_bytes
+    return "beside" if fits or model.quantised else "alone"
 
 
 def plan_generation(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import Cancelled, GenerationFailed
 from ..imaging import prop_files, prop_mask, prop_mesh, prop_texture
 from ..imaging.hdr import srgb_to_linear
-from . import devices, prop_image, prop_shape
+from . import devices, memory_plan, prop_image, prop_shape
 
 STAGES = ("cutting out", "shaping", "building the mesh", "baking the texture")
 # Test seam: called as stage_hook(job, stage) as each of STAGES begins, before its cancel check.
@@ -95,13 +95,26 @@ def _begin(job, stage: str) -> None:
 
 
 def _note_memory(job, device: str) -> None:
-    """What the artist should know of the shape stage's cost: slow on the CPU, about 6 GB on a GPU."""
+    """The shape stage's place in memory: slow on the CPU (said so); on a GPU beside the image model, or
+    alone once that model has left the device (memory_plan.plan_prop_shape), or refused in words."""
     if device == "cpu":
         job.notes.append(prop_shape.CPU_NOTE[0].upper() + prop_shape.CPU_NOTE[1:])
         return
-    budget = devices.memory_budget(device)
-    if budget is not None and budget < prop_shape.GPU_GB * 2**30:
-        job.notes.append(
-            f"The shape model needs about {prop_shape.GPU_GB:g} GB on the GPU and {budget / 2**30:.1f} GB is "
-            "free: close other GPU apps if it runs out of memory"
+    pipe, size, request = getattr(job, "pipe", None), getattr(job, "model_size", None), job.resolved
+    if pipe is None or size is None:  # no image model loaded here (a server's own stage): nothing to move
+        return
+    precision = devices.resolve_precision(device, request.precision)
+    try:
+        where = memory_plan.plan_prop_shape(
+            size, precision, job.plan.placement, devices.memory_budget(device)
         )
+    except memory_plan.DoesNotFit as error:
+        raise GenerationFailed(f"Not enough memory on {device}: {error}") from None
+    job.metadata["prop_memory_plan"] = where
+    if where == "alone":
+        import torch
+
+        pipe.to("cpu")  # its GPU memory back for the shape model; the cache forgets it after this job
+        job.release_model = True
+        if device == "cuda":
+            torch.cuda.empty_cache()

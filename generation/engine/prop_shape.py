@@ -10,7 +10,6 @@ import numpy as np
 from ..errors import Cancelled
 from . import triposr_checkpoint
 
-GPU_GB = 6.0  # the shape stage at the default 256³ grid on a GPU, fp32 weights (1.7 GB) and chunked queries
 CPU_NOTE = (
     "the shape model runs on the CPU: expect several minutes for the full-size TripoSR (a GPU with 6 GB "
     "takes seconds)"

@@ -69,6 +69,7 @@ class Job:
         self.pipe = None  # the loaded pipeline, while a generated job's on_image runs (the detail pass)
         self.model_size: memory_plan.ModelSize | None = None  # the model's size, for later stages' plans
         self.notes: list[str] = []  # what the artist should know about a job that succeeded
+        self.release_model = False  # a stage moved the model off its device: the cache forgets it after
         self.error: BaseException | None = None
         self.message = ""
         self._on_image = on_image
@@ -301,11 +302,13 @@ class Worker:
                 job.state, job.stage = "postprocessing", ""  # a stage it runs names itself
                 if job._on_image is not None:
                     # Still in use: the post-processing's detail pass runs the same model (job.pipe).
-                    job.pipe, job.model_size = pipe, size
+                    job.pipe = pipe
                     try:
                         job.outputs = _postprocess(job, lambda: job._on_image(job.image, request, job))
                     finally:
                         job.pipe = None
+            if job.release_model:  # moved off its device (a prop's shape stage): loaded again next time
+                self.cache.unload()
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
             else:

@@ -285,3 +285,14 @@ def test_the_estimate_shows_a_transformers_quantised_needs(memory_plan):
     text = memory_plan.estimate_text(memory_plan.FAMILIES["qwen-image"], 2048, 1024)
     assert "8-bit ~" in text and "4-bit ~" in text
     assert "bit" not in memory_plan.estimate_text(memory_plan.FAMILIES["sdxl"], 2048, 1024)
+
+
+def test_a_props_shape_stage_runs_beside_the_image_model_or_alone(memory_plan, sdxl):
+    """TripoSR's ~6 GB beside SDXL's resident weights on a 24 GB card; alone (SDXL moved off) on 12 GB;
+    beside an offloaded model, whose weights leave the device after each call; refused under 6.9 GB."""
+    assert memory_plan.plan_prop_shape(sdxl, "fp16", "device", 24 * GB) == "beside"
+    assert memory_plan.plan_prop_shape(sdxl, "fp16", "device", 12 * GB) == "alone"
+    assert memory_plan.plan_prop_shape(sdxl, "fp16", "offload", 8 * GB) == "beside"
+    assert memory_plan.plan_prop_shape(sdxl, "fp16", "device", None) == "beside"  # unknown: as before
+    with pytest.raises(memory_plan.DoesNotFit, match=r"shape model needs about 6\.9 GB"):
+        memory_plan.plan_prop_shape(sdxl, "fp16", "device", 6 * GB)
