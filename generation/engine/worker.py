@@ -307,8 +307,8 @@ class Worker:
                         job.outputs = _postprocess(job, lambda: job._on_image(job.image, request, job))
                     finally:
                         job.pipe = None
-            if job.release_model:  # moved off its device (a prop's shape stage): loaded again next time
-                self.cache.unload()
+                        if job.release_model:  # moved off its device (a prop's shape stage), even if
+                            self.cache.unload()  # it then failed: the next job loads it again
             if job.cancel_requested:
                 job._finish("cancelled", Cancelled("cancelled during post-processing; the files were kept"))
             else:

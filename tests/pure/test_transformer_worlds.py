@@ -269,3 +269,27 @@ def test_group_offloading_moves_blocks_and_changes_no_pixel(family):
     with pytest.raises(ValueError):
         _get_group_onload_device(pipe.vae)  # the VAE stays put: the tiled decode runs its layers itself
     np.testing.assert_array_equal(images[0], images[1])
+
+
+def test_a_stage_that_moves_the_model_off_has_the_cache_forget_it_even_on_failure():
+    """A prop's shape stage may move the image model off the GPU (job.release_model): the cache must not
+    hand that pipeline to the next job, whether the post-processing then finished or failed."""
+    worker = source_module("engine.worker").Worker()
+    errors = source_module("errors")
+
+    def moved_off(fail):
+        def on_image(image, resolved, job):
+            job.release_model = True
+            if fail:
+                raise errors.GenerationFailed("the shape model found no object in the image")
+            return image
+
+        return on_image
+
+    try:
+        for fail in (False, True):
+            job = worker.submit(request("zimage"), on_image=moved_off(fail))
+            assert job.wait(300) and job.state == ("failed" if fail else "done"), job.message
+            assert worker.cache.loaded_key is None
+    finally:
+        worker.shutdown()
