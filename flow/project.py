@@ -92,6 +92,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     notes = [f"Made a UV map for {name} with Smart UV Project" for name in made_uvs]
     meshes = [surface.mesh_arrays(obj, loop_uvs=made_uvs.get(obj.name)) for obj in targets]
     surfaces = [surface.world_surface(mesh) for mesh in meshes]
+    hiding = occluding_meshes(scene, targets) if options["occluders"] else None
     points = np.concatenate([s.vertices for s in surfaces])
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
     radius = float(np.linalg.norm(points - centre, axis=1).max())
@@ -101,6 +102,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
         "bake_size": str(options["bake_size"]),
         "camera": camera_obj.name,
         "controlnet": controlnet.name if controlnet else "",
+        "occluders": str(options["occluders"]),
         "objects": ",".join(obj.name for obj in targets),
         "cameras": ";".join(",".join(f"{v:.6g}" for v in np.asarray(c.world).ravel()) for c in around),
     }
@@ -111,7 +113,7 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
     def draw(_worker, job, pipe, resolved, device):  # worker thread, in place of text-to-image: no bpy
         job.notes.extend(notes)  # said when the job ends, with its result
         job.stage = "finding the texels"
-        state["projection"] = projection = Projection(surfaces, around, options["bake_size"])
+        state["projection"] = projection = Projection(surfaces, around, options["bake_size"], hiding)
         stop_if_cancelled(job, "finding the texels")
         net = controlnet.load(pipe) if controlnet else None
         return project_draw.draw_views(job, pipe, resolved, device, projection, net)
@@ -134,6 +136,17 @@ def start_project(scene, objects=None, camera=None, **overrides) -> runner.Task:
 
     job = worker.get_worker().submit(request, on_image=postprocess, edit=draw)
     return runner.start(runner.Task(job, "project", request.prompt, apply))
+
+
+def occluding_meshes(scene, targets) -> tuple[np.ndarray, np.ndarray]:
+    """Every other visible mesh with faces, as one (vertices, triangles) pair in world space: what hides
+    the targets from a view without being textured (walls, props in front)."""
+    others = [
+        surface.mesh_arrays(obj, uvs=False)
+        for obj in scene.objects
+        if obj.type == "MESH" and obj not in targets and obj.visible_get() and obj.data.polygons
+    ]
+    return surface.occluders(others)
 
 
 def stop_if_cancelled(job, stage: str) -> None:

@@ -172,6 +172,9 @@ OPTIONS = (
            "(empty: the curated one for the model's family, when downloaded; none: no depth control)",
            PROJECT, names_a_file=True),
     Option("camera", str, "", "The camera to project from (empty: the scene's camera)", PROJECT),
+    Option("occluders", bool, False, "Let every other visible mesh of the scene hide what it covers, so no "
+           "texel takes the colour of a wall in front of it (off: only the objects projected onto occlude)",
+           PROJECT, sidebar=True),
 )
 # fmt: on
 # A prop: an object from a prompt (text -> image -> TripoSR -> mesh). It takes the text-to-image options

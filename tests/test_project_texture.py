@@ -221,3 +221,23 @@ def test_project_command_and_a_batch_line(cli, tiny_sd, tmp_path, capfd, fresh_f
     lines.write_text(json.dumps(line) + "\n")
     code = cli.main(["batch", str(lines), "--output-dir", str(tmp_path / "batch"), "--blend", str(source)])
     assert code == 0
+
+
+def test_a_wall_in_front_hides_the_object_only_when_occluders_are_on(api, tiny_sd):
+    """A wall between the camera and the cube, not selected: with occluders it hides the cube's near faces
+    from the view (fewer texels painted, the rest filled), without them the cube is painted through it."""
+    scene, cube = camera_scene()
+    bpy.ops.mesh.primitive_plane_add(
+        size=3, location=(3.6, -3.4, 2.4), rotation=(math.radians(63.6), 0, math.radians(46.7))
+    )
+    wall = bpy.context.active_object
+    for obj in scene.objects:
+        obj.select_set(obj == cube)
+    coverage = {}
+    for hidden in (False, True):
+        material = api.project_texture("a crate", [cube], model=str(tiny_sd), controlnet="none",
+                                       occluders=hidden, **FAST)  # fmt: skip
+        coverage[hidden] = float(material["promptscape"]["coverage"])
+        assert material["promptscape"]["occluders"] == str(hidden)
+    assert coverage[True] < 0.5 * coverage[False], coverage
+    assert wall.active_material is None  # an occluder is never textured

@@ -31,7 +31,9 @@ class Surface:
 class Projection:
     """Views baked onto the objects' UV maps at bake_size x bake_size, one at a time."""
 
-    def __init__(self, surfaces: list[Surface], cameras: list[Camera], bake_size: int):
+    def __init__(self, surfaces: list[Surface], cameras: list[Camera], bake_size: int, occluders=None):
+        """`occluders`: (vertices, triangles) in world space of other meshes, which hide what they cover
+        in every view's depth map and are never baked."""
         self.surfaces, self.cameras, self.size = list(surfaces), list(cameras), int(bake_size)
         self.texels = [
             texture_bake.sample_texels(self.size, s.vertices, s.triangles, s.corner_uvs, s.corner_normals)
@@ -42,10 +44,16 @@ class Projection:
         self._triangles = np.concatenate(
             [s.triangles + o for s, o in zip(self.surfaces, offsets, strict=False)]
         )
-        # Which object each of the combined triangles belongs to, and its index there.
+        # Which object each of the combined triangles belongs to (-1: an occluder), and its index there.
         counts = [len(s.triangles) for s in self.surfaces]
         self._owner = np.repeat(np.arange(len(self.surfaces)), counts)
         self._local = np.concatenate([np.arange(count) for count in counts])
+        if occluders is not None and len(occluders[1]):
+            vertices, triangles = occluders
+            self._triangles = np.concatenate([self._triangles, triangles + len(self._vertices)])
+            self._vertices = np.concatenate([self._vertices, vertices])
+            self._owner = np.concatenate([self._owner, np.full(len(triangles), -1)])
+            self._local = np.concatenate([self._local, np.zeros(len(triangles), self._local.dtype)])
         self._seen: dict[int, tuple] = {}
         self._colour = [np.zeros((len(t.index), 3)) for t in self.texels]
         self._weight = [np.zeros(len(t.index)) for t in self.texels]
