@@ -424,3 +424,30 @@ def test_a_world_remix_takes_the_360_preset_a_region_does_not(api, tiny_preset, 
     )  # the input's size
     region = api.inpaint_world(source, "a tower", scene=new_scene(), model=str(tiny_sd), angle=10, **TINY)
     assert region["promptscape"]["loras"] == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["zimage", "flux2-klein", "qwen-image"])
+def test_a_photo_world_by_each_transformer_family_keeps_the_photo(api, tiny_transformers, tmp_path, family):
+    """Their inpainting pipelines put the photo back at every step, so the world wraps by periodic rotary
+    positions instead of rolled latents: the photo's footprint is kept (one exposure factor), the rest
+    painted, and the same seed gives the same world."""
+    photo = np.where(
+        ((np.indices((64, 96)).sum(axis=0) // 12) % 2)[..., None] == 1, [0.8, 0.7, 0.6], [0.2, 0.3, 0.2]
+    )
+    path = write_png(tmp_path / "photo.png", photo)
+    options = {
+        "fov": 60.0,
+        "width": 128,
+        "height": 64,
+        "poles": "off",
+        "model": str(tiny_transformers[family]),
+    }
+    worlds = [
+        api.world_from_photo(str(path), "a beach", scene=new_scene(), **options, **TINY) for _ in range(2)
+    ]
+    first, second = (read_exr(world_exr(world)) for world in worlds)
+    assert np.array_equal(first, second) and np.isfinite(first).all()
+    ahead = first[24:40, 58:70]  # yaw 0 looks at +X: the middle of the panorama, inside the photo
+    assert ahead.std() > 0 and first[:, :16].std() > 0  # the photo's checks, and the painted rest
+    assert worlds[0]["promptscape"]["mode"] == "world_from_photo"

@@ -150,7 +150,7 @@ def _transformer_remix(worker, job, pipe, family, request, image, strength: floa
         call_options(pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle),
         seamless(pipe, request.wrap_x, request.wrap_y),
     ):
-        return remixer(
+        latents = remixer(
             prompt=request.prompt,
             image=image[None],
             strength=strength,
@@ -158,11 +158,13 @@ def _transformer_remix(worker, job, pipe, family, request, image, strength: floa
             width=width,
             height=height,
             generator=generator,
-            output_type="np",
+            output_type="latent",
             callback_on_step_end=on_step_end,
             **kept,
             **families.guidance_options(family, request),
-        ).images[0]
+        ).images
+        # Decoded as the memory plan says (whole, or the wrap-exact tiles), as a generation's are.
+        return worker._decode(job, pipe, decoding.vae_latents(remixer, latents, width, height), request)
 
 
 def remix_image(source, strength: float):
@@ -208,6 +210,40 @@ def remix_image(source, strength: float):
     return run
 
 
+def _transformer_outpaint(worker, job, pipe, family, request, canvas, paint, generator):
+    """A photo world on a diffusion transformer: its inpainting pipeline with periodic rotary positions.
+    That pipeline puts the photo's latents back where they were at every step, so the latents cannot be
+    rolled between steps as a generation's are; periodic positions make the transformer itself wrap in x
+    (periodic_rope.py), and the VAE pads circularly."""
+    import diffusers
+
+    from .periodic_rope import periodic_rope
+
+    painter = getattr(diffusers, family.inpaint).from_pipe(pipe)
+    painter.set_progress_bar_config(disable=True)
+    height, width = canvas.shape[:2]
+    grid = token_wrap.TokenRoll.for_image(family.packed, width, height, request.steps, False, False)
+    with (
+        call_options(pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle),
+        seamless(pipe, request.wrap_x, request.wrap_y),
+        periodic_rope(pipe.transformer, family.rope, grid.rows, grid.columns, request.wrap_x, request.wrap_y),
+    ):
+        latents = painter(
+            prompt=request.prompt,
+            image=canvas[None],
+            mask_image=paint[None, ..., None].astype(np.float32),
+            width=width,
+            height=height,
+            strength=1.0,
+            num_inference_steps=request.steps,
+            generator=generator,
+            output_type="latent",
+            callback_on_step_end=step_callback(worker, job, family),
+            **families.guidance_options(family, request),
+        ).images
+        return worker._decode(job, pipe, decoding.vae_latents(painter, latents, width, height), request)
+
+
 def outpaint_world(source):
     """The worker stage of a photo grown into a world: `source()` gives the canvas (float32 (H, W, 3) sRGB,
     the photo placed on it) and where to paint (H, W; 1 = paint); the model inpaints it at strength 1,
@@ -218,16 +254,21 @@ def outpaint_world(source):
         from diffusers import AutoPipelineForInpainting
 
         family = families.of_pipeline(pipe)
-        if family.transformer or family.inpaint is None:
+        if family.inpaint is None or (family.transformer and not family.rope):
             raise InvalidRequest(
-                f"growing a photo into a world runs on SD and SDXL models for now, not {family.name}: "
-                "choose an SD or SDXL model"
+                f"growing a photo into a world needs an inpainting model that wraps, not {family.name}: "
+                "choose another model"
             )
         generator = torch.Generator(device=device).manual_seed(request.seed)
         job.stage, job.steps = "painting around the photo", request.steps
         canvas, paint = source()
         plan = job.plan
         start = time.perf_counter()
+        if family.transformer:
+            image = _transformer_outpaint(worker, job, pipe, family, request, canvas, paint, generator)
+            job.timings["denoise"] = time.perf_counter() - start
+            job.stage = progress.steps_done(job.steps)
+            return image
         with (
             call_options(
                 pipe, request.scheduler, request.loras, request.allow_download, request.allow_pickle
