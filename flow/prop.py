@@ -15,7 +15,7 @@ from ..generation.engine import devices, prop_image, prop_job, prop_shape, serve
 from ..generation.engine.triposr_checkpoint import resolve_prop_model
 from ..generation.errors import InvalidRequest, PromptscapeError
 from ..generation.options import PROP_SIZE
-from ..scene import images
+from ..scene import glb, images
 from ..scene import prop as prop_writer
 from . import remote, runner
 from .settings import blender_path, build_request, file_stem, merge_options, output_folder, remote_server
@@ -114,24 +114,8 @@ def export_prop(obj, path) -> runner.Task:
         found = next((o for o in bpy.data.objects if o.session_uid == uid), None)
         if found is None:
             raise PromptscapeError("The prop was deleted meanwhile: nothing was exported")
-        target.parent.mkdir(parents=True, exist_ok=True)
         scene = found.users_scene[0] if found.users_scene else bpy.context.scene
-        selected = [other for other in scene.objects if other.select_get()]
-        try:
-            for other in selected:
-                other.select_set(False)
-            found.select_set(True)
-            with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
-                done = bpy.ops.export_scene.gltf(
-                    filepath=str(target), export_format="GLB", use_selection=True, use_active_scene=True
-                )
-        finally:
-            found.select_set(False)
-            for other in selected:
-                other.select_set(True)
-        if done != {"FINISHED"}:
-            raise PromptscapeError(f"Blender's glTF exporter did not finish ({done}); see the console")
-        return target
+        return glb.export_object(scene, found, target)
 
     job = worker.get_worker().submit_conversion(work, images.metadata_of(obj))
     return runner.start(runner.Task(job, "export", target.name, apply))

@@ -16,7 +16,7 @@ from ..generation.engine import depth_estimator, worker, world_depth
 from ..generation.errors import Cancelled, InvalidRequest, PromptscapeError
 from ..generation.imaging import depth as depth_maps
 from ..generation.imaging import image_files, outputs, projection
-from ..scene import images, world
+from ..scene import glb, images, world
 from ..scene import world_mesh as mesh_writer
 from . import remote, runner
 from .settings import blender_path, file_stem, merge_options, output_folder, remote_server
@@ -202,23 +202,7 @@ def _export_glb(scene, source, target: Path) -> runner.Task:
         mesh = next((o for o in bpy.data.objects if o.session_uid == mesh_uid), None)
         if scene is None or mesh is None or mesh.name not in scene.objects:
             raise PromptscapeError("The scene or its world mesh was deleted meanwhile: nothing was exported")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        selected = [obj for obj in scene.objects if obj.select_get()]
-        try:  # the exporter's "selection" is the objects' own select state
-            for obj in selected:
-                obj.select_set(False)
-            mesh.select_set(True)
-            with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
-                done = bpy.ops.export_scene.gltf(
-                    filepath=str(target), export_format="GLB", use_selection=True, use_active_scene=True
-                )
-        finally:
-            mesh.select_set(False)
-            for obj in selected:
-                obj.select_set(True)
-        if done != {"FINISHED"}:
-            raise PromptscapeError(f"Blender's glTF exporter did not finish ({done}); see the console")
-        return target
+        return glb.export_object(scene, mesh, target)
 
     job = worker.get_worker().submit_conversion(work, images.metadata_of(mesh))
     return runner.start(runner.Task(job, "export", target.name, apply))
